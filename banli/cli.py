@@ -1,0 +1,146 @@
+"""`banli` — run the web app, a worker, the dispatcher, or migrations.
+
+    banli web [--port N]     web server; with no REDIS_URL also the worker and dispatcher (embedded)
+    banli worker             an RQ worker (needs REDIS_URL)
+    banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
+    banli db upgrade         apply database migrations
+    banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from banli.settings import Settings
+
+log = logging.getLogger("banli")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("BANLI_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    return args.run(settings, args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="banli", description="办理 Banli — chat-first CRM + OA")
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    web = sub.add_parser("web", help="run the web server (embedded mode without REDIS_URL)")
+    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    web.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    web.set_defaults(run=run_web)
+
+    sub.add_parser("worker", help="run an RQ worker").set_defaults(run=run_worker)
+    sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=run_dispatcher)
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(required=True, metavar="action")
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(run=run_db_upgrade)
+
+    employees = sub.add_parser("employees", help="employee commands")
+    emp_sub = employees.add_subparsers(required=True, metavar="action")
+    link = emp_sub.add_parser("link", help="mark two platform identities as one person")
+    link.add_argument("first", help="platform:user_id, e.g. wecom:zhangsan")
+    link.add_argument("second", help="platform:user_id, e.g. dingtalk:014735")
+    link.set_defaults(run=run_link)
+    return parser
+
+
+def run_db_upgrade(settings: Settings, _args) -> int:
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(make_engine(settings.database_url))
+    print("数据库已是最新 database is up to date")
+    return 0
+
+
+def run_web(settings: Settings, args) -> int:
+    for line in settings.describe():
+        print(line)
+    if not settings.wecom and not settings.dingtalk:
+        print("没有配置任何平台 no platform is configured: set the WeCom or DingTalk variables (see README)")
+    run_db_upgrade(settings, args)
+    from gunicorn.app.base import BaseApplication
+
+    from bot.app import create_app
+
+    class WebServer(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            # Embedded mode keeps its queue in process memory: exactly one web process.
+            self.cfg.set("workers", 1 if settings.embedded else int(os.environ.get("WEB_CONCURRENCY", 2)))
+            self.cfg.set("accesslog", "-" if os.environ.get("BANLI_ACCESS_LOG") else None)
+            if settings.embedded:
+                self.cfg.set("post_worker_init", _start_embedded)
+
+        def load(self):
+            return create_app(settings)
+
+    print(f"办理 Banli listening on http://{args.host}:{args.port}")
+    WebServer().run()
+    return 0
+
+
+def _start_embedded(worker) -> None:
+    from banli.embedded import Embedded
+
+    Embedded(worker.wsgi.extensions["banli"]).start()
+
+
+def _needs_redis(settings: Settings, what: str) -> None:
+    if settings.embedded:
+        print(f"banli {what} needs REDIS_URL; without it `banli web` runs everything in one process.")
+        sys.exit(2)
+
+
+def run_worker(settings: Settings, _args) -> int:
+    _needs_redis(settings, "worker")
+    from banli import worker
+    from bot.runtime import Runtime
+
+    worker.run(Runtime(settings))
+    return 0
+
+
+def run_dispatcher(settings: Settings, _args) -> int:
+    _needs_redis(settings, "dispatcher")
+    from banli import dispatcher
+    from bot.runtime import Runtime
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    dispatcher.run(Runtime(settings), stop)
+    return 0
+
+
+def run_link(settings: Settings, args) -> int:
+    from bot.runtime import Runtime
+    from storage.db import session_scope
+    from workflows.identity import employee_for, link_identities
+
+    sides = [a.split(":", 1) for a in (args.first, args.second)]
+    if any(len(s) != 2 or s[0] not in ("wecom", "dingtalk") for s in sides):
+        print("格式 format: wecom:USERID dingtalk:USERID")
+        return 2
+    with session_scope(Runtime(settings).engine) as session:
+        keep, _ = employee_for(session, *sides[0])
+        other, _ = employee_for(session, *sides[1])
+        link_identities(session, keep, other)
+    print(f"已关联 linked {args.first} ↔ {args.second}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Periodic work with exactly one run per slot across any number of dispatchers (design §3).
+
+Each dispatcher tick inserts an outbox row keyed `cron:<name>:<slot>` for the latest slot of each
+job; the unique key lets one insert win, and the row is then performed like any other outbox row. A
+slot missed while everything was down fires once on restart, if it is not older than `catch_up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlmodel import Session
+
+from storage import inbound, outbox
+
+Run = Callable[[Any, Session], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CronJob:
+    name: str
+    spec: str  # cron syntax, in business time
+    run: Run
+    catch_up: timedelta = timedelta(hours=24)
+
+    def latest_slot(self, now: datetime, tz: str) -> datetime:
+        local = now.astimezone(ZoneInfo(tz))
+        return croniter(self.spec, local).get_prev(datetime)
+
+
+def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
+    """Forget inbound deliveries past any retry window, and sent outbox rows older than 30 days."""
+    now = runtime.now()
+    return {
+        "inbound": inbound.purge_before(session, now - timedelta(days=7)),
+        "outbox": outbox.purge_done(session, before=now - timedelta(days=30)),
+    }
+
+
+CRON_JOBS: dict[str, CronJob] = {
+    job.name: job for job in (
+        CronJob("purge", "30 3 * * *", purge_old_records),
+    )
+}
+
+
+def claim_due_slots(session: Session, *, now: datetime, tz: str, jobs: dict[str, CronJob] = CRON_JOBS) -> list[str]:
+    """Insert this slot's row for every job; returns the keys this caller won."""
+    won = []
+    for job in jobs.values():
+        slot = job.latest_slot(now, tz)
+        if now - slot > job.catch_up:
+            continue
+        key = f"cron:{job.name}:{slot.isoformat()}"
+        if outbox.add(session, key=key, kind="cron", payload={"name": job.name}, due_at=now):
+            won.append(key)
+    return won

@@ -1,0 +1,106 @@
+"""The RQ job: perform one leased outbox row (send, update a card, read the directory, run a cron).
+
+Jobs take a row id and its lease token, never objects. A job whose lease was taken over, or whose row
+is already done, does nothing — so a duplicate enqueue or a Redis that kept an old job is harmless.
+Retries and backoff are counted in SQL (storage.outbox), not in RQ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from rq import get_current_job
+from sqlmodel import Session
+
+from bot.platform import Outgoing, PlatformError
+from bot.runtime import Runtime
+from cards import Card
+from storage import outbox
+from storage.db import session_scope
+from storage.models import Outbox
+from workflows.identity import apply_directory
+
+log = logging.getLogger("banli.delivery")
+
+# Runtimes by queue name: a worker serves its queue's runtime (tests run several side by side).
+_runtimes: dict[str, Runtime] = {}
+
+
+def serve(runtime: Runtime) -> None:
+    _runtimes[runtime.settings.queue_name] = runtime
+
+
+def deliver(row_id: int, token: str) -> str:
+    """Entry point named in RQ jobs. Returns the row's outcome for the job result."""
+    job = get_current_job()
+    runtime = _runtimes[job.origin if job else next(iter(_runtimes))]
+    return perform(runtime, row_id, token)
+
+
+def perform(runtime: Runtime, row_id: int, token: str) -> str:
+    lease = runtime.settings.outbox_lease_seconds
+    with session_scope(runtime.engine) as session:
+        row = outbox.claim(session, row_id, token, now=runtime.now(), lease_seconds=lease)
+        if row is None:
+            return "skipped"
+        session.expunge(row)
+    try:
+        with session_scope(runtime.engine) as session:
+            result = PERFORMERS[row.kind](runtime, row, session)
+            outbox.mark_done(session, row_id, token, now=runtime.now(), result=result)
+        return "done"
+    except PlatformError as exc:
+        return _failed(runtime, row, token, str(exc), retryable=exc.retryable)
+    except Exception as exc:
+        # A bug, not a platform answer: count the attempt in SQL, then let RQ record the failure too.
+        _failed(runtime, row, token, f"{exc.__class__.__name__}: {exc}", retryable=True)
+        raise
+
+
+def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable: bool) -> str:
+    with session_scope(runtime.engine) as session:
+        status = outbox.mark_failed(session, row.id, token, now=runtime.now(), error=error, retryable=retryable)
+    log.warning("outbox %s (%s %s → %s) failed, now %s: %s", row.id, row.kind, row.platform,
+                row.recipient, status, error)
+    return status
+
+
+def _client(runtime: Runtime, platform: str):
+    client = runtime.clients.get(platform)
+    if client is None:
+        raise PlatformError(f"platform {platform!r} is not configured", retryable=False)
+    return client
+
+
+def _send_message(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    payload = json.loads(row.payload)
+    message = Outgoing(key=row.key, recipient=row.recipient, conversation=row.conversation,
+                       card=Card.from_dict(payload["card"]), reply=payload.get("reply") or {})
+    return _client(runtime, row.platform).send(message)
+
+
+def _update_card(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    payload = json.loads(row.payload)
+    return _client(runtime, row.platform).update_card(payload["sent"], Card.from_dict(payload["card"]))
+
+
+def _sync_directory(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    entry = _client(runtime, row.platform).directory_entry(row.recipient)
+    employee = apply_directory(session, row.platform, entry)
+    return {"employee_id": employee.id, "name": employee.name}
+
+
+def _run_cron(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    from banli.cron import CRON_JOBS
+
+    return CRON_JOBS[json.loads(row.payload)["name"]].run(runtime, session)
+
+
+PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
+    "message": _send_message,
+    "card_update": _update_card,
+    "directory_sync": _sync_directory,
+    "cron": _run_cron,
+}

@@ -1,0 +1,132 @@
+"""The one module that reads the environment (design §1).
+
+Everything else receives a `Settings`; tests build their own instead of patching os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+WECOM_API_BASE = "https://qyapi.weixin.qq.com"
+DINGTALK_API_BASE = "https://api.dingtalk.com"
+DINGTALK_OAPI_BASE = "https://oapi.dingtalk.com"
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    corp_id: str
+    agent_id: int
+    secret: str
+    token: str
+    aes_key: str
+    api_base: str = WECOM_API_BASE
+
+
+@dataclass(frozen=True)
+class DingTalkSettings:
+    app_key: str
+    app_secret: str
+    robot_code: str
+    api_base: str = DINGTALK_API_BASE
+    oapi_base: str = DINGTALK_OAPI_BASE
+    card_template_id: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///banli.db"
+    redis_url: str = ""  # empty: embedded mode (in-process fakeredis + threads)
+    timezone: str = "Asia/Shanghai"
+    wecom: WeComSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    # How long a dispatched outbox row belongs to one worker before it is offered again.
+    outbox_lease_seconds: int = 60
+    dispatch_interval_seconds: float = 1.0
+    # WeCom has no replay window of its own; a callback older than this is refused (dedup covers retries).
+    callback_max_age_seconds: int = 600
+    queue_name: str = "banli"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> "Settings":
+        """Build settings from `env` (default: os.environ, after loading an optional `.env`)."""
+        if env is None:
+            if dotenv and Path(dotenv).is_file():
+                from dotenv import load_dotenv
+
+                load_dotenv(dotenv, override=False)
+            env = os.environ
+        return cls(
+            database_url=env.get("DATABASE_URL") or "sqlite:///banli.db",
+            redis_url=env.get("REDIS_URL", ""),
+            timezone=env.get("BANLI_TIMEZONE") or "Asia/Shanghai",
+            wecom=_wecom_from(env),
+            dingtalk=_dingtalk_from(env),
+            outbox_lease_seconds=int(env.get("BANLI_OUTBOX_LEASE_SECONDS") or 60),
+            dispatch_interval_seconds=float(env.get("BANLI_DISPATCH_INTERVAL") or 1.0),
+        )
+
+    def describe(self) -> list[str]:
+        """Start-up lines: which platforms are on, which mode, which database (no secrets)."""
+        lines = [
+            f"数据库 database: {_redact(self.database_url)}",
+            "模式 mode: " + ("embedded (in-process queue, worker and dispatcher)" if self.embedded
+                             else f"redis {_redact(self.redis_url)}"),
+        ]
+        lines.append("企业微信 WeCom: " + (f"on (corp {self.wecom.corp_id}, agent {self.wecom.agent_id})"
+                                          if self.wecom else f"off (set {', '.join(WECOM_VARS)})"))
+        lines.append("钉钉 DingTalk: " + (f"on (app {self.dingtalk.app_key}"
+                                          + (", interactive cards" if self.dingtalk.card_template_id else
+                                             ", markdown cards") + ")"
+                                          if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
+        return lines
+
+
+WECOM_VARS = ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY")
+DINGTALK_VARS = ("DINGTALK_APP_KEY", "DINGTALK_APP_SECRET")
+
+
+def _wecom_from(env: Mapping[str, str]) -> WeComSettings | None:
+    if not all(env.get(k) for k in WECOM_VARS):
+        return None
+    return WeComSettings(
+        corp_id=env["WECOM_CORP_ID"],
+        agent_id=int(env["WECOM_AGENT_ID"]),
+        secret=env["WECOM_SECRET"],
+        token=env["WECOM_TOKEN"],
+        aes_key=env["WECOM_AES_KEY"],
+        api_base=(env.get("WECOM_API_BASE") or WECOM_API_BASE).rstrip("/"),
+    )
+
+
+def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
+    if not all(env.get(k) for k in DINGTALK_VARS):
+        return None
+    return DingTalkSettings(
+        app_key=env["DINGTALK_APP_KEY"],
+        app_secret=env["DINGTALK_APP_SECRET"],
+        # An internal app's robotCode is its AppKey (reference/dingtalk.md §1.1).
+        robot_code=env.get("DINGTALK_ROBOT_CODE") or env["DINGTALK_APP_KEY"],
+        api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
+        oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
+        card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL such as postgresql://u:pw@host/db."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

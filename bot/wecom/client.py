@@ -1,0 +1,106 @@
+"""WeCom API client: send cards/text, update cards, read the directory (reference/wecom.md §3, §5).
+
+A thin client over `requests` rather than wechatpy's WeChatClient: the latter has no template-card
+send/update, no duplicate-check options and no single-flight token refresh, and every call here
+needs all three. The shared TokenCache keeps one token for all processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from redis import Redis
+
+from banli.settings import WeComSettings
+from bot.http import request_json
+from bot.platform import Outgoing, PlatformError, TokenInvalid
+from bot.tokens import TokenCache
+from bot.wecom import render
+from cards import Card
+from workflows.identity import DirectoryEntry
+
+TOKEN_ERRORS = {40001, 40014, 42001}
+TASK_ID_EXISTS = 42014
+# Answers that no retry will change: bad user, empty/oversized content, malformed card.
+FINAL_ERRORS = {40003, 40058, 44004, 45002, 42045, 60111, 81013, 82001}
+
+
+class WeComClient:
+    name = "wecom"
+
+    def __init__(self, settings: WeComSettings, redis: Redis) -> None:
+        self.settings = settings
+        self.base = settings.api_base + "/cgi-bin/"
+        self.http = requests.Session()
+        self.tokens = TokenCache(redis, f"banli:token:wecom:{settings.corp_id}:{settings.agent_id}",
+                                 self._fetch_token)
+
+    # -- Platform ---------------------------------------------------------------------------------
+    def send(self, message: Outgoing) -> dict[str, Any]:
+        body = render.message_body(message.card, to_user=message.recipient,
+                                   agent_id=self.settings.agent_id, outbox_key=message.key)
+        try:
+            answer = self.call("POST", "message/send", json=body)
+        except PlatformError as exc:
+            if getattr(exc, "errcode", None) == TASK_ID_EXISTS:
+                return {"task_id": body["template_card"]["task_id"], "already_sent": True}
+            raise
+        result = {"msgid": answer.get("msgid", "")}
+        if "template_card" in body:
+            result.update(task_id=body["template_card"]["task_id"],
+                          response_code=answer.get("response_code", ""))
+        return result
+
+    def update_card(self, sent: dict[str, Any], card: Card) -> dict[str, Any]:
+        """Replace the card for everyone who received it (`atall`); the response code is single-use."""
+        body = {
+            "atall": 1,
+            "agentid": self.settings.agent_id,
+            "response_code": sent["response_code"],
+            "template_card": render.template_card(card, sent["task_id"]),
+        }
+        self.call("POST", "message/update_template_card", json=body)
+        return {"task_id": sent["task_id"]}
+
+    def directory_entry(self, user_id: str) -> DirectoryEntry:
+        user = self.call("GET", "user/get", params={"userid": user_id})
+        department_id = user.get("main_department") or (user.get("department") or [None])[0]
+        department = ""
+        if department_id:
+            department = self.call("GET", "department/get", params={"id": department_id}) \
+                .get("department", {}).get("name", "")
+        leaders = user.get("direct_leader") or []
+        return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
+                              manager_user_id=leaders[0] if leaders else "")
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> dict[str, Any]:
+        """Call with the cached token; on a token error refresh once and call again."""
+        try:
+            return self._call_once(method, path, params, json)
+        except TokenInvalid:
+            return self._call_once(method, path, params, json)
+
+    def _call_once(self, method: str, path: str, params: dict | None, json: Any) -> dict[str, Any]:
+        token = self.tokens.get()
+        _, body = request_json(self.http, method, self.base + path,
+                               params={**(params or {}), "access_token": token}, json=json)
+        errcode = body.get("errcode", 0)
+        if errcode == 0:
+            return body
+        if errcode in TOKEN_ERRORS:
+            self.tokens.invalidate(token)
+            raise TokenInvalid(f"wecom {path}: token refused ({errcode})")
+        error = PlatformError(f"wecom {path}: {errcode} {body.get('errmsg', '')}",
+                              retryable=errcode not in FINAL_ERRORS and errcode != TASK_ID_EXISTS)
+        error.errcode = errcode
+        raise error
+
+    def _fetch_token(self) -> tuple[str, int]:
+        _, body = request_json(self.http, "GET", self.base + "gettoken",
+                               params={"corpid": self.settings.corp_id, "corpsecret": self.settings.secret})
+        if body.get("errcode", 0) != 0 or not body.get("access_token"):
+            raise PlatformError(f"wecom gettoken: {body.get('errcode')} {body.get('errmsg', '')}",
+                                retryable=body.get("errcode") not in (40013, 40001, 40091))
+        return body["access_token"], int(body.get("expires_in", 7200))

@@ -1,0 +1,209 @@
+"""A local stand-in for WeCom: the API Banli calls (token, directory, message send, card update) and
+a peer that signs and encrypts callbacks exactly as WeCom does (with wechatpy, independent of
+Banli's own signature code). Tests and the demo point WECOM_API_BASE at it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Flask, jsonify, request
+from wechatpy.enterprise.crypto import WeChatCrypto
+
+
+class WeComStandin:
+    def __init__(self, *, corp_id: str, secret: str, agent_id: int,
+                 users: dict[str, dict[str, Any]] | None = None,
+                 departments: dict[int, str] | None = None) -> None:
+        self.corp_id, self.secret, self.agent_id = corp_id, secret, agent_id
+        self.users = users or {}
+        self.departments = departments or {}
+        self.lock = threading.Lock()
+        self.tokens: set[str] = set()
+        self.token_fetches = 0
+        self.sent: list[dict[str, Any]] = []  # message/send bodies actually delivered
+        self.duplicates_dropped = 0
+        self.updates: list[dict[str, Any]] = []
+        self.task_ids: set[str] = set()
+        self.response_codes: dict[str, str] = {}  # code -> task_id, each usable once
+        self.fail_next: list[dict[str, Any]] = []  # canned error answers for the next sends
+        self.app = self._build()
+
+    # -- test controls --------------------------------------------------------------------------
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def cards_to(self, user: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["touser"] == user and m["msgtype"] == "template_card"]
+
+    def messages_to(self, user: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["touser"] == user]
+
+    # -- the API --------------------------------------------------------------------------------
+    def _build(self) -> Flask:
+        app = Flask("wecom-standin")
+        recent: dict[str, float] = {}
+
+        def authorized() -> bool:
+            return request.args.get("access_token") in self.tokens
+
+        @app.get("/cgi-bin/gettoken")
+        def gettoken():
+            if request.args.get("corpid") != self.corp_id or request.args.get("corpsecret") != self.secret:
+                return jsonify(errcode=40013, errmsg="invalid corpid or secret")
+            with self.lock:
+                token = secrets.token_hex(16)
+                self.tokens.add(token)
+                self.token_fetches += 1
+            return jsonify(errcode=0, errmsg="ok", access_token=token, expires_in=7200)
+
+        @app.post("/cgi-bin/message/send")
+        def send():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            body = request.get_json(force=True)
+            with self.lock:
+                if self.fail_next:
+                    return jsonify(self.fail_next.pop(0))
+                fingerprint = json.dumps(body, sort_keys=True, ensure_ascii=False)
+                if body.get("enable_duplicate_check") and \
+                        time.time() - recent.get(fingerprint, -1e9) < body.get("duplicate_check_interval", 1800):
+                    self.duplicates_dropped += 1
+                    return jsonify(errcode=0, errmsg="ok", msgid="dup")
+                recent[fingerprint] = time.time()
+                answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": secrets.token_hex(8)}
+                if body.get("msgtype") == "template_card":
+                    task = body["template_card"].get("task_id", "")
+                    if task in self.task_ids:
+                        return jsonify(errcode=42014, errmsg="taskid has existed")
+                    self.task_ids.add(task)
+                    code = secrets.token_hex(12)
+                    self.response_codes[code] = task
+                    answer["response_code"] = code
+                self.sent.append(body)
+            return jsonify(answer)
+
+        @app.post("/cgi-bin/message/update_template_card")
+        def update():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            body = request.get_json(force=True)
+            with self.lock:
+                if self.response_codes.pop(body.get("response_code", ""), None) is None:
+                    return jsonify(errcode=40001, errmsg="invalid response_code")  # used or unknown
+                self.updates.append(body)
+            return jsonify(errcode=0, errmsg="ok")
+
+        @app.get("/cgi-bin/user/get")
+        def user_get():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            user = self.users.get(request.args.get("userid", ""))
+            if user is None:
+                return jsonify(errcode=60111, errmsg="userid not found")
+            return jsonify(errcode=0, errmsg="ok", userid=request.args["userid"], **user)
+
+        @app.get("/cgi-bin/department/get")
+        def department_get():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            dept_id = int(request.args.get("id", "0"))
+            if dept_id not in self.departments:
+                return jsonify(errcode=60003, errmsg="department not found")
+            return jsonify(errcode=0, errmsg="ok",
+                           department={"id": dept_id, "name": self.departments[dept_id]})
+
+        return app
+
+    def issue_response_code(self, task_id: str) -> str:
+        """A fresh code, as a click callback brings (each click gets its own)."""
+        code = secrets.token_hex(12)
+        with self.lock:
+            self.response_codes[code] = task_id
+        return code
+
+
+class WeComPeer:
+    """Signs and encrypts callbacks the way WeCom does, using wechatpy as the reference."""
+
+    def __init__(self, *, token: str, aes_key: str, corp_id: str, agent_id: int) -> None:
+        self.crypto = WeChatCrypto(token, aes_key, corp_id)
+        self.corp_id, self.agent_id = corp_id, agent_id
+        self._msg_id = int(time.time() * 1000)
+
+    def next_msg_id(self) -> str:
+        self._msg_id += 1
+        return str(self._msg_id)
+
+    def callback(self, inner_xml: str, *, timestamp: int | None = None) -> tuple[str, bytes]:
+        """(query string, body) for POST /wecom/callback."""
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = secrets.token_hex(5)
+        envelope = self.crypto.encrypt_message(inner_xml, nonce, ts)
+        # wechatpy builds the reply envelope; the callback form carries the same Encrypt + signature.
+        import xmltodict
+
+        env = xmltodict.parse(envelope)["xml"]
+        body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+                f"<AgentID><![CDATA[{self.agent_id}]]></AgentID>"
+                f"<Encrypt><![CDATA[{env['Encrypt']}]]></Encrypt></xml>")
+        query = urlencode({"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce})
+        return query, body.encode()
+
+    def url_verification(self, echo: str) -> str:
+        """Query string for GET /wecom/callback whose echostr decrypts to `echo`."""
+        ts, nonce = str(int(time.time())), secrets.token_hex(5)
+        import xmltodict
+
+        env = xmltodict.parse(self.crypto.encrypt_message(echo, nonce, ts))["xml"]
+        return urlencode({"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce,
+                          "echostr": env["Encrypt"]})
+
+    # -- inner messages (reference/wecom.md §5, §3.3) --------------------------------------------
+    def _wrap(self, user: str, fields: str, create_time: int | None) -> str:
+        return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+                f"<FromUserName><![CDATA[{user}]]></FromUserName>"
+                f"<CreateTime>{create_time or int(time.time())}</CreateTime>{fields}"
+                f"<AgentID>{self.agent_id}</AgentID></xml>")
+
+    def text(self, user: str, content: str, *, msg_id: str | None = None, create_time: int | None = None) -> str:
+        return self._wrap(user, f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+                                f"<MsgId>{msg_id or self.next_msg_id()}</MsgId>", create_time)
+
+    def image(self, user: str, media_id: str = "MEDIA1", *, create_time: int | None = None) -> str:
+        return self._wrap(user, "<MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://pic]]></PicUrl>"
+                                f"<MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{self.next_msg_id()}</MsgId>",
+                          create_time)
+
+    def voice(self, user: str, *, create_time: int | None = None) -> str:
+        return self._wrap(user, "<MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[V1]]></MediaId>"
+                                f"<Format><![CDATA[amr]]></Format><MsgId>{self.next_msg_id()}</MsgId>",
+                          create_time)
+
+    def location(self, user: str, lat: float, lng: float, label: str, *, create_time: int | None = None) -> str:
+        return self._wrap(user, f"<MsgType><![CDATA[location]]></MsgType><Location_X>{lat}</Location_X>"
+                                f"<Location_Y>{lng}</Location_Y><Scale>15</Scale>"
+                                f"<Label><![CDATA[{label}]]></Label><MsgId>{self.next_msg_id()}</MsgId>",
+                          create_time)
+
+    def event(self, user: str, event: str, key: str = "", *, create_time: int | None = None) -> str:
+        return self._wrap(user, f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+                                f"<EventKey><![CDATA[{key}]]></EventKey>", create_time)
+
+    def card_click(self, user: str, key: str, task_id: str, response_code: str, *,
+                   create_time: int | None = None) -> str:
+        return self._wrap(user, "<MsgType><![CDATA[event]]></MsgType>"
+                                "<Event><![CDATA[template_card_event]]></Event>"
+                                f"<EventKey><![CDATA[{key}]]></EventKey><TaskId><![CDATA[{task_id}]]></TaskId>"
+                                "<CardType><![CDATA[button_interaction]]></CardType>"
+                                f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode>", create_time)
+
+    def unknown(self, user: str, msg_type: str = "video", *, create_time: int | None = None) -> str:
+        return self._wrap(user, f"<MsgType><![CDATA[{msg_type}]]></MsgType>"
+                                f"<MediaId><![CDATA[X]]></MediaId><MsgId>{self.next_msg_id()}</MsgId>", create_time)

@@ -1,0 +1,112 @@
+"""A platform-neutral card: what handlers return and what the outbox stores.
+
+Each platform renders it (WeCom template_card, DingTalk card or markdown) in `bot/<platform>/render.py`.
+The limits below are the strictest of the two platforms, so a card that builds renders everywhere
+(WeCom: ≤6 buttons, button key ≤1024 bytes, ≤6 horizontal fields — reference/wecom.md §3.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_BUTTONS = 6
+MAX_FIELDS = 6
+MAX_TITLE = 36  # WeCom main_title suggestion; longer titles are cut on phones
+MAX_LABEL = 10
+MAX_ACTION_KEY_BYTES = 1024
+STYLES = ("primary", "default", "danger")
+
+
+@dataclass(frozen=True)
+class Button:
+    """A tap target. `action` names a handler; `value` is its argument (e.g. a request id).
+
+    `command` is the plain words that do the same thing when typed (e.g. "报销"), used where a
+    platform can only send text back; without it the text form is `#action value`.
+    """
+
+    label: str
+    action: str
+    value: str = ""
+    style: str = "default"
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label or len(self.label) > MAX_LABEL:
+            raise ValueError(f"button label must be 1–{MAX_LABEL} characters: {self.label!r}")
+        if not self.action or " " in self.action or "|" in self.action:
+            raise ValueError(f"button action must be one word without '|': {self.action!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"button style must be one of {STYLES}: {self.style!r}")
+        if len(self.key.encode()) > MAX_ACTION_KEY_BYTES:
+            raise ValueError("button action + value is too long for a platform callback key")
+
+    @property
+    def key(self) -> str:
+        """The callback key a platform echoes back on a tap: `action|value`."""
+        return f"{self.action}|{self.value}" if self.value else self.action
+
+    @property
+    def text(self) -> str:
+        """What a user (or a dtmd link) sends to get the same effect as tapping."""
+        return self.command or f"#{self.action} {self.value}".strip()
+
+    @staticmethod
+    def parse_key(key: str) -> tuple[str, str]:
+        """Inverse of `key`: (action, value)."""
+        action, _, value = key.partition("|")
+        return action, value
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    body: str = ""
+    fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    buttons: tuple[Button, ...] = field(default_factory=tuple)
+    # A short tag shown small above the title (e.g. "办理助手"), and a one-line note under the buttons.
+    source: str = "办理"
+    footer: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.title or len(self.title) > MAX_TITLE:
+            raise ValueError(f"card title must be 1–{MAX_TITLE} characters: {self.title!r}")
+        if len(self.buttons) > MAX_BUTTONS:
+            raise ValueError(f"a card has at most {MAX_BUTTONS} buttons")
+        if len(self.fields) > MAX_FIELDS:
+            raise ValueError(f"a card has at most {MAX_FIELDS} fields")
+        keys = [b.key for b in self.buttons]
+        if len(set(keys)) != len(keys):
+            raise ValueError("button keys on one card must be unique")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Card":
+        return cls(
+            title=data["title"],
+            body=data.get("body", ""),
+            fields=tuple((k, v) for k, v in data.get("fields", ())),
+            buttons=tuple(Button(**b) for b in data.get("buttons", ())),
+            source=data.get("source", "办理"),
+            footer=data.get("footer", ""),
+        )
+
+    def as_text(self) -> str:
+        """Plain-text form for clients that cannot show cards: buttons become words to send."""
+        lines = [f"【{self.title}】"]
+        if self.body:
+            lines.append(self.body)
+        lines += [f"{k}：{v}" for k, v in self.fields]
+        if self.buttons:
+            lines.append("请回复：" + " / ".join(f"「{b.text}」" for b in self.buttons))
+        if self.footer:
+            lines.append(self.footer)
+        return "\n".join(lines)
+
+
+def text_card(text: str, title: str = "办理助手") -> Card:
+    """A card with just words (confirmations, short answers)."""
+    return Card(title=title, body=text)

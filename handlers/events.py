@@ -1,0 +1,32 @@
+"""What arrives from a platform, after the edge has verified and parsed it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["text", "action", "location", "image", "voice", "enter"]
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """One user action on one platform.
+
+    `event_id` is the de-duplication key (WeCom MsgId or sender+time+event; DingTalk msgId or
+    outTrackId+user+action). `reply` carries what the platform needs to answer *this* event (a DingTalk
+    sessionWebhook, a WeCom card ResponseCode); it is stored with the outbox row, never interpreted by
+    handlers. Platform message types Banli does not handle never become events (the edge answers 200).
+    """
+
+    platform: str
+    event_id: str
+    kind: Kind
+    sender: str
+    text: str = ""
+    action: str = ""
+    value: str = ""
+    conversation: str = ""  # a group chat id; "" for one-to-one
+    media_id: str = ""  # image / voice: the platform's id or download code
+    location: tuple[float, float, str] | None = None  # latitude, longitude, label
+    reply: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

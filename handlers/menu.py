@@ -1,0 +1,105 @@
+"""帮助 / 菜单: the main menu, what each menu button explains, and the friendly fallback.
+
+Older staff use Banli "like WeChat": every answer they cannot act on ends with the menu buttons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cards import Button, Card
+from handlers import routes
+from handlers.router import Context
+
+MENU_BUTTONS = (
+    Button("客户跟进", "menu.crm", style="primary", command="客户跟进"),
+    Button("报销", "menu.expense", style="primary", command="报销"),
+    Button("请假", "menu.leave", command="请假"),
+    Button("我的审批", "menu.approvals", command="我的审批"),
+    Button("帮助", "help", command="帮助"),
+)
+
+# What each area will accept, said the way people type it. Areas still being built say so plainly.
+FEATURES = {
+    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间。",
+                 ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了下周演示", "我的客户")),
+    "menu.expense": ("报销", "说金额和事由，再发发票照片，自动找审批人。",
+                     ("报销 出租车 86.5", "报销 招待客户 1200 元")),
+    "menu.leave": ("请假", "说类型和日期，自动算工作日、找审批人。",
+                   ("请假 年假 下周一到周三", "请假 病假 明天")),
+    "menu.approvals": ("我的审批", "待我审批的单子和我提交的申请，点卡片上的按钮就能办。",
+                       ("我的审批", "我的申请")),
+}
+NOT_YET = "这项功能正在开通中，开通后直接这样说就行。"
+
+
+def menu_card(ctx: Context, greeting: str = "") -> Card:
+    name = ctx.employee.name
+    hello = greeting or f"{name}，您好！想办什么事？"
+    return Card(
+        title="办理 · 主菜单",
+        body=hello + "\n点下面的按钮，或者直接打字，比如「报销 出租车 86.5」。",
+        buttons=MENU_BUTTONS,
+        footer="随时发「帮助」回到这里",
+    )
+
+
+@routes.command("帮助", "菜单", "help", "?", "？", "你好", "您好", "hi", "hello", "开始", "menu")
+@routes.action("help")
+def show_menu(ctx: Context) -> Card:
+    return menu_card(ctx)
+
+
+def _feature_card(ctx: Context) -> Card:
+    action = ctx.event.action
+    title, what, examples = FEATURES[action]
+    return Card(
+        title=title,
+        body=f"{what}\n{NOT_YET}",
+        fields=tuple((f"例子{i + 1}", ex) for i, ex in enumerate(examples)),
+        buttons=(Button("返回菜单", "help", command="帮助"),),
+    )
+
+
+for _action in FEATURES:
+    routes.add_action(_action, _feature_card)
+
+
+@routes.command("客户跟进", "报销", "请假", "我的审批")
+def feature_by_word(ctx: Context) -> Card:
+    """A menu word typed alone (or sent by a DingTalk markdown button) shows the same card as a tap."""
+    word = ctx.event.text.strip()
+    action = next(b.action for b in MENU_BUTTONS if b.command == word)
+    ctx.event = replace(ctx.event, kind="action", action=action)
+    return _feature_card(ctx)
+
+
+@routes.kind("enter")
+def on_enter(ctx: Context) -> Card | None:
+    """Opening the app chat: greet newcomers once; say nothing to regulars."""
+    return menu_card(ctx, "欢迎使用办理！") if ctx.first_contact else None
+
+
+@routes.kind("image")
+def on_image(ctx: Context) -> Card:
+    return Card(title="收到图片", body="报销的发票照片，请先发「报销 金额 事由」，再发照片。",
+                buttons=MENU_BUTTONS)
+
+
+@routes.kind("location")
+def on_location(ctx: Context) -> Card:
+    label = ctx.event.location[2] if ctx.event.location else ""
+    return Card(title="收到位置", body=f"位置：{label or '已收到'}\n拜访签到请先发「拜访 客户名 …」。",
+                buttons=MENU_BUTTONS)
+
+
+@routes.kind("voice")
+def on_voice(ctx: Context) -> Card:
+    return Card(title="暂时听不懂语音", body="请打字，或者点下面的按钮。", buttons=MENU_BUTTONS)
+
+
+@routes.fallback
+def not_understood(ctx: Context) -> Card:
+    said = ctx.event.text.strip()
+    head = f"没听明白「{said[:20]}」。" if said else "这个按钮已经失效了。"
+    return Card(title="没听明白", body=head + "\n可以发「帮助」，或者点下面的按钮：", buttons=MENU_BUTTONS)

@@ -1,0 +1,68 @@
+"""Engine and sessions. Nothing connects at import time: callers pass the URL."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (the default, file or memory) or PostgreSQL."""
+    if url.startswith("postgres://"):  # Heroku-style URLs
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets the web thread read while the worker writes; busy_timeout waits instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def insert_ignore(session: Session, model: type, values: dict, unique: list[str]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when this call inserted the row.
+
+    Two writers racing for one unique key both keep their transactions: exactly one wins and the
+    other learns it lost, without an IntegrityError to unwind.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
+    return session.execute(stmt).rowcount == 1
+
+
+def fit_key(key: str, limit: int = 255) -> str:
+    """Unique keys must fit their column: a long one (a WeCom card EventKey may be 1 KB) keeps a
+    readable head and a hash of the whole."""
+    if len(key) <= limit:
+        return key
+    import hashlib
+
+    return key[: limit - 41] + "#" + hashlib.sha1(key.encode()).hexdigest()

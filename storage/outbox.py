@@ -1,0 +1,122 @@
+"""The outbox: deferred work as SQL rows with unique keys, leases and retry counts (design §3).
+
+Life of a row: `add` (same transaction as its cause) → `lease_due` (dispatcher stamps a lease token and
+rings RQ) → `claim` (the worker proves the lease is still its own) → `mark_done` or `mark_failed`
+(backoff, then `dead`). A row whose lease runs out unfinished is leased again, so a lost RQ job, a
+dead worker or a Redis restart delays work but never loses it; the token check makes a duplicate
+job a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session
+
+from storage.db import insert_ignore
+from storage.models import Outbox, utcnow
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_CAP_SECONDS = 3600
+
+
+def add(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    payload: dict[str, Any],
+    platform: str = "",
+    recipient: str = "",
+    conversation: str = "",
+    due_at: datetime | None = None,
+) -> bool:
+    """Insert a row unless one with `key` exists (a retried cause, two dispatchers claiming one cron
+    slot). Returns True when this call created it."""
+    values = dict(
+        key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
+        payload=json.dumps(payload, ensure_ascii=False), status="pending",
+        due_at=due_at or utcnow(), attempts=0, lease_token="", last_error="", result="{}",
+        created_at=utcnow(),
+    )
+    return insert_ignore(session, Outbox, values, ["key"])
+
+
+def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int = 100) -> list[tuple[int, str]]:
+    """Stamp a fresh lease on due rows nobody holds; returns (id, token) pairs to enqueue.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several dispatchers run side by side; SQLite has one
+    writer at a time anyway.
+    """
+    due = (
+        select(Outbox.id)
+        .where(Outbox.status == "pending", Outbox.due_at <= now,
+               or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+        .order_by(Outbox.due_at, Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.execute(due).scalars())
+    leased = []
+    for row_id in ids:
+        token = secrets.token_hex(8)
+        session.execute(
+            update(Outbox).where(Outbox.id == row_id)
+            .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
+        )
+        leased.append((row_id, token))
+    return leased
+
+
+def claim(session: Session, row_id: int, token: str, *, now: datetime, lease_seconds: int) -> Outbox | None:
+    """The worker's check that the lease is still its own (and renewal for the send). None: skip the job."""
+    result = session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id, Outbox.lease_token == token, Outbox.status == "pending")
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    if result.rowcount != 1:
+        return None
+    return session.get(Outbox, row_id, populate_existing=True)
+
+
+def mark_done(session: Session, row_id: int, token: str, *, now: datetime, result: dict[str, Any]) -> bool:
+    """Record success; False when the lease was lost meanwhile (the other holder decides)."""
+    res = session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id, Outbox.lease_token == token, Outbox.status == "pending")
+        .values(status="sent", sent_at=now, lease_until=None, attempts=Outbox.attempts + 1,
+                result=json.dumps(result, ensure_ascii=False), last_error="")
+    )
+    return res.rowcount == 1
+
+
+def mark_failed(session: Session, row_id: int, token: str, *, now: datetime, error: str,
+                retryable: bool = True) -> str:
+    """Count a failed attempt: back off exponentially, or give up. Returns the row's new status."""
+    row = session.get(Outbox, row_id, populate_existing=True)
+    if row is None or row.lease_token != token or row.status != "pending":
+        return "lost"
+    attempts = row.attempts + 1
+    dead = not retryable or attempts >= MAX_ATTEMPTS
+    delay = min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_CAP_SECONDS)
+    row.attempts = attempts
+    row.last_error = error[:2000]
+    row.lease_until = None
+    row.status = "dead" if dead else "pending"
+    row.due_at = now if dead else now + timedelta(seconds=delay)
+    session.add(row)
+    return row.status
+
+
+def purge_done(session: Session, *, before: datetime) -> int:
+    """Delete finished rows older than `before` (the cron keeps the table small)."""
+    from sqlalchemy import delete
+
+    res = session.execute(delete(Outbox).where(and_(Outbox.status == "sent", Outbox.sent_at < before)))
+    return res.rowcount

@@ -1,0 +1,72 @@
+"""Who is talking: platform identities → employees, filled in from the platform directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage import outbox
+from storage.db import insert_ignore
+from storage.models import Employee, Identity, utcnow
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """What a platform directory says about one user (WeCom user/get, DingTalk topapi/v2/user/get)."""
+
+    user_id: str
+    name: str
+    department: str = ""
+    manager_user_id: str = ""
+
+
+def employee_for(session: Session, platform: str, user_id: str) -> tuple[Employee, bool]:
+    """The employee behind a platform user id, and whether this call created them (first contact).
+
+    A newcomer starts with their user id as a name; a `directory_sync` outbox row reads the real name,
+    department and manager off the platform, so the webhook never waits on the directory API.
+    """
+    found = _find(session, platform, user_id)
+    if found:
+        return found, False
+    employee = Employee(name=user_id[:64])
+    session.add(employee)
+    session.flush()
+    if not insert_ignore(session, Identity,
+                         dict(platform=platform, user_id=user_id, employee_id=employee.id, created_at=utcnow()),
+                         ["platform", "user_id"]):
+        # Another request created this identity first: use theirs, drop ours.
+        session.delete(employee)
+        session.flush()
+        return _find(session, platform, user_id), False
+    outbox.add(session, key=f"directory_sync:{platform}:{user_id}", kind="directory_sync",
+               platform=platform, recipient=user_id, payload={})
+    return employee, True
+
+
+def apply_directory(session: Session, platform: str, entry: DirectoryEntry) -> Employee:
+    """Store what the directory said, linking the manager (who is created and synced in turn if new)."""
+    employee, _ = employee_for(session, platform, entry.user_id)
+    employee.name = (entry.name or entry.user_id)[:64]
+    employee.department = entry.department[:128]
+    if entry.manager_user_id and entry.manager_user_id != entry.user_id:
+        employee.manager_id = employee_for(session, platform, entry.manager_user_id)[0].id
+    employee.synced_at = utcnow()
+    session.add(employee)
+    return employee
+
+
+def link_identities(session: Session, keep: Employee, other: Employee) -> None:
+    """One person, two platforms: move `other`'s identities onto `keep` (used by `banli employees link`)."""
+    for identity in session.execute(select(Identity).where(Identity.employee_id == other.id)).scalars():
+        identity.employee_id = keep.id
+        session.add(identity)
+
+
+def _find(session: Session, platform: str, user_id: str) -> Employee | None:
+    return session.execute(
+        select(Employee).join(Identity, Identity.employee_id == Employee.id)
+        .where(Identity.platform == platform, Identity.user_id == user_id)
+    ).scalars().first()
