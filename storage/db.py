@@ -54,8 +54,9 @@ def insert_ignore(session: Session, model: type, values: dict, unique: list[str]
 
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
-    return session.execute(stmt).rowcount == 1
+    # RETURNING rather than rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING.
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique).returning(model.id)
+    return session.execute(stmt).first() is not None
 
 
 def fit_key(key: str, limit: int = 255) -> str:

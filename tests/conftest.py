@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import text
 
 from banli.embedded import Embedded
 from banli.settings import DingTalkSettings, Settings, WeComSettings
@@ -169,7 +169,7 @@ def stack_factory(database_url):
     built: list[Stack] = []
 
     def build(*, start_workers: bool = True, **overrides) -> Stack:
-        corp = "wwtest" + secrets.token_hex(4)
+        corp = overrides.pop("corp_id", None) or "wwtest" + secrets.token_hex(4)
         wecom = WeComStandin(corp_id=corp, secret="wecom-secret", agent_id=WECOM_AGENT,
                              users=WECOM_USERS, departments=WECOM_DEPARTMENTS)
         wecom_server = ServerThread(wecom.app).start()

@@ -1,0 +1,1 @@
+"""DingTalk (钉钉) enterprise-internal-app robot: signature checks, parsing, rendering, API client, stand-in."""

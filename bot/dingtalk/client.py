@@ -1,0 +1,208 @@
+"""DingTalk API client: robot messages, interactive cards, the directory
+(reference/dingtalk.md §1.4 sessionWebhook, §4.2–4.4 robot sends, §4.6 cards, §4.8 limits, §5 token + contacts).
+
+A thin client over `requests`, like the WeCom one: the official SDKs wrap one call per class and
+none of them shares a token across processes (§6). New APIs (api.dingtalk.com) take the token in
+the `x-acs-dingtalk-access-token` header and answer errors as HTTP 4xx/5xx + `code`; the old oapi
+ones take `?access_token=` and answer `errcode` with HTTP 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+from redis import Redis
+
+from banli.settings import DingTalkSettings
+from bot.dingtalk import render
+from bot.http import request_json
+from bot.platform import Outgoing, PlatformError, TokenInvalid
+from bot.tokens import TokenCache
+from cards import Card
+from workflows.identity import DirectoryEntry
+
+log = logging.getLogger("banli.dingtalk")
+
+TOKEN_HEADER = "x-acs-dingtalk-access-token"
+CALLBACK_ROUTE_KEY = "banli"  # registered once with /v1.0/card/callbacks/register → /dingtalk/card
+WEBHOOK_MARGIN_MS = 60_000  # a sessionWebhook this close to expiry may die in flight: use the API
+# New API codes that mean "later" rather than "never" (§4.2, §4.8); other 4xx are final.
+RETRYABLE_CODES = ("send.too.fast", "Throttling", "QpsLimit")
+# oapi errcodes: token refused (§5.1); "never" answers (§5.2: bad / unknown user; 60003 unknown
+# department, 90020 monthly quota spent). Anything else (busy -1, QPS 90018/90002, timeouts) is retried.
+OAPI_TOKEN_ERRORS = {40014, 42001, 33001, 40001}
+OAPI_FINAL_ERRORS = {33012, 60121, 60003, 90020}
+
+
+class DingTalkClient:
+    name = "dingtalk"
+
+    def __init__(self, settings: DingTalkSettings, redis: Redis) -> None:
+        self.settings = settings
+        self.http = requests.Session()
+        self.tokens = TokenCache(redis, f"banli:token:dingtalk:{settings.app_key}", self._fetch_token)
+
+    # -- Platform ---------------------------------------------------------------------------------
+    def send(self, message: Outgoing) -> dict[str, Any]:
+        """A template card when one is configured and there is something to tap; markdown with
+        tap-to-send links otherwise (design §2)."""
+        if self.settings.card_template_id and message.card.buttons:
+            return self._send_card(message)
+        webhook = self._live_webhook(message.reply)
+        if webhook and self._post_webhook(webhook, message.card):
+            return {"via": "webhook"}
+        if message.conversation:
+            return self._send_group(message)
+        return self._send_one(message)
+
+    def update_card(self, sent: dict[str, Any], card: Card) -> dict[str, Any]:
+        """Replace a template card for everyone who has it (the callback answer reaches only the clicker, §4.6)."""
+        track = sent.get("out_track_id")
+        if not track:
+            # Markdown messages cannot be edited; the workflow's next message carries the news.
+            log.info("dingtalk: %s message cannot be updated; nothing sent", sent.get("via", "a"))
+            return {"updated": False}
+        self.api("PUT", "/v1.0/card/instances", {
+            "outTrackId": track,
+            "cardData": {"cardParamMap": render.card_params(card)},
+            "cardUpdateOptions": {"updateCardDataByKey": True},
+            "userIdType": 1,
+        })
+        return {"out_track_id": track, "updated": True}
+
+    def directory_entry(self, user_id: str) -> DirectoryEntry:
+        user = self.oapi("/topapi/v2/user/get", {"userid": user_id, "language": "zh_CN"}).get("result") or {}
+        departments = user.get("dept_id_list") or []
+        department = ""
+        if departments:  # which entry is the main department is undefined (§5.2): take the first
+            department = (self.oapi("/topapi/v2/department/get", {"dept_id": departments[0], "language": "zh_CN"})
+                          .get("result") or {}).get("name", "")
+        return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
+                              manager_user_id=user.get("manager_userid") or "")
+
+    # -- sending ------------------------------------------------------------------------------------
+    def _send_card(self, message: Outgoing) -> dict[str, Any]:
+        track = render.out_track_id(message.key)
+        body = {
+            "cardTemplateId": self.settings.card_template_id,
+            "outTrackId": track,
+            "callbackType": "HTTP",
+            "callbackRouteKey": CALLBACK_ROUTE_KEY,
+            "cardData": {"cardParamMap": render.card_params(message.card)},
+            "userIdType": 1,
+            **self._card_space(message),
+        }
+        answer = self.api("POST", "/v1.0/card/instances/createAndDeliver", body)
+        failed = [r for r in (answer.get("result") or {}).get("deliverResults") or [] if not r.get("success", True)]
+        if failed:
+            # The instance exists; delivering it again under the same outTrackId would not help.
+            raise PlatformError(f"dingtalk card {track} not delivered: {failed[0].get('errorMsg', '')}",
+                                retryable=False)
+        return {"via": "card", "out_track_id": track}
+
+    def _card_space(self, message: Outgoing) -> dict[str, Any]:
+        if message.conversation:
+            return {"openSpaceId": f"dtv1.card//IM_GROUP.{message.conversation}",
+                    "imGroupOpenSpaceModel": {"supportForward": False},
+                    "imGroupOpenDeliverModel": {"robotCode": self.settings.robot_code}}
+        return {"openSpaceId": f"dtv1.card//IM_ROBOT.{message.recipient}",
+                "imRobotOpenSpaceModel": {"supportForward": False},
+                "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": self.settings.robot_code}}
+
+    def _send_one(self, message: Outgoing) -> dict[str, Any]:
+        answer = self.api("POST", "/v1.0/robot/oToMessages/batchSend", {
+            "robotCode": self.settings.robot_code, "userIds": [message.recipient],
+            "msgKey": "sampleMarkdown", "msgParam": render.msg_param(message.card)})
+        if message.recipient in (answer.get("invalidStaffIdList") or []):
+            raise PlatformError(f"dingtalk batchSend: {message.recipient} is not a valid user", retryable=False)
+        if message.recipient in (answer.get("flowControlledStaffIdList") or []):
+            raise PlatformError(f"dingtalk batchSend: {message.recipient} flow-controlled")
+        return {"via": "batchSend", "process_query_key": answer.get("processQueryKey", "")}
+
+    def _send_group(self, message: Outgoing) -> dict[str, Any]:
+        answer = self.api("POST", "/v1.0/robot/groupMessages/send", {
+            "robotCode": self.settings.robot_code, "openConversationId": message.conversation,
+            "msgKey": "sampleMarkdown", "msgParam": render.msg_param(message.card)})
+        return {"via": "groupSend", "process_query_key": answer.get("processQueryKey", "")}
+
+    def _post_webhook(self, url: str, card: Card) -> bool:
+        """True if the sessionWebhook took the message. A refusal falls back to the API; a network
+        error is raised (it may have been delivered, and the outbox retry will decide)."""
+        _, answer = request_json(self.http, "POST", url, json=render.webhook_body(card))
+        if answer.get("errcode", 0) == 0:
+            return True
+        log.info("dingtalk: sessionWebhook refused (%s %s); sending through the API",
+                 answer.get("errcode"), answer.get("errmsg", ""))
+        return False
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+    def api(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
+        """A new-style API call with the cached token; on a token error refresh once and call again."""
+        try:
+            return self._api_once(method, path, json)
+        except TokenInvalid:
+            return self._api_once(method, path, json)
+
+    def oapi(self, path: str, json: Any = None) -> dict[str, Any]:
+        """An old-style oapi POST (`?access_token=`, errcode answers); same token, same single retry."""
+        try:
+            return self._oapi_once(path, json)
+        except TokenInvalid:
+            return self._oapi_once(path, json)
+
+    def _api_once(self, method: str, path: str, json: Any) -> dict[str, Any]:
+        token = self.tokens.get()
+        status, body = request_json(self.http, method, self.settings.api_base + path,
+                                    headers={TOKEN_HEADER: token}, json=json)
+        if 200 <= status < 300:
+            return body
+        code = str(body.get("code", ""))
+        if status == 401 or code == "InvalidAuthentication":
+            self.tokens.invalidate(token)
+            raise TokenInvalid(f"dingtalk {path}: token refused ({status} {code})")
+        retryable = status == 429 or status >= 500 or any(part in code for part in RETRYABLE_CODES)
+        error = PlatformError(f"dingtalk {path}: HTTP {status} {code} {body.get('message', '')}".rstrip(),
+                              retryable=retryable)
+        error.code = code
+        raise error
+
+    def _oapi_once(self, path: str, json: Any) -> dict[str, Any]:
+        token = self.tokens.get()
+        status, body = request_json(self.http, "POST", self.settings.oapi_base + path,
+                                    params={"access_token": token}, json=json)
+        errcode = body.get("errcode", 0)
+        if status >= 500 or status == 429 or "punish" in body:  # "punish": the per-IP ban page (§4.8)
+            raise PlatformError(f"dingtalk {path}: HTTP {status} {errcode}")
+        if errcode == 0:
+            return body
+        if errcode in OAPI_TOKEN_ERRORS:
+            self.tokens.invalidate(token)
+            raise TokenInvalid(f"dingtalk {path}: token refused ({errcode})")
+        error = PlatformError(f"dingtalk {path}: {errcode} {body.get('errmsg', '')}",
+                              retryable=errcode not in OAPI_FINAL_ERRORS)
+        error.errcode = errcode
+        raise error
+
+    def _fetch_token(self) -> tuple[str, int]:
+        status, body = request_json(self.http, "POST", self.settings.api_base + "/v1.0/oauth2/accessToken",
+                                    json={"appKey": self.settings.app_key, "appSecret": self.settings.app_secret})
+        if status != 200 or not body.get("accessToken"):
+            raise PlatformError(f"dingtalk accessToken: HTTP {status} {body.get('code', '')}",
+                                retryable=status >= 500 or status == 429)
+        return body["accessToken"], int(body.get("expireIn", 7200))
+
+    def _live_webhook(self, reply: dict[str, Any]) -> str:
+        """The event's sessionWebhook if it is DingTalk's and outlives the margin, else "".
+
+        The robot signature covers the timestamp, not the body (§1.2): whoever replays a signed
+        header pair within the hour may write any body. So the URL must be on the oapi host —
+        Banli never posts replies to an address a caller chose.
+        """
+        url = str(reply.get("session_webhook") or "")
+        if not url.startswith(self.settings.oapi_base.rstrip("/") + "/"):
+            return ""
+        expires = int(reply.get("session_webhook_expires") or 0)
+        return url if expires - time.time() * 1000 > WEBHOOK_MARGIN_MS else ""

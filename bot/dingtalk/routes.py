@@ -1,0 +1,90 @@
+"""POST /dingtalk/callback (HTTP-mode robot messages) and POST /dingtalk/card (card button callbacks).
+
+verify → parse → pipeline → `{"msgtype":"empty"}` (replies go out through the outbox: sessionWebhook,
+robot API or card, reference/dingtalk.md §1.4). Card callbacks answer with an empty data update: the
+answer only reaches the clicker (§4.6); the handler's reply and card updates go through the outbox.
+Refusals: missing signature headers 401, bad signature / stale timestamp / another robot 403, body not
+a JSON object 400, oversize 413 (Flask's MAX_CONTENT_LENGTH). Types Banli ignores get 200 and nothing else.
+
+/dingtalk/card is always registered: with no card template Banli sends no cards, so nothing calls
+it, and every call must still carry the app-secret signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from bot import pipeline
+from bot.dingtalk import verify
+from bot.dingtalk.parse import body_json, card_event, message_event
+from bot.runtime import Runtime
+
+log = logging.getLogger("banli.dingtalk")
+
+EMPTY = {"msgtype": "empty"}
+CARD_ANSWER = {"cardUpdateOptions": {"updateCardDataByKey": True}, "cardData": {"cardParamMap": {}}}
+
+
+def make_blueprint(runtime: Runtime) -> Blueprint:
+    settings = runtime.settings.dingtalk
+    bp = Blueprint("dingtalk", __name__)
+
+    @bp.post("/dingtalk/callback")
+    def receive() -> Response:
+        ts, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
+        if not (ts and sign):
+            return _refuse(401, "robot message without timestamp/sign headers")
+        if not verify.robot_signature_ok(ts, sign, settings.app_secret):
+            return _refuse(403, "robot message with a bad signature")
+        if not verify.fresh(ts, _now_ms()):
+            return _refuse(403, f"robot message timestamp {ts[:20]!r} outside ±1h (replay?)")
+        msg = body_json(request.get_data(cache=False))
+        if msg is None:
+            return _refuse(400, "robot message body is not a JSON object")
+        if msg.get("robotCode") and msg["robotCode"] != settings.robot_code:
+            return _refuse(403, f"robot message for another robot {str(msg['robotCode'])[:40]!r}")
+        event = message_event(msg)
+        if event is None:
+            log.info("dingtalk: ignored %r message from %r", str(msg.get("msgtype"))[:20],
+                     str(msg.get("senderStaffId") or "")[:64])
+            return jsonify(EMPTY)
+        if not pipeline.handle(runtime, event):
+            log.info("dingtalk: duplicate delivery %s ignored", event.event_id)
+        return jsonify(EMPTY)
+
+    @bp.post("/dingtalk/card")
+    def card_callback() -> Response:
+        ts = request.headers.get("x-ddpaas-signature-timestamp", "")
+        sign = request.headers.get("x-ddpaas-signature", "")
+        if not (ts and sign):
+            return _refuse(401, "card callback without x-ddpaas signature headers")
+        # The registered apiSecret is the app secret (reference §4.6 register-card-callback-address).
+        if not verify.card_signature_ok(ts, sign, settings.app_secret):
+            return _refuse(403, "card callback with a bad signature")
+        if not verify.fresh(ts, _now_ms()):
+            return _refuse(403, f"card callback timestamp {ts[:20]!r} outside ±1h (replay?)")
+        body = body_json(request.get_data(cache=False))
+        if body is None:
+            return _refuse(400, "card callback body is not a JSON object")
+        event = card_event(body)
+        if event is None:
+            log.info("dingtalk: ignored card callback on %r without user or action",
+                     str(body.get("outTrackId"))[:100])
+            return jsonify(CARD_ANSWER)
+        if not pipeline.handle(runtime, event):
+            log.info("dingtalk: duplicate card callback %s ignored", event.event_id)
+        return jsonify(CARD_ANSWER)
+
+    return bp
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _refuse(status: int, reason: str) -> Response:
+    log.warning("dingtalk callback refused %d: %s", status, reason)
+    return Response("", status=status)

@@ -1,0 +1,53 @@
+"""Redis stopped while a reply is pending, then started again: the reply arrives exactly once.
+
+Runs against a private redis-server (not the shared one), with the worker and dispatcher threads
+talking to it like separate processes would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import settle, wait_for
+from servers import RedisServer
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def test_reply_pending_across_a_redis_outage_arrives_once(stack_factory, private_redis):
+    stack = stack_factory(redis_url=private_redis.url)
+    stack.post_wecom(stack.wecom_peer.text("zhangsan", "帮助"))
+    wait_for(lambda: len(stack.wecom.cards_to("zhangsan")) == 1)
+
+    private_redis.stop()
+    # The webhook does not need Redis to accept work: the reply waits in the SQL outbox.
+    assert stack.post_wecom(stack.wecom_peer.text("zhangsan", "菜单")).status_code == 200
+    settle(1.5)
+    assert len(stack.wecom.cards_to("zhangsan")) == 1
+    assert stack.count("outbox", "WHERE kind = 'message' AND status = 'pending'") == 1
+
+    private_redis.start()  # a fresh, empty Redis: whatever was queued is gone
+    wait_for(lambda: len(stack.wecom.cards_to("zhangsan")) == 2, timeout=30)
+    settle(4)  # longer than a lease: a second delivery would show up now
+    assert len(stack.wecom.cards_to("zhangsan")) == 2
+    assert stack.count("outbox", "WHERE kind = 'message' AND status = 'sent'") == 2
+
+
+def test_queued_job_survives_in_redis_and_is_re_leased_still_one_send(stack_factory, private_redis):
+    """Redis kept the old job *and* the dispatcher re-leased the row: the stale job is a no-op."""
+    stack = stack_factory(redis_url=private_redis.url, start_workers=False)
+    from banli import dispatcher
+
+    stack.post_wecom(stack.wecom_peer.text("zhangsan", "帮助"))
+    assert dispatcher.tick(stack.runtime) >= 1  # enqueued, nobody working
+    settle(3.5)  # lease (3 s) runs out
+    assert dispatcher.tick(stack.runtime) >= 1  # enqueued again with a new lease token
+    stack.start_workers()
+    wait_for(lambda: stack.wecom.cards_to("zhangsan"))
+    settle(2)
+    assert len(stack.wecom.cards_to("zhangsan")) == 1
