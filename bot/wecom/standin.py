@@ -96,7 +96,8 @@ class WeComStandin:
             body = request.get_json(force=True)
             with self.lock:
                 if self.response_codes.pop(body.get("response_code", ""), None) is None:
-                    return jsonify(errcode=40001, errmsg="invalid response_code")  # used or unknown
+                    # Each code works once (reference/wecom.md §3.4); the real errcode is undocumented.
+                    return jsonify(errcode=40058, errmsg="invalid response_code")
                 self.updates.append(body)
             return jsonify(errcode=0, errmsg="ok")
 

@@ -1,0 +1,59 @@
+"""Configuration from the environment, and one person with two platform identities."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from banli import cli
+from banli.settings import Settings
+
+WECOM = dict(WECOM_CORP_ID="ww1", WECOM_AGENT_ID="1000002", WECOM_SECRET="s", WECOM_TOKEN="t",
+             WECOM_AES_KEY="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")
+
+
+def test_defaults_are_embedded_sqlite_shanghai_and_no_platform():
+    settings = Settings.from_env({})
+    assert settings.embedded and settings.database_url == "sqlite:///banli.db"
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.wecom is None and settings.dingtalk is None
+    assert any("WECOM_CORP_ID" in line for line in settings.describe())
+
+
+def test_a_platform_with_missing_credentials_is_off():
+    partial = {k: v for k, v in WECOM.items() if k != "WECOM_SECRET"}
+    assert Settings.from_env(partial).wecom is None
+    assert Settings.from_env(WECOM).wecom.api_base == "https://qyapi.weixin.qq.com"
+
+
+def test_dingtalk_robot_code_defaults_to_the_app_key_and_bases_can_be_overridden():
+    settings = Settings.from_env({"DINGTALK_APP_KEY": "dingk", "DINGTALK_APP_SECRET": "sec",
+                                  "DINGTALK_API_BASE": "http://127.0.0.1:9/", "REDIS_URL": "redis://x:6379/0"})
+    assert settings.dingtalk.robot_code == "dingk"
+    assert settings.dingtalk.api_base == "http://127.0.0.1:9"
+    assert not settings.embedded
+
+
+def test_dotenv_file_is_read(tmp_path, monkeypatch):
+    for key in WECOM:
+        monkeypatch.delenv(key, raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in WECOM.items()) + "\nBANLI_TIMEZONE=Asia/Urumqi\n")
+    monkeypatch.delenv("BANLI_TIMEZONE", raising=False)
+    settings = Settings.from_env(dotenv=env_file)
+    assert settings.wecom.corp_id == "ww1" and settings.timezone == "Asia/Urumqi"
+
+
+def test_secrets_are_not_printed_at_start_up():
+    settings = Settings.from_env({**WECOM, "DATABASE_URL": "postgresql://banli:hunter2@db:5432/banli"})
+    assert "hunter2" not in "\n".join(settings.describe())
+
+
+def test_employees_link_joins_a_wecom_and_a_dingtalk_identity(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["employees", "link", "wecom:zhangsan", "dingtalk:0147001"]) == 0
+    from storage.db import make_engine
+
+    with make_engine(database_url).connect() as conn:
+        owners = conn.execute(text("SELECT DISTINCT employee_id FROM identity")).scalars().all()
+    assert len(owners) == 1
+    assert cli.main(["employees", "link", "zhangsan", "dingtalk:1"]) == 2
