@@ -5,6 +5,7 @@
     banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
     banli db upgrade         apply database migrations
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
+    banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("first", help="platform:user_id, e.g. wecom:zhangsan")
     link.add_argument("second", help="platform:user_id, e.g. dingtalk:014735")
     link.set_defaults(run=run_link)
+
+    dingtalk = sub.add_parser("dingtalk", help="DingTalk set-up commands")
+    ding_sub = dingtalk.add_subparsers(required=True, metavar="action")
+    register = ding_sub.add_parser("register-card-callback", help="register the card callback URL")
+    register.add_argument("url", help="public URL of /dingtalk/card, e.g. https://banli.example.com/dingtalk/card")
+    register.set_defaults(run=run_register_card_callback)
     return parser
 
 
@@ -139,6 +146,22 @@ def run_link(settings: Settings, args) -> int:
         other, _ = employee_for(session, *sides[1])
         link_identities(session, keep, other)
     print(f"已关联 linked {args.first} ↔ {args.second}")
+    return 0
+
+
+def run_register_card_callback(settings: Settings, args) -> int:
+    if not settings.dingtalk:
+        print("钉钉未配置 DingTalk is not configured: set DINGTALK_APP_KEY and DINGTALK_APP_SECRET")
+        return 2
+    from bot.platform import PlatformError
+    from bot.runtime import Runtime
+
+    try:
+        Runtime(settings).clients["dingtalk"].register_card_callback(args.url)
+    except PlatformError as exc:
+        print(f"注册失败 registration failed: {exc}")
+        return 1
+    print(f"已注册 card callbacks now go to {args.url}")
     return 0
 
 

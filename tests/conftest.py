@@ -125,6 +125,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def assert_nothing_happened(stack: "Stack") -> None:
+    """A refused callback leaves no trace: no delivery, no outbox row, no employee, nothing sent."""
+    settle(0.4)
+    assert stack.count("inbound_delivery") == 0
+    assert stack.count("outbox", "WHERE kind <> 'cron'") == 0  # the dispatcher's own cron slot may exist
+    assert stack.count("employee") == 0
+    assert stack.wecom.sent == []
+    assert stack.dingtalk is None or stack.dingtalk.sent == []
+
+
+def assert_one_refusal_logged(caplog, logger: str, status: int) -> None:
+    """Exactly one warning line, on one line, saying what was refused and why."""
+    lines = [r for r in caplog.records if r.name == logger and f"refused {status}" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert lines[0].levelname == "WARNING" and "\n" not in lines[0].getMessage()
+
+
 def settle(seconds: float = 0.6) -> None:
     """Let the dispatcher and worker run, to show that nothing *more* happens."""
     time.sleep(seconds)
@@ -179,6 +196,7 @@ def stack_factory(database_url):
         dingtalk_url = None
         if dingtalk is not None:
             dingtalk_server = ServerThread(dingtalk.app).start()
+            dingtalk.base_url = dingtalk_server.url  # its sessionWebhooks point at itself
             servers.append(dingtalk_server)
             dingtalk_url = dingtalk_server.url
         settings = make_settings(overrides.pop("database_url", database_url), wecom_api=wecom_server.url,

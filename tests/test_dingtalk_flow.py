@@ -21,20 +21,9 @@ EMPTY = {"msgtype": "empty"}
 CARD_ANSWER = {"cardUpdateOptions": {"updateCardDataByKey": True}, "cardData": {"cardParamMap": {}}}
 
 
-def serving_webhooks(stack):
-    """The stand-in hands out sessionWebhooks on itself, so it must know where it is served."""
-    stack.dingtalk.base_url = stack.runtime.settings.dingtalk.oapi_base
-    return stack
-
-
-@pytest.fixture
-def stack(stack):
-    return serving_webhooks(stack)
-
-
 @pytest.fixture
 def card_stack(stack_factory):
-    return serving_webhooks(stack_factory(card_template_id="tpl.schema"))
+    return stack_factory(card_template_id="tpl.schema")
 
 
 def replies(stack, target=USER, n=1):
@@ -285,3 +274,15 @@ def test_an_invalid_parameter_is_not_retried(stack):
     stack.post_dingtalk(stack.dingtalk_peer.text(USER, "帮助", with_webhook=False))
     status, attempts, error = wait_for(lambda: (row := _message_row(stack)) and row[1] == 1 and row)
     assert status == "dead" and "invalidParameter.userIds" in error
+
+
+def test_register_card_callback_command_points_card_taps_at_banli(stack, monkeypatch, capsys):
+    from banli import cli
+
+    settings = stack.runtime.settings.dingtalk
+    for key, value in dict(DINGTALK_APP_KEY=settings.app_key, DINGTALK_APP_SECRET=settings.app_secret,
+                           DINGTALK_API_BASE=settings.api_base, DINGTALK_OAPI_BASE=settings.oapi_base).items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["dingtalk", "register-card-callback", "https://banli.example.com/dingtalk/card"]) == 0
+    assert stack.dingtalk.card_callbacks["banli"] == {"callbackUrl": "https://banli.example.com/dingtalk/card",
+                                                     "apiSecret": settings.app_secret}

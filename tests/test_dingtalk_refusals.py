@@ -10,29 +10,14 @@ import pytest
 import requests
 
 from bot.dingtalk.standin import DingTalkPeer
-from conftest import settle
+from conftest import assert_nothing_happened, assert_one_refusal_logged
 
 USER = "0147001"
 
 
-@pytest.fixture
-def stack(stack):
-    stack.dingtalk.base_url = stack.runtime.settings.dingtalk.oapi_base
-    return stack
 
 
-def _nothing_happened(stack) -> None:
-    settle(0.4)
-    assert stack.count("inbound_delivery") == 0
-    assert stack.count("outbox", "WHERE kind <> 'cron'") == 0
-    assert stack.count("employee") == 0
-    assert stack.dingtalk.sent == []
 
-
-def _one_refusal_logged(caplog, status: int) -> None:
-    lines = [r for r in caplog.records if r.name == "banli.dingtalk" and f"refused {status}" in r.getMessage()]
-    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
-    assert lines[0].levelname == "WARNING" and "\n" not in lines[0].getMessage()
 
 
 def _post(stack, headers, body, path="/dingtalk/callback"):
@@ -45,47 +30,47 @@ def test_missing_signature_headers_are_401(stack, caplog, drop):
     for name in drop:
         del headers[name]
     assert _post(stack, headers, body).status_code == 401
-    _one_refusal_logged(caplog, 401)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 401)
+    assert_nothing_happened(stack)
 
 
 def test_forged_sign_is_403(stack, caplog):
     headers, body = stack.dingtalk_peer.text(USER, "帮助")
     headers["sign"] = "A" + headers["sign"][1:] if headers["sign"][0] != "A" else "B" + headers["sign"][1:]
     assert _post(stack, headers, body).status_code == 403
-    _one_refusal_logged(caplog, 403)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 403)
+    assert_nothing_happened(stack)
 
 
 def test_sign_made_with_another_secret_is_403(stack, caplog):
     stranger = DingTalkPeer(app_secret="not-our-secret", robot_code=stack.runtime.settings.dingtalk.robot_code,
                             standin=stack.dingtalk)
     assert stack.post_dingtalk(stranger.text(USER, "帮助")).status_code == 403
-    _one_refusal_logged(caplog, 403)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 403)
+    assert_nothing_happened(stack)
 
 
 @pytest.mark.parametrize("age_ms", [2 * 3600_000, -2 * 3600_000])
 def test_timestamp_two_hours_off_is_403_even_with_a_valid_sign(stack, caplog, age_ms):
     stale = int(time.time() * 1000) - age_ms
     assert stack.post_dingtalk(stack.dingtalk_peer.text(USER, "帮助", timestamp_ms=stale)).status_code == 403
-    _one_refusal_logged(caplog, 403)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 403)
+    assert_nothing_happened(stack)
 
 
 @pytest.mark.parametrize("garbage", [b"", b"garbage", b"[1, 2, 3]", b'"text"', b"\x00\xff" * 50])
 def test_body_that_is_not_a_json_object_is_400(stack, caplog, garbage):
     headers, _ = stack.dingtalk_peer.text(USER, "帮助")
     assert _post(stack, headers, garbage).status_code == 400
-    _one_refusal_logged(caplog, 400)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 400)
+    assert_nothing_happened(stack)
 
 
 def test_truncated_json_is_400(stack, caplog):
     headers, body = stack.dingtalk_peer.text(USER, "帮助")
     assert _post(stack, headers, body[: len(body) // 2]).status_code == 400
-    _one_refusal_logged(caplog, 400)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 400)
+    assert_nothing_happened(stack)
 
 
 def test_one_megabyte_body_is_413(stack, caplog):
@@ -93,23 +78,23 @@ def test_one_megabyte_body_is_413(stack, caplog):
     body = json.dumps({"msgtype": "text", "text": {"content": "A" * 1_048_576}}).encode()
     assert _post(stack, headers, body).status_code == 413
     assert any("413" in r.getMessage() for r in caplog.records if r.name == "banli" and r.levelname == "WARNING")
-    _nothing_happened(stack)
+    assert_nothing_happened(stack)
 
 
 def test_message_for_another_robot_is_403(stack, caplog):
     other = DingTalkPeer(app_secret=stack.runtime.settings.dingtalk.app_secret, robot_code="dingsomeoneelse",
                          standin=stack.dingtalk)
     assert stack.post_dingtalk(other.text(USER, "帮助")).status_code == 403
-    _one_refusal_logged(caplog, 403)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 403)
+    assert_nothing_happened(stack)
 
 
 def test_card_callback_with_a_bad_signature_is_403(stack, caplog):
     headers, body = stack.dingtalk_peer.card_click(USER, "bl_x", "menu.expense")
     headers["x-ddpaas-signature"] = headers["x-ddpaas-signature"][::-1]
     assert _post(stack, headers, body, "/dingtalk/card").status_code == 403
-    _one_refusal_logged(caplog, 403)
-    _nothing_happened(stack)
+    assert_one_refusal_logged(caplog, "banli.dingtalk", 403)
+    assert_nothing_happened(stack)
 
 
 def test_card_callback_signed_as_a_robot_message_is_refused(stack, caplog):
@@ -119,7 +104,7 @@ def test_card_callback_signed_as_a_robot_message_is_refused(stack, caplog):
     headers = {"x-ddpaas-signature-timestamp": robot_headers["timestamp"],
                "x-ddpaas-signature": robot_headers["sign"]}
     assert _post(stack, headers, body, "/dingtalk/card").status_code == 403
-    _nothing_happened(stack)
+    assert_nothing_happened(stack)
 
 
 def test_card_callback_problems(stack, caplog):
@@ -131,14 +116,14 @@ def test_card_callback_problems(stack, caplog):
     assert _post(stack, headers, b"{not json", "/dingtalk/card").status_code == 400
     assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "banli.dingtalk"] == [
         "dingtalk callback refused 401", "dingtalk callback refused 403", "dingtalk callback refused 400"]
-    _nothing_happened(stack)
+    assert_nothing_happened(stack)
 
 
 def test_signed_card_callback_without_an_action_is_200_and_ignored(stack, caplog):
     headers, body = stack.dingtalk_peer.card_click(USER, "bl_x", "")
     response = _post(stack, headers, body, "/dingtalk/card")
     assert response.status_code == 200 and "cardUpdateOptions" in response.json()
-    _nothing_happened(stack)
+    assert_nothing_happened(stack)
 
 
 def test_signatures_match_the_reference_values():

@@ -73,6 +73,16 @@ class DingTalkClient:
         })
         return {"out_track_id": track, "updated": True}
 
+    def register_card_callback(self, callback_url: str) -> dict[str, Any]:
+        """Point this app's card button callbacks at Banli (`banli dingtalk register-card-callback`).
+        The apiSecret is the app secret, which /dingtalk/card checks (§4.6)."""
+        return self.api("POST", "/v1.0/card/callbacks/register", {
+            "callbackRouteKey": CALLBACK_ROUTE_KEY,
+            "callbackUrl": callback_url,
+            "apiSecret": self.settings.app_secret,
+            "forceUpdate": True,
+        })
+
     def directory_entry(self, user_id: str) -> DirectoryEntry:
         user = self.oapi("/topapi/v2/user/get", {"userid": user_id, "language": "zh_CN"}).get("result") or {}
         departments = user.get("dept_id_list") or []
@@ -138,6 +148,19 @@ class DingTalkClient:
                  answer.get("errcode"), answer.get("errmsg", ""))
         return False
 
+    def _live_webhook(self, reply: dict[str, Any]) -> str:
+        """The event's sessionWebhook if it is DingTalk's and outlives the margin, else "".
+
+        The robot signature covers the timestamp, not the body (§1.2): whoever replays a signed
+        header pair within the hour may write any body. So the URL must be on the oapi host —
+        Banli never posts replies to an address a caller chose.
+        """
+        url = str(reply.get("session_webhook") or "")
+        if not url.startswith(self.settings.oapi_base.rstrip("/") + "/"):
+            return ""
+        expires = int(reply.get("session_webhook_expires") or 0)
+        return url if expires - time.time() * 1000 > WEBHOOK_MARGIN_MS else ""
+
     # -- HTTP ---------------------------------------------------------------------------------------
     def api(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
         """A new-style API call with the cached token; on a token error refresh once and call again."""
@@ -193,16 +216,3 @@ class DingTalkClient:
             raise PlatformError(f"dingtalk accessToken: HTTP {status} {body.get('code', '')}",
                                 retryable=status >= 500 or status == 429)
         return body["accessToken"], int(body.get("expireIn", 7200))
-
-    def _live_webhook(self, reply: dict[str, Any]) -> str:
-        """The event's sessionWebhook if it is DingTalk's and outlives the margin, else "".
-
-        The robot signature covers the timestamp, not the body (§1.2): whoever replays a signed
-        header pair within the hour may write any body. So the URL must be on the oapi host —
-        Banli never posts replies to an address a caller chose.
-        """
-        url = str(reply.get("session_webhook") or "")
-        if not url.startswith(self.settings.oapi_base.rstrip("/") + "/"):
-            return ""
-        expires = int(reply.get("session_webhook_expires") or 0)
-        return url if expires - time.time() * 1000 > WEBHOOK_MARGIN_MS else ""

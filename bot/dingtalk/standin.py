@@ -37,6 +37,7 @@ class DingTalkStandin:
         self.sent: list[dict[str, Any]] = []  # every message delivered, whichever way it came
         self.cards: dict[str, dict[str, Any]] = {}  # card instances by outTrackId
         self.card_updates: list[dict[str, Any]] = []
+        self.card_callbacks: dict[str, dict[str, Any]] = {}  # callbackRouteKey -> {callbackUrl, apiSecret}
         self.sessions: dict[str, tuple[str, int]] = {}  # sessionWebhook id -> (user or group, expires ms)
         self.fail_next: list[tuple[int, dict[str, Any]]] = []  # canned (status, json) for the next sends
         self.refused: list[str] = []  # why requests were refused, for tests that expect none
@@ -72,6 +73,7 @@ class DingTalkStandin:
         app.add_url_rule("/v1.0/card/instances/createAndDeliver", view_func=self._create_and_deliver,
                          methods=["POST"])
         app.add_url_rule("/v1.0/card/instances", view_func=self._update_card, methods=["PUT"])
+        app.add_url_rule("/v1.0/card/callbacks/register", view_func=self._register_callback, methods=["POST"])
         app.add_url_rule("/topapi/v2/user/get", view_func=self._user_get, methods=["POST"])
         app.add_url_rule("/topapi/v2/department/get", view_func=self._department_get, methods=["POST"])
         app.add_url_rule("/robot/sendBySession", view_func=self._send_by_session, methods=["POST"])
@@ -237,6 +239,19 @@ class DingTalkStandin:
         if card is None:
             return self._refuse(400, "cardInstance.notExist", f"卡片实例不存在: {track}")
         return jsonify(success=True, result=True)
+
+    def _register_callback(self):
+        """POST /v1.0/card/callbacks/register (§4.6): one URL per route key."""
+        if not self._token_ok():
+            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+        body = request.get_json(force=True, silent=True) or {}
+        if not body.get("callbackRouteKey") or not body.get("callbackUrl"):
+            return self._refuse(400, "invalidParameter", "callbackRouteKey 和 callbackUrl 必填")
+        with self.lock:
+            self.card_callbacks[body["callbackRouteKey"]] = {"callbackUrl": body["callbackUrl"],
+                                                             "apiSecret": body.get("apiSecret", "")}
+        return jsonify(success=True, result={"callbackUrl": body["callbackUrl"],
+                                             "apiSecret": body.get("apiSecret", "")})
 
     def _send_by_session(self):
         """A sessionWebhook: no token, just the session id in the URL (§1.4)."""
