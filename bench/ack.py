@@ -265,15 +265,19 @@ def cpu_shares(before: tuple, after: tuple, server_pids: set[int], wrk_seconds: 
     hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count()
     groups: dict[str, float] = {"server": 0.0, "postgres": 0.0, "redis": 0.0, "other": 0.0}
     others: dict[str, float] = {}
+    per_worker = []
     for pid, (comm, ticks) in procs1.items():
         used = (ticks - procs0.get(pid, (comm, 0))[1]) / hz
         group = ("server" if pid in server_pids else "postgres" if comm == "postgres"
                  else "redis" if comm.startswith("redis") else "other")
         groups[group] += used
+        if group == "server":
+            per_worker.append(100 * used / wall)  # % of one core: a worker is GIL-bound near 100
         if group == "other" and used:
             others[comm] = others.get(comm, 0.0) + used
     shares: dict = {k: 100 * v / (wall * cores) for k, v in groups.items()}
     top = sorted(others.items(), key=lambda kv: -kv[1])[:4]
+    shares["workers"] = "/".join(f"{w:.0f}" for w in sorted(per_worker, reverse=True) if w >= 0.5)
     shares["other_top"] = ", ".join(f"{comm} {100 * used / (wall * cores):.0f}%" for comm, used in top)
     shares["wrk"] = 100 * wrk_seconds / (wall * cores)
     total, idle, steal = (a - b for a, b in zip(mach1, mach0))
@@ -366,7 +370,8 @@ def bench_server(server: str, workers: int, threads: int, args, peer, database_u
     if server == "banli":
         result.check = banli_check(database_url, warm, timed, args.users)
     print(f"   {result.rps:.0f} req/s, p50 {result.ms('p50_us'):.1f} ms, p99 {result.ms('p99_us'):.1f} ms, "
-          f"errors {result.errors}; other CPU: {result.cpu['other_top'] or '-'}", flush=True)
+          f"errors {result.errors}; gunicorn processes (% of a core) {result.cpu['workers']}; "
+          f"other CPU: {result.cpu['other_top'] or '-'}", flush=True)
     return result
 
 

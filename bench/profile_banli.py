@@ -4,7 +4,7 @@ Starts Banli under gunicorn exactly as bench/ack.py does (fresh `banli_bench` da
 credentials, same pre-generated encrypted "帮助" callbacks), warms up, then loads it with wrk while
 py-spy samples every gunicorn worker (`--subprocesses --nonblocking`). Two passes:
 
-- cpu:  on-CPU samples only — what burns the two cores;
+- cpu:  samples of threads holding the GIL (`--gil`) — the Python work that burns the cores;
 - wall: idle samples included (`--idle`) — where a request waits (PostgreSQL round trips, the GIL).
 
 Each sample inside the callback view (bot/wecom/routes.py `receive`) is charged to the first stage
@@ -48,7 +48,7 @@ CROSS = [("SQLAlchemy (any)", "sqlalchemy/"), ("psycopg (any)", "psycopg/"), ("s
 
 def record(pid: int, seconds: int, out: Path, *, idle: bool) -> None:
     cmd = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "250",
-           "--duration", str(seconds), "--format", "raw", "--output", str(out)] + (["--idle"] if idle else [])
+           "--duration", str(seconds), "--format", "raw", "--output", str(out)] + (["--idle"] if idle else ["--gil"])
     subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

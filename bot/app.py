@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import OperationalError
 
 from banli.settings import Settings
 from bot.runtime import Runtime
@@ -34,6 +35,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.get("/healthz")
     def health():
         return jsonify(ok=True, wecom=bool(runtime.settings.wecom), dingtalk=bool(runtime.settings.dingtalk))
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error):
+        # Nothing was recorded, so ask the platform to deliver again later rather than lose it.
+        log.error("database unavailable, asked the platform to retry: %s", str(error).splitlines()[0][:200])
+        return "", 503
 
     @app.errorhandler(413)
     def too_large(_error):

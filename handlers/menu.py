@@ -34,8 +34,9 @@ NOT_YET = "这项功能正在开通中，开通后直接这样说就行。"
 
 
 def menu_card(ctx: Context, greeting: str = "") -> Card:
-    name = ctx.employee.name
-    hello = greeting or f"{name}，您好！想办什么事？"
+    # Until the directory has been read the name is only a platform id: greet without it.
+    name = f"{ctx.employee.name}，" if ctx.employee.synced_at else ""
+    hello = greeting or f"{name}您好！想办什么事？"
     return Card(
         title="办理 · 主菜单",
         body=hello + "\n点下面的按钮，或者直接打字，比如「报销 出租车 86.5」。",

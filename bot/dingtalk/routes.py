@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -34,13 +35,10 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
 
     @bp.post("/dingtalk/callback")
     def receive() -> Response:
-        ts, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
-        if not (ts and sign):
-            return _refuse(401, "robot message without timestamp/sign headers")
-        if not verify.robot_signature_ok(ts, sign, settings.app_secret):
-            return _refuse(403, "robot message with a bad signature")
-        if not verify.fresh(ts, _now_ms()):
-            return _refuse(403, f"robot message timestamp {ts[:20]!r} outside ±1h (replay?)")
+        refusal = _check_signed("robot message", request.headers.get("timestamp", ""),
+                                request.headers.get("sign", ""), settings.app_secret, verify.robot_signature_ok)
+        if refusal:
+            return refusal
         msg = body_json(request.get_data(cache=False))
         if msg is None:
             return _refuse(400, "robot message body is not a JSON object")
@@ -57,15 +55,12 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
 
     @bp.post("/dingtalk/card")
     def card_callback() -> Response:
-        ts = request.headers.get("x-ddpaas-signature-timestamp", "")
-        sign = request.headers.get("x-ddpaas-signature", "")
-        if not (ts and sign):
-            return _refuse(401, "card callback without x-ddpaas signature headers")
         # The registered apiSecret is the app secret (reference §4.6 register-card-callback-address).
-        if not verify.card_signature_ok(ts, sign, settings.app_secret):
-            return _refuse(403, "card callback with a bad signature")
-        if not verify.fresh(ts, _now_ms()):
-            return _refuse(403, f"card callback timestamp {ts[:20]!r} outside ±1h (replay?)")
+        refusal = _check_signed("card callback", request.headers.get("x-ddpaas-signature-timestamp", ""),
+                                request.headers.get("x-ddpaas-signature", ""), settings.app_secret,
+                                verify.card_signature_ok)
+        if refusal:
+            return refusal
         body = body_json(request.get_data(cache=False))
         if body is None:
             return _refuse(400, "card callback body is not a JSON object")
@@ -79,6 +74,18 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         return jsonify(CARD_ANSWER)
 
     return bp
+
+
+def _check_signed(what: str, ts: str, sign: str, secret: str,
+                  signature_ok: Callable[[str, str, str], bool]) -> Response | None:
+    """The refusal for a missing (401), wrong or stale (403) signature; None when it holds."""
+    if not (ts and sign):
+        return _refuse(401, f"{what} without its signature headers")
+    if not signature_ok(ts, sign, secret):
+        return _refuse(403, f"{what} with a bad signature")
+    if not verify.fresh(ts, _now_ms()):
+        return _refuse(403, f"{what} timestamp {ts[:20]!r} outside ±1h (replay?)")
+    return None
 
 
 def _now_ms() -> int:
