@@ -17,14 +17,16 @@ server — `baseline` (bench/baseline_app.py: wechatpy signature check + decrypt
 4. run wrk (C, epoll, keep-alive; bench/wrk_callbacks.lua feeds the pool) for --duration seconds
    with --connections connections, closed loop; wrk's latency histogram gives p50/p99, which is the
    time from writing the request to reading the whole response; the Lua script counts non-200s;
-5. meanwhile sample CPU from /proc (server workers, postgres, redis, wrk, everything else), to show
-   whether the load generator or something else competes for the 2 cores;
+5. before timing, wait (--quiet-wait) until other processes leave the machine nearly idle; while
+   timing, sample CPU from /proc (each gunicorn process, postgres, redis, wrk, everything else) to
+   show whether the load generator or something else competed for the 2 cores;
 6. stop gunicorn gracefully (in-flight requests finish), then for Banli check the database:
    inbound_delivery rows == distinct callbacks sent (warm-up + timed), one reply outbox row each,
    one employee per sender — nothing lost, nothing done twice.
 
 Afterwards the bench database is dropped (unless --keep-db) and the Redis keys Banli wrote
-(`banli:*`, `rq:queue:banli`) are deleted. Results are printed and written into bench/README.md
+(`banli:*`, `rq:queue:banli`) are deleted — in Redis db 15 by default, not db 0, because other
+Banli processes on the same Redis (test runs) share key names such as `banli:doorbell`. Results are printed and written into bench/README.md
 between the results markers.
 
     python bench/ack.py                       # defaults: --configs 2x4 --duration 20 --connections 8
@@ -390,13 +392,13 @@ def banli_check(database_url: str, warm: dict, timed: dict, users: int) -> dict:
 
 def table(results: list[Result]) -> str:
     head = ("| config | server | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors "
-            "| CPU server / postgres / redis / wrk / other (machine %) |")
+            "| gunicorn processes (% of one core) | CPU server / postgres / redis / wrk / other (% of machine) |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in results:
         c = r.cpu
         lines.append(f"| {r.config} | {r.server} | {r.wrk['completed']} | {r.rps:.0f} | {r.ms('p50_us'):.1f} "
                      f"| {r.ms('p90_us'):.1f} | {r.ms('p99_us'):.1f} | {r.ms('max_us'):.1f} | {r.errors} "
-                     f"| {c['server']:.0f} / {c['postgres']:.0f} / {c['redis']:.0f} / {c['wrk']:.0f} "
+                     f"| {c['workers']} | {c['server']:.0f} / {c['postgres']:.0f} / {c['redis']:.0f} / {c['wrk']:.0f} "
                      f"/ {c['other']:.0f} ({c['machine_busy']:.0f} busy, {c['steal']:.0f} steal) |")
     return "\n".join(lines)
 

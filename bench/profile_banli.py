@@ -8,8 +8,11 @@ py-spy samples every gunicorn worker (`--subprocesses --nonblocking`). Two passe
 - wall: idle samples included (`--idle`) — where a request waits (PostgreSQL round trips, the GIL).
 
 Each sample inside the callback view (bot/wecom/routes.py `receive`) is charged to the first stage
-whose frame it contains (table below, most specific first); samples outside it are the HTTP
-server and Flask. Raw collapsed stacks and flamegraphs go to bench/out/.
+whose frame it contains (STAGES, most specific first); samples outside it are the HTTP server and
+Flask. In the wall pass most samples are idle gunicorn threads waiting for work, so read its "share
+of view samples" column: where a request's time goes once it is being handled. Raw collapsed stacks
+go to bench/out/banli-profile-{cpu,wall}.txt (feed them to flamegraph.pl or speedscope), the tables
+to bench/out/banli-profile.md.
 
     pip install py-spy            # into the venv
     python bench/profile_banli.py [--duration 15] [--configs 2x4] [--connections 8]
@@ -42,8 +45,10 @@ STAGES = [
     ("pipeline other", ["handle (bot/pipeline.py"]),
     ("view other", ["receive (bot/wecom/routes.py"]),
 ]
-CROSS = [("SQLAlchemy (any)", "sqlalchemy/"), ("psycopg (any)", "psycopg/"), ("sqlmodel (any)", "sqlmodel/"),
-         ("json", "json/"), ("logging", "logging/")]
+CROSS = [("SQLAlchemy, any", "sqlalchemy/"), ("SQLAlchemy ORM layer (sqlalchemy/orm/)", "sqlalchemy/orm/"),
+         ("SQLAlchemy statement building, cache keys, compiling (sqlalchemy/sql/)", "sqlalchemy/sql/"),
+         ("SQLAlchemy connection pool (sqlalchemy/pool/)", "sqlalchemy/pool/"), ("psycopg", "psycopg/"),
+         ("redis-py", "redis/"), ("json", "json/"), ("logging", "logging/")]
 
 
 def record(pid: int, seconds: int, out: Path, *, idle: bool) -> None:
@@ -77,8 +82,10 @@ def summarize(raw: Path) -> tuple[Counter, Counter, int, int]:
 def report(title: str, raw: Path) -> str:
     stages, cross, in_view, total = summarize(raw)
     lines = [f"### {title}: {total} samples, {100 * in_view / max(total, 1):.0f}% inside the callback view", "",
-             "| stage | share of all samples |", "|---|---|"]
-    lines += [f"| {name} | {100 * n / total:.1f}% |" for name, n in stages.most_common()]
+             "| stage | share of all samples | share of view samples |", "|---|---|---|"]
+    lines += [f"| {name} | {100 * n / total:.1f}% | "
+              + ("" if name.startswith("outside") else f"{100 * n / max(in_view, 1):.1f}%") + " |"
+              for name, n in stages.most_common()]
     lines += ["", "| library frames anywhere in a view sample | share of view samples |", "|---|---|"]
     lines += [f"| {name} | {100 * n / max(in_view, 1):.1f}% |" for name, n in cross.most_common()]
     return "\n".join(lines)

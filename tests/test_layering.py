@@ -15,6 +15,9 @@ FORBIDDEN = {
 }
 
 
+PACKAGES = ("banli", "bot", "handlers", "cards", "workflows", "storage")
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
@@ -38,9 +41,9 @@ def test_core_packages_stay_platform_blind():
 
 def test_platform_wire_code_lives_only_in_its_folder():
     offences = []
-    for path in ROOT.glob("*/**/*.py"):
+    for path in (p for package in PACKAGES for p in (ROOT / package).rglob("*.py")):
         rel = path.relative_to(ROOT)
-        if rel.parts[0] in ("tests", "bench") or rel.parts[:2] in (("bot", "wecom"), ("bot", "dingtalk")):
+        if rel.parts[:2] in (("bot", "wecom"), ("bot", "dingtalk")):
             continue
         if _imports(path) & {"wechatpy", "dingtalk", "xmltodict"}:
             offences.append(str(rel))
