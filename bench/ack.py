@@ -108,7 +108,7 @@ def tool_versions() -> dict:
 
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     pg = _admin_query("SHOW server_version")
-    return {"wrk": wrk.split(" [")[0], "gunicorn": gunicorn.__version__, "postgresql": pg,
+    return {"wrk": wrk.split(" [")[0].removeprefix("wrk "), "gunicorn": gunicorn.__version__, "postgresql": pg,
             "sqlalchemy": sqlalchemy.__version__, "psycopg": psycopg.__version__}
 
 
