@@ -3,6 +3,7 @@
     banli web [--port N]     web server; with no REDIS_URL also the worker and dispatcher (embedded)
     banli worker             an RQ worker (needs REDIS_URL)
     banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
+    banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
@@ -38,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     web.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     web.set_defaults(run=run_web)
+
+    demo = sub.add_parser("demo", help="a seeded demo company and a browser chat simulator (no tenant needed)")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--reset", action="store_true", help="delete banli-demo.db and seed afresh")
+    demo.set_defaults(run=run_demo)
 
     sub.add_parser("worker", help="run an RQ worker").set_defaults(run=run_worker)
     sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=run_dispatcher)
@@ -97,6 +104,13 @@ def run_web(settings: Settings, args) -> int:
     print(f"办理 Banli listening on http://{args.host}:{args.port}")
     WebServer().run()
     return 0
+
+
+def run_demo(_settings: Settings, args) -> int:
+    # The demo ignores the environment's platform, database and Redis settings: it is self-contained.
+    from sim.demo import run_demo as serve_demo
+
+    return serve_demo(port=args.port, host=args.host, reset=args.reset)
 
 
 def _start_embedded(worker) -> None:

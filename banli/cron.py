@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlmodel import Session
 
-from storage import inbound, outbox
+from storage import outbox
 
 Run = Callable[[Any, Session], dict[str, Any]]
 
@@ -33,12 +33,8 @@ class CronJob:
 
 
 def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
-    """Forget inbound deliveries past any retry window, and sent outbox rows older than 30 days."""
-    now = runtime.now()
-    return {
-        "inbound": inbound.purge_before(session, now - timedelta(days=7)),
-        "outbox": outbox.purge_done(session, before=now - timedelta(days=30)),
-    }
+    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback."""
+    return {"outbox": outbox.purge_done(session, before=runtime.now() - timedelta(days=30))}
 
 
 CRON_JOBS: dict[str, CronJob] = {

@@ -1,4 +1,5 @@
-"""The RQ job: perform one leased outbox row (send, update a card, read the directory, run a cron).
+"""The RQ job: perform one leased outbox row (act on a callback, send, update a card, read the
+directory, run a cron).
 
 Jobs take a row id and its lease token, never objects. A job whose lease was taken over, or whose row
 is already done, does nothing — so a duplicate enqueue or a Redis that kept an old job is harmless.
@@ -14,9 +15,11 @@ from typing import Any, Callable
 from rq import get_current_job
 from sqlmodel import Session
 
+from bot import pipeline
 from bot.platform import Outgoing, PlatformError
 from bot.runtime import Runtime
 from cards import Card
+from handlers.events import InboundEvent
 from storage import outbox
 from storage.db import session_scope
 from storage.models import Outbox
@@ -50,13 +53,40 @@ def perform(runtime: Runtime, row_id: int, token: str) -> str:
         with session_scope(runtime.engine) as session:
             result = PERFORMERS[row.kind](runtime, row, session)
             outbox.mark_done(session, row_id, token, now=runtime.now(), result=result)
-        return "done"
     except PlatformError as exc:
         return _failed(runtime, row, token, str(exc), retryable=exc.retryable)
     except Exception as exc:
+        if row.kind == "inbound":
+            return _apologise(runtime, row, token)
         # A bug, not a platform answer: count the attempt in SQL, then let RQ record the failure too.
         _failed(runtime, row, token, f"{exc.__class__.__name__}: {exc}", retryable=True)
         raise
+    if row.kind == "inbound" and result.get("reply"):
+        _send_now(runtime, result["reply"])
+    return "done"
+
+
+def _apologise(runtime: Runtime, row: Outbox, token: str) -> str:
+    """A handler failed: its transaction is gone (nothing half-written). Retrying would fail the same
+    way, so tell the user plainly — never a stack trace in chat — and keep the trace in the log."""
+    event = InboundEvent.from_dict(json.loads(row.payload))
+    log.exception("handler failed for %s event %s", event.platform, event.event_id)
+    with session_scope(runtime.engine) as session:
+        key = pipeline.reply(session, event, pipeline.SORRY)
+        outbox.mark_done(session, row.id, token, now=runtime.now(), result={"reply": key, "error": True})
+    _send_now(runtime, key)
+    return "done"
+
+
+def _send_now(runtime: Runtime, key: str) -> None:
+    """Send a fresh reply in this job instead of waiting for the dispatcher's next round: one queue
+    hop from callback to answer. If another holder got there first, this does nothing."""
+    with session_scope(runtime.engine) as session:
+        leased = outbox.lease_key(session, key, now=runtime.now(),
+                                  lease_seconds=runtime.settings.outbox_lease_seconds)
+    if leased:
+        perform(runtime, *leased)
+    runtime.ring()  # anything else the handler queued (directory reads, pushes to others)
 
 
 def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable: bool) -> str:
@@ -65,6 +95,11 @@ def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable:
     log.warning("outbox %s (%s %s → %s) failed, now %s: %s", row.id, row.kind, row.platform,
                 row.recipient, status, error)
     return status
+
+
+def _act_on_inbound(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    reply_key = pipeline.act(runtime, session, InboundEvent.from_dict(json.loads(row.payload)))
+    return {"reply": reply_key} if reply_key else {}
 
 
 def _client(runtime: Runtime, platform: str):
@@ -99,6 +134,7 @@ def _run_cron(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]
 
 
 PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
+    "inbound": _act_on_inbound,
     "message": _send_message,
     "card_update": _update_card,
     "directory_sync": _sync_directory,

@@ -1,7 +1,12 @@
-"""After an edge has verified and parsed a callback: record once → who → dispatch → reply via outbox.
+"""What happens to a verified, parsed callback.
 
-All of it is one transaction, so a delivery is either fully acted on (state, reply row, delivery
-record) or not at all; a redelivery finds the record and does nothing.
+At the edge (`accept`, on the webhook's hot path): one INSERT of the event as an `inbound` outbox row
+whose unique key is the platform's delivery key — the record that makes a redelivery a no-op — and a
+ring of the doorbell. Then the platform gets its 200.
+
+In a worker (`act`, called by banli.delivery): find the employee, run the handler, write the reply
+as a `message` outbox row, all in the transaction that marks the inbound row done. So a delivery is
+acted on exactly once, and either fully (state + reply) or not at all.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from bot.runtime import Runtime
 from cards import Card
 from handlers.events import InboundEvent
 from handlers.router import Context
-from storage import inbound, outbox
-from storage.db import fit_key, session_scope
+from storage import outbox
+from storage.db import fit_key
 from workflows.identity import employee_for
 
 log = logging.getLogger("banli.inbound")
@@ -23,48 +28,32 @@ log = logging.getLogger("banli.inbound")
 SORRY = Card(title="出了点问题", body="抱歉，刚才没办成，已经记下来了。请稍后再试，或发「帮助」。")
 
 
-def handle(runtime: Runtime, event: InboundEvent) -> bool:
-    """Act on `event` exactly once. Returns False for a repeated delivery (nothing done)."""
-    try:
-        with session_scope(runtime.engine) as session:
-            acted = _act(runtime, session, event)
-    except Exception:
-        # Never a stack trace in chat and never a half-written record: the transaction is gone;
-        # record the delivery with an apology instead, so the platform's retry doesn't loop on it.
-        log.exception("handler failed for %s event %s", event.platform, event.event_id)
-        with session_scope(runtime.engine) as session:
-            acted = _record(session, event)
-            if acted:
-                _reply(session, event, SORRY)
-    if acted:
+def accept(runtime: Runtime, event: InboundEvent) -> bool:
+    """Record `event` once for a worker to act on. False for a repeated delivery (nothing done)."""
+    with runtime.engine.begin() as conn:
+        new = outbox.add(conn, key=inbound_key(event), kind="inbound", platform=event.platform,
+                         recipient=event.sender, payload=event.to_dict())
+    if new:
         runtime.ring()
-    return acted
+    return new
 
 
-def _act(runtime: Runtime, session: Session, event: InboundEvent) -> bool:
-    if not _record(session, event):
-        return False
+def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
+    """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first)
     card = runtime.router.dispatch(ctx)
-    if card is not None:
-        _reply(session, ctx.event, card)
-    return True
+    return reply(session, ctx.event, card) if card is not None else None
 
 
-def _record(session: Session, event: InboundEvent) -> bool:
-    return inbound.record_once(session, platform=event.platform, event_key=event.event_id,
-                               sender=event.sender, kind=event.kind)
+def reply(session: Session, event: InboundEvent, card: Card) -> str:
+    """The answer to `event` as a message row; its key is stable, so it is written once."""
+    key = fit_key(f"reply:{event.platform}:{event.event_id}")
+    outbox.add(session, key=key, kind="message", platform=event.platform, recipient=event.sender,
+               conversation=event.conversation, payload={"card": card.to_dict(), "reply": event.reply})
+    return key
 
 
-def _reply(session: Session, event: InboundEvent, card: Card) -> None:
-    outbox.add(
-        session,
-        key=fit_key(f"reply:{event.platform}:{event.event_id}"),
-        kind="message",
-        platform=event.platform,
-        recipient=event.sender,
-        conversation=event.conversation,
-        payload={"card": card.to_dict(), "reply": event.reply},
-    )
+def inbound_key(event: InboundEvent) -> str:
+    return fit_key(f"inbound:{event.platform}:{event.event_id}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["text", "action", "location", "image", "voice", "enter"]
@@ -30,3 +30,11 @@ class InboundEvent:
     location: tuple[float, float, str] | None = None  # latitude, longitude, label
     reply: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InboundEvent":
+        location = data.get("location")
+        return cls(**{**data, "location": tuple(location) if location else None})

@@ -6,10 +6,11 @@ business-time conversions (quiet hours, "today") happen in workflows.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -25,6 +26,9 @@ class Employee(SQLModel, table=True):
     name: str = Field(max_length=64)
     department: str = Field(default="", max_length=128)
     manager_id: Optional[int] = Field(default=None, foreign_key="employee.id")
+    # rep | sales_manager | sales_director | finance | legal | ceo | admin | staff ("" until known)
+    role: str = Field(default="", max_length=16)
+    active: bool = True  # False once an admin marks the person as departed
     # None until the platform directory has been read for this person.
     synced_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -42,31 +46,21 @@ class Identity(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class InboundDelivery(SQLModel, table=True):
-    """One row per callback we acted on; the unique key makes a redelivery a no-op."""
-
-    __tablename__ = "inbound_delivery"
-    __table_args__ = (UniqueConstraint("platform", "event_key", name="uq_inbound_platform_key"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    platform: str = Field(max_length=16)
-    event_key: str = Field(max_length=255)
-    sender: str = Field(default="", max_length=128)
-    kind: str = Field(default="", max_length=16)
-    received_at: datetime = Field(default_factory=utcnow, index=True)
-
-
 class Outbox(SQLModel, table=True):
-    """Deferred work with a unique key: messages, card updates, directory reads, cron slots.
+    """Deferred work with a unique key, written in the same transaction as its cause; the dispatcher
+    leases due rows and rings RQ. Kinds:
 
-    Written in the same transaction as its cause; the dispatcher leases due rows and rings RQ.
+    - inbound: a platform delivery to act on; its key (`inbound:<platform>:<delivery key>`) is the
+      record that makes a redelivered callback a no-op;
+    - message, card_update: something to send; directory_sync: read a user off the directory;
+    - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 
     id: Optional[int] = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, sa_column_kwargs={"unique": True})
-    kind: str = Field(max_length=32)  # message | card_update | directory_sync | cron
+    kind: str = Field(max_length=32)
     platform: str = Field(default="", max_length=16)
-    recipient: str = Field(default="", max_length=128)  # platform user id
+    recipient: str = Field(default="", max_length=128)  # platform user id (inbound: the sender)
     conversation: str = Field(default="", max_length=255)  # group chat id, when not one-to-one
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
     status: str = Field(default="pending", max_length=16, index=True)  # pending | sent | dead
@@ -78,3 +72,58 @@ class Outbox(SQLModel, table=True):
     result: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))  # JSON
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: Optional[datetime] = None
+
+
+# -- CRM ----------------------------------------------------------------------------------------
+# The first slice of the customer side: enough for the demo company and the daily digest. Matching
+# forms (pinyin, aliases), deal history and the 公海 rules arrive with the CRM issue.
+
+TIERS = ("A", "B", "C")
+CUSTOMER_STATUSES = ("潜在", "意向", "成交", "流失")
+DEAL_STAGES = ("初步接触", "需求分析", "方案报价", "商务谈判", "赢单", "输单")
+FOLLOWUP_METHODS = ("拜访", "电话", "微信")
+
+
+class Customer(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, index=True)  # legal name, e.g. 深圳市腾讯计算机系统有限公司
+    short_names: str = Field(default="", max_length=255)  # 简称, comma-separated: 腾讯,鹅厂
+    industry: str = Field(default="", max_length=32)
+    region: str = Field(default="", max_length=32)
+    tier: str = Field(default="C", max_length=1)
+    status: str = Field(default="潜在", max_length=8)
+    owner_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)  # None: 公海
+    last_followup_at: Optional[datetime] = None
+    next_followup_at: Optional[datetime] = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    name: str = Field(max_length=32)
+    title: str = Field(default="", max_length=32)
+    phone: str = Field(default="", max_length=32)
+
+
+class Deal(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    owner_id: int = Field(foreign_key="employee.id", index=True)
+    title: str = Field(max_length=128)
+    amount: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 2), nullable=False))
+    stage: str = Field(default="初步接触", max_length=16)
+    expected_close: Optional[date] = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FollowUp(SQLModel, table=True):
+    __tablename__ = "follow_up"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    method: str = Field(default="拜访", max_length=8)
+    content: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    happened_at: datetime = Field(default_factory=utcnow)
+    next_at: Optional[datetime] = None

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from storage.db import insert_ignore
@@ -26,7 +27,7 @@ BACKOFF_CAP_SECONDS = 3600
 
 
 def add(
-    session: Session,
+    session: Session | Connection,
     *,
     key: str,
     kind: str,
@@ -36,8 +37,8 @@ def add(
     conversation: str = "",
     due_at: datetime | None = None,
 ) -> bool:
-    """Insert a row unless one with `key` exists (a retried cause, two dispatchers claiming one cron
-    slot). Returns True when this call created it."""
+    """Insert a row unless one with `key` exists (a redelivered callback, a retried cause, two
+    dispatchers claiming one cron slot). Returns True when this call created it."""
     values = dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
         payload=json.dumps(payload, ensure_ascii=False), status="pending",
@@ -71,6 +72,19 @@ def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int
         )
         leased.append((row_id, token))
     return leased
+
+
+def lease_key(session: Session, key: str, *, now: datetime, lease_seconds: int) -> tuple[int, str] | None:
+    """Lease one pending row by key if nobody holds it; (id, token) or None."""
+    token = secrets.token_hex(8)
+    row_id = session.execute(
+        update(Outbox)
+        .where(Outbox.key == key, Outbox.status == "pending", Outbox.due_at <= now,
+               or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+        .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(Outbox.id)
+    ).scalar()
+    return (row_id, token) if row_id is not None else None
 
 
 def claim(session: Session, row_id: int, token: str, *, now: datetime, lease_seconds: int) -> Outbox | None:

@@ -142,7 +142,7 @@ def test_the_same_card_callback_three_times_gives_one_reply(card_stack):
     replies(card_stack, n=2)
     settle(1.0)
     assert [m["card_data"]["title"] for m in card_stack.dingtalk.messages_to(USER)] == ["办理 · 主菜单", "请假"]
-    assert card_stack.count("inbound_delivery") == 2
+    assert card_stack.count("outbox", "WHERE kind = 'inbound'") == 2
 
 
 def test_a_card_without_buttons_goes_as_markdown_even_with_a_template(card_stack):
@@ -199,7 +199,7 @@ def test_other_message_types_are_200_and_ignored(stack, caplog, msgtype):
     assert response.status_code == 200 and response.json() == EMPTY
     assert any("ignored" in r.getMessage() for r in caplog.records if r.name == "banli.dingtalk")
     settle(0.4)
-    assert stack.count("inbound_delivery") == 0
+    assert stack.count("outbox", "WHERE kind = 'inbound'") == 0
     assert stack.count("outbox", "WHERE kind <> 'cron'") == 0
     assert stack.dingtalk.sent == []
 
@@ -210,7 +210,7 @@ def test_a_message_without_a_staff_id_is_200_and_ignored(stack, caplog):
     assert response.status_code == 200 and response.json() == EMPTY
     assert any("ignored" in r.getMessage() for r in caplog.records if r.name == "banli.dingtalk")
     settle(0.4)
-    assert stack.count("inbound_delivery") == 0 and stack.dingtalk.sent == []
+    assert stack.count("outbox", "WHERE kind = 'inbound'") == 0 and stack.dingtalk.sent == []
 
 
 # -- exactly once, directory, tokens, failures ----------------------------------------------------
@@ -222,7 +222,7 @@ def test_the_same_message_three_times_is_one_delivery_and_one_reply(stack):
     replies(stack)
     settle(1.0)
     assert len(stack.dingtalk.messages_to(USER)) == 1
-    assert stack.count("inbound_delivery") == 1
+    assert stack.count("outbox", "WHERE kind = 'inbound'") == 1
     assert stack.count("outbox", "WHERE kind = 'message'") == 1
 
 

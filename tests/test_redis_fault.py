@@ -25,17 +25,17 @@ def test_reply_pending_across_a_redis_outage_arrives_once(stack_factory, private
     wait_for(lambda: len(stack.wecom.cards_to("zhangsan")) == 1)
 
     private_redis.stop()
-    # The webhook does not need Redis to accept work: the reply waits in the SQL outbox.
+    # The webhook does not need Redis to accept work: the callback waits in the SQL outbox.
     assert stack.post_wecom(stack.wecom_peer.text("zhangsan", "菜单")).status_code == 200
     settle(1.5)
     assert len(stack.wecom.cards_to("zhangsan")) == 1
-    assert stack.count("outbox", "WHERE kind = 'message' AND status = 'pending'") == 1
+    assert stack.count("outbox", "WHERE kind = 'inbound' AND status = 'pending'") == 1
 
     private_redis.start()  # a fresh, empty Redis: whatever was queued is gone
     wait_for(lambda: len(stack.wecom.cards_to("zhangsan")) == 2, timeout=30)
     settle(4)  # longer than a lease: a second delivery would show up now
     assert len(stack.wecom.cards_to("zhangsan")) == 2
-    assert stack.count("outbox", "WHERE kind = 'message' AND status = 'sent'") == 2
+    assert stack.count("outbox", "WHERE kind IN ('inbound', 'message') AND status = 'sent'") == 4
 
 
 def test_queued_job_survives_in_redis_and_is_re_leased_still_one_send(stack_factory, private_redis):

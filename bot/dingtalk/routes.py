@@ -49,7 +49,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             log.info("dingtalk: ignored %r message from %r", str(msg.get("msgtype"))[:20],
                      str(msg.get("senderStaffId") or "")[:64])
             return jsonify(EMPTY)
-        if not pipeline.handle(runtime, event):
+        if not pipeline.accept(runtime, event):
             log.info("dingtalk: duplicate delivery %s ignored", event.event_id)
         return jsonify(EMPTY)
 
@@ -69,7 +69,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             log.info("dingtalk: ignored card callback on %r without user or action",
                      str(body.get("outTrackId"))[:100])
             return jsonify(CARD_ANSWER)
-        if not pipeline.handle(runtime, event):
+        if not pipeline.accept(runtime, event):
             log.info("dingtalk: duplicate card callback %s ignored", event.event_id)
         return jsonify(CARD_ANSWER)
 

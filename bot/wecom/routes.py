@@ -66,7 +66,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             log.info("wecom: ignored %s/%s from %s", msg.get("MsgType"), msg.get("Event", "-"),
                      msg.get("FromUserName", "?"))
             return Response("", status=200)
-        if not pipeline.handle(runtime, event):
+        if not pipeline.accept(runtime, event):
             log.info("wecom: duplicate delivery %s ignored", event.event_id)
         return Response("", status=200)
 

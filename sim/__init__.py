@@ -1,0 +1,1 @@
+"""The demo company: seed data and the simulator that drives `banli demo`."""
