@@ -16,6 +16,7 @@ from croniter import croniter
 from sqlmodel import Session
 
 from storage import outbox
+from workflows.digest import queue_daily_digests
 
 Run = Callable[[Any, Session], dict[str, Any]]
 
@@ -37,9 +38,15 @@ def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
     return {"outbox": outbox.purge_done(session, before=runtime.now() - timedelta(days=30))}
 
 
+def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:
+    return {"queued": queue_daily_digests(session, now=runtime.now(), tz=runtime.settings.timezone)}
+
+
 CRON_JOBS: dict[str, CronJob] = {
     job.name: job for job in (
         CronJob("purge", "30 3 * * *", purge_old_records),
+        # A digest that could not go out by mid-morning is stale: skip it rather than send at noon.
+        CronJob("digest", "0 8 * * *", daily_digests, catch_up=timedelta(hours=3)),
     )
 }
 

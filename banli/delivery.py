@@ -63,6 +63,8 @@ def perform(runtime: Runtime, row_id: int, token: str) -> str:
         raise
     if row.kind == "inbound" and result.get("reply"):
         _send_now(runtime, result["reply"])
+    elif row.kind == "cron":
+        runtime.ring()  # a cron job usually queues messages: send them now, not at the next poll
     return "done"
 
 

@@ -184,7 +184,7 @@ def stack_factory(database_url):
     """Build (and tear down) running stacks; `start_workers=False` leaves the queue unattended."""
     built: list[Stack] = []
 
-    def build(*, start_workers: bool = True, **overrides) -> Stack:
+    def build(*, start_workers: bool = True, clock=None, **overrides) -> Stack:
         corp = overrides.pop("corp_id", None) or "wwtest" + secrets.token_hex(4)
         wecom = WeComStandin(corp_id=corp, secret="wecom-secret", agent_id=WECOM_AGENT,
                              users=WECOM_USERS, departments=WECOM_DEPARTMENTS)
@@ -200,7 +200,7 @@ def stack_factory(database_url):
             dingtalk_url = dingtalk_server.url
         settings = make_settings(overrides.pop("database_url", database_url), wecom_api=wecom_server.url,
                                  dingtalk_api=dingtalk_url, corp_id=corp, **overrides)
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)
         web = ServerThread(create_app(runtime=runtime)).start()
         servers.append(web)
         peer = WeComPeer(token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, corp_id=corp, agent_id=WECOM_AGENT)

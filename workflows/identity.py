@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from storage import outbox
 from storage.db import insert_ignore
-from storage.models import Employee, Identity, utcnow
+from storage.models import Employee, Identity, Outbox, utcnow
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,21 @@ def link_identities(session: Session, keep: Employee, other: Employee) -> None:
     for identity in session.execute(select(Identity).where(Identity.employee_id == other.id)).scalars():
         identity.employee_id = keep.id
         session.add(identity)
+
+
+def preferred_identity(session: Session, employee_id: int) -> Identity | None:
+    """Where to push to someone: the platform they last wrote to Banli on, else their first identity.
+    One push per person, never one per platform: a company using both would otherwise ping twice."""
+    identities = list(session.execute(select(Identity).where(Identity.employee_id == employee_id)
+                                      .order_by(Identity.id)).scalars())
+    if len(identities) <= 1:
+        return identities[0] if identities else None
+    last_seen = {i.id: session.execute(
+        select(func.max(Outbox.created_at)).where(Outbox.kind == "inbound", Outbox.platform == i.platform,
+                                                  Outbox.recipient == i.user_id)).scalar()
+        for i in identities}
+    used = [i for i in identities if last_seen[i.id]]
+    return max(used, key=lambda i: last_seen[i.id]) if used else identities[0]
 
 
 def _find(session: Session, platform: str, user_id: str) -> Employee | None:
