@@ -6,7 +6,8 @@ from typing import Any
 
 import requests
 
-from bot.platform import PlatformError
+from bot.platform import PlatformError, TokenInvalid
+from bot.tokens import TokenCache
 
 TIMEOUT = (3.05, 10)  # connect, read: well under the outbox lease
 
@@ -23,3 +24,18 @@ def request_json(session: requests.Session, method: str, url: str, **kwargs: Any
         raise PlatformError(f"{method} {url.split('?')[0]}: HTTP {response.status_code}, not JSON",
                             retryable=response.status_code >= 500 or response.status_code == 429) from None
     return response.status_code, body if isinstance(body, dict) else {"value": body}
+
+
+def check_errcode(body: dict[str, Any], *, where: str, token: str, tokens: TokenCache,
+                  token_errors: set[int], final_errors: set[int]) -> dict[str, Any]:
+    """The `errcode` convention shared by WeCom and DingTalk's oapi: 0 is success; a token error
+    drops the cached token (the caller retries once); codes in `final_errors` will never succeed;
+    anything else is worth retrying later."""
+    errcode = body.get("errcode", 0)
+    if errcode == 0:
+        return body
+    if errcode in token_errors:
+        tokens.invalidate(token)
+        raise TokenInvalid(f"{where}: token refused ({errcode})", code=errcode)
+    raise PlatformError(f"{where}: {errcode} {body.get('errmsg', '')}", code=errcode,
+                        retryable=errcode not in final_errors)

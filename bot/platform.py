@@ -13,9 +13,10 @@ class PlatformError(Exception):
     """A platform API said no. `retryable` separates "try later" (network, rate limit, 5xx) from
     "this will never work" (unknown user, malformed card), so the outbox stops retrying the latter."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, code: int | str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code  # the platform's errcode / error code, when it gave one
 
 
 class TokenInvalid(PlatformError):

@@ -18,7 +18,7 @@ from redis import Redis
 
 from banli.settings import DingTalkSettings
 from bot.dingtalk import render
-from bot.http import request_json
+from bot.http import check_errcode, request_json
 from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
@@ -199,15 +199,8 @@ class DingTalkClient:
         errcode = body.get("errcode", 0)
         if status >= 500 or status == 429 or "punish" in body:  # "punish": the per-IP ban page (§4.8)
             raise PlatformError(f"dingtalk {path}: HTTP {status} {errcode}")
-        if errcode == 0:
-            return body
-        if errcode in OAPI_TOKEN_ERRORS:
-            self.tokens.invalidate(token)
-            raise TokenInvalid(f"dingtalk {path}: token refused ({errcode})")
-        error = PlatformError(f"dingtalk {path}: {errcode} {body.get('errmsg', '')}",
-                              retryable=errcode not in OAPI_FINAL_ERRORS)
-        error.errcode = errcode
-        raise error
+        return check_errcode(body, where=f"dingtalk {path}", token=token, tokens=self.tokens,
+                             token_errors=OAPI_TOKEN_ERRORS, final_errors=OAPI_FINAL_ERRORS)
 
     def _fetch_token(self) -> tuple[str, int]:
         status, body = request_json(self.http, "POST", self.settings.api_base + "/v1.0/oauth2/accessToken",

@@ -13,7 +13,7 @@ import requests
 from redis import Redis
 
 from banli.settings import WeComSettings
-from bot.http import request_json
+from bot.http import check_errcode, request_json
 from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from bot.wecom import render
@@ -43,7 +43,7 @@ class WeComClient:
         try:
             answer = self.call("POST", "message/send", json=body)
         except PlatformError as exc:
-            if getattr(exc, "errcode", None) == TASK_ID_EXISTS:
+            if exc.code == TASK_ID_EXISTS:
                 return {"task_id": body["template_card"]["task_id"], "already_sent": True}
             raise
         result = {"msgid": answer.get("msgid", "")}
@@ -86,16 +86,8 @@ class WeComClient:
         token = self.tokens.get()
         _, body = request_json(self.http, method, self.base + path,
                                params={**(params or {}), "access_token": token}, json=json)
-        errcode = body.get("errcode", 0)
-        if errcode == 0:
-            return body
-        if errcode in TOKEN_ERRORS:
-            self.tokens.invalidate(token)
-            raise TokenInvalid(f"wecom {path}: token refused ({errcode})")
-        error = PlatformError(f"wecom {path}: {errcode} {body.get('errmsg', '')}",
-                              retryable=errcode not in FINAL_ERRORS and errcode != TASK_ID_EXISTS)
-        error.errcode = errcode
-        raise error
+        return check_errcode(body, where=f"wecom {path}", token=token, tokens=self.tokens,
+                             token_errors=TOKEN_ERRORS, final_errors=FINAL_ERRORS | {TASK_ID_EXISTS})
 
     def _fetch_token(self) -> tuple[str, int]:
         _, body = request_json(self.http, "GET", self.base + "gettoken",
