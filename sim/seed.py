@@ -386,16 +386,19 @@ def _add_contacts(session: Session, plans: list[_Plan]) -> None:
 
 
 def _plan_schedule(rng: random.Random, plans: list[_Plan], now: datetime) -> None:
-    """Set next_followup_at and the past follow-up times. Every owner gets one due today and one
-    overdue, so each person's daily digest has both sections; overdue ones have nothing since."""
+    """Set next_followup_at and the past follow-up times. Every owner gets one due today, one due
+    tomorrow and one overdue, so each person's digest has both sections, today and after the
+    simulator's "next 08:00"; overdue ones have nothing since."""
     today = now.astimezone(BUSINESS_TZ).date()
     active = [p for p in plans if p.owner_key and p.customer.status != "流失"]
     due: dict[int, datetime] = {}
     for owner in dict.fromkeys(p.owner_key for p in active):  # first-seen order: deterministic
         mine = [p for p in active if p.owner_key == owner]
-        first, second = rng.sample(mine, 2)
+        first, second, third = rng.sample(mine, 3)
         due[id(first)] = _today_slot(rng, today)
         due[id(second)] = _overdue(rng, today, 1, 7)
+        # Tomorrow too: the first thing a demo user tries is the clock's "next 08:00" digest.
+        due[id(third)] = _booking(rng, today + timedelta(days=1), TODAY_SLOTS)
     free = [p for p in active if id(p) not in due]
     stale = rng.sample([p for p in free if p.customer.tier == "A"], N_STALE_A)
     for plan in stale:

@@ -31,6 +31,7 @@ class WeComStandin:
         self.updates: list[dict[str, Any]] = []
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, str] = {}  # code -> task_id, each usable once
+        self.issued_codes: dict[str, str] = {}  # every code ever issued -> task_id (kept after use)
         self.fail_next: list[dict[str, Any]] = []  # canned error answers for the next sends
         self.app = self._build()
 
@@ -84,7 +85,7 @@ class WeComStandin:
                         return jsonify(errcode=42014, errmsg="taskid has existed")
                     self.task_ids.add(task)
                     code = secrets.token_hex(12)
-                    self.response_codes[code] = task
+                    self.response_codes[code] = self.issued_codes[code] = task
                     answer["response_code"] = code
                 self.sent.append(body)
             return jsonify(answer)
@@ -126,7 +127,7 @@ class WeComStandin:
         """A fresh code, as a click callback brings (each click gets its own)."""
         code = secrets.token_hex(12)
         with self.lock:
-            self.response_codes[code] = task_id
+            self.response_codes[code] = self.issued_codes[code] = task_id
         return code
 
 

@@ -1,0 +1,63 @@
+"""模拟时钟: the simulator's business clock — real UTC time plus an offset that only moves forward.
+
+Banli's Runtime takes it as `clock=`; the dispatcher reads it on every poll, so after a jump the next
+tick sees the new time and claims whatever cron slots (e.g. the 08:00 digest) it has reached.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = "一二三四五六日"
+
+
+class SimClock:
+    def __init__(self, tz: str = "Asia/Shanghai") -> None:
+        self.tz = ZoneInfo(tz)
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        """Aware UTC, like storage.models.utcnow."""
+        return datetime.now(timezone.utc) + self.offset
+
+    @property
+    def offset(self) -> timedelta:
+        with self._lock:
+            return self._offset
+
+    def local(self) -> datetime:
+        return self().astimezone(self.tz)
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move forward by `delta` (never back: leases and claimed cron slots assume time only grows)."""
+        if delta < timedelta(0):
+            raise ValueError("the simulated clock only moves forward")
+        with self._lock:
+            self._offset += delta
+        return self()
+
+    def next_at(self, hour: int, minute: int = 0) -> datetime:
+        """The next HH:MM business time strictly after now (today's if it is still ahead)."""
+        now = self.local()
+        target = datetime.combine(now.date(), time(hour, minute), tzinfo=self.tz)
+        if target <= now:
+            target = datetime.combine(now.date() + timedelta(days=1), time(hour, minute), tzinfo=self.tz)
+        return target
+
+    def jump_to(self, hour: int, minute: int = 0) -> datetime:
+        # A millisecond past the slot, so croniter's "latest slot before now" is this one.
+        return self.advance(self.next_at(hour, minute) - self.local() + timedelta(milliseconds=1))
+
+    def describe(self) -> dict:
+        """What the 模拟时钟 panel shows."""
+        now = self.local()
+        morning = self.next_at(8)
+        return {
+            "iso": now.isoformat(),
+            "text": f"{now.month}月{now.day}日 周{WEEKDAYS[now.weekday()]} {now:%H:%M}",
+            "offset_seconds": int(self.offset.total_seconds()),
+            "morning_label": "到明天08:00" if morning.date() > now.date() else "到今天08:00",
+        }

@@ -1,0 +1,148 @@
+"""The simulator in a real headless Chromium on a phone-sized screen (Playwright, system Chromium).
+
+Skipped, saying why, where Chromium (`apt-get install chromium fonts-wqy-zenhei`) or the playwright
+package is missing. With BANLI_SCREENSHOTS=1 the key screens are written to docs/screenshots/
+(otherwise to the test's temporary folder, so a normal run leaves the tree clean).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_sim import MANAGER, REP, demo_factory  # noqa: F401 — demo_factory is a fixture used below
+
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+        "--no-first-run", "--disable-component-update", "--disable-sync"]
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 15_000
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium fonts-wqy-zenhei)"),
+]
+
+
+@pytest.fixture
+def phone():
+    """A fresh page on a phone-sized screen; fails the test on any JavaScript error."""
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                      locale="zh-CN")
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+    assert errors == []
+
+
+@pytest.fixture
+def shoot(tmp_path):
+    folder = SHOTS if os.environ.get("BANLI_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str) -> None:
+        page.wait_for_timeout(300)  # let the last re-render and scroll settle
+        page.screenshot(path=str(folder / name))
+
+    return save
+
+
+def send(page, words: str) -> None:
+    page.fill("#text", words)
+    page.click("#send")
+
+
+def test_a_rep_and_a_manager_use_banli_in_the_simulator(demo_factory, phone, shoot):  # noqa: F811
+    sim = demo_factory()
+    page = phone
+    page.goto(f"{sim.url}/sim?platform=wecom&person={REP.key}")
+    expect(page.locator("#tab-wecom")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".clock-badge")).to_have_text("模拟时钟")
+
+    # 企业微信: 帮助 → the menu card; tap 报销 → the expense card.
+    send(page, "帮助")
+    menu = page.locator(".wecom-card").filter(has_text="办理 · 主菜单")
+    expect(menu).to_be_visible()
+    expect(menu).to_contain_text(REP.name)
+    assert_readable(page)
+    shoot(page, "01-menu-wecom.png")
+    menu.get_by_role("button", name="报销").click()
+    expense = page.locator(".wecom-card .title", has_text=re.compile(r"^报销"))
+    expect(expense).to_be_visible()
+    expect(page.locator(".note", has_text="你点了「报销」")).to_be_visible()
+    shoot(page, "02-expense-card.png")
+
+    # 钉钉: the same menu as markdown; its 报销 link sends the word 报销 as the user.
+    page.click("#tab-dingtalk")
+    expect(page.locator("body")).to_have_class("platform-dingtalk")
+    send(page, "帮助")
+    markdown_menu = page.locator(".md-bubble").filter(has_text="办理 · 主菜单")
+    expect(markdown_menu).to_be_visible()
+    assert_readable(page)
+    shoot(page, "03-dingtalk.png")
+    markdown_menu.get_by_role("button", name="报销").click()
+    expect(page.locator(".row.me .bubble", has_text=re.compile(r"^报销$"))).to_be_visible()
+    expect(page.locator(".md-bubble h3", has_text=re.compile(r"^报销"))).to_be_visible()
+
+    # 模拟时钟 → 08:00: the daily digest goes out; the manager's team digest shows as unread, then opens.
+    page.click("#tab-wecom")
+    page.click("[data-jump=morning]")
+    expect(page.locator("#clock-text")).to_contain_text("08:00")
+    manager_option = page.locator(f"#person option[value={MANAGER.key}]")
+    expect(manager_option).to_contain_text("条新消息")
+    page.select_option("#person", MANAGER.key)
+    team = page.locator(".wecom-card").filter(has_text="团队跟进")
+    expect(team).to_be_visible()
+    expect(page.locator(".wecom-card", has_text="办理 · 主菜单")).to_have_count(0)  # her screen, not the rep's
+    shoot(page, "04-manager-push.png")
+
+
+def test_a_photo_and_a_location_from_the_tray(demo_factory, phone, tmp_path):  # noqa: F811
+    sim = demo_factory()
+    page = phone
+    page.goto(f"{sim.url}/sim?platform=wecom&person={REP.key}")
+    page.click("#more")
+    photo = tmp_path / "invoice.png"
+    photo.write_bytes(bytes.fromhex(
+        "89504e470d0a1a0a0000000d494844520000000100000001080600000"
+        "01f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"))
+    page.set_input_files("#photo-input", str(photo))
+    expect(page.locator(".row.me img")).to_be_visible()
+    expect(page.locator(".wecom-card .title", has_text="收到图片")).to_be_visible()
+    page.click("#more")
+    page.click("[data-place=nanshan]")
+    expect(page.locator(".row.me .location")).to_contain_text("科技园")
+    expect(page.locator(".wecom-card .title", has_text="收到位置")).to_be_visible()
+    page.click("#tab-dingtalk")
+    page.click("#more")
+    expect(page.locator("#no-location")).to_be_visible()
+    expect(page.locator("#places")).to_be_hidden()
+
+
+def assert_readable(page) -> None:
+    """Older staff read this on a phone: no visible text under 16px, no tap target under 40px."""
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
+        .filter(e => e.offsetParent !== null && e.childNodes.length &&
+                     Array.from(e.childNodes).some(n => n.nodeType === 3 && n.textContent.trim()))
+        .map(e => [e.className || e.tagName, parseFloat(getComputedStyle(e).fontSize)])""")
+    small = [s for s in sizes if s[1] < 16]
+    assert small == [], small
+    heights = page.evaluate("""() => Array.from(document.querySelectorAll('button, select, input[type=text]'))
+        .filter(e => e.offsetParent !== null).map(e => [e.textContent, e.getBoundingClientRect().height])""")
+    low = [h for h in heights if h[1] < 40]
+    assert low == [], low
