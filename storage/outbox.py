@@ -128,9 +128,19 @@ def mark_failed(session: Session, row_id: int, token: str, *, now: datetime, err
     return row.status
 
 
+def cancel(session: Session, key: str) -> bool:
+    """Withdraw a pending row (an undone visit's reminder); rows already sent stay as they are.
+    A key ending in ':' cancels every pending row with that prefix."""
+    match = Outbox.key.startswith(key) if key.endswith(":") else Outbox.key == key
+    res = session.execute(update(Outbox).where(match, Outbox.status == "pending")
+                          .values(status="cancelled", lease_until=None))
+    return res.rowcount > 0
+
+
 def purge_done(session: Session, *, before: datetime) -> int:
     """Delete finished rows older than `before` (the cron keeps the table small)."""
     from sqlalchemy import delete
 
-    res = session.execute(delete(Outbox).where(and_(Outbox.status == "sent", Outbox.sent_at < before)))
+    res = session.execute(delete(Outbox).where(or_(and_(Outbox.status == "sent", Outbox.sent_at < before),
+                                                   and_(Outbox.status == "cancelled", Outbox.due_at < before))))
     return res.rowcount

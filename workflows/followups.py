@@ -1,0 +1,119 @@
+"""Visits and follow-ups: log one, undo it, and remind the owner when the next one is due.
+
+The customer's `last_followup_at` / `next_followup_at` always follow from its follow-up rows (the
+latest one's time and its planned next time), so an undo recomputes them instead of keeping copies.
+The reminder is an outbox message due at the planned time: it survives restarts, and an undo or a
+snooze cancels it in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from cards import Button, Card
+from storage import outbox
+from storage.models import Customer, Employee, FollowUp
+from workflows.identity import preferred_identity
+
+UNDO_WINDOW = timedelta(minutes=10)
+WEEKDAYS = "一二三四五六日"
+
+
+@dataclass(frozen=True)
+class Undone:
+    customer: Customer
+    followup_id: int
+
+
+class TooLate(Exception):
+    """Only the last record, within ten minutes, can be taken back."""
+
+
+def log_followup(session: Session, *, employee: Employee, customer: Customer, method: str, content: str,
+                 next_at: datetime | None, now: datetime, tz: str) -> FollowUp:
+    followup = FollowUp(customer_id=customer.id, employee_id=employee.id, method=method, content=content,
+                        happened_at=now, next_at=next_at)
+    session.add(followup)
+    session.flush()
+    _recompute(session, customer)
+    if next_at is not None:
+        _schedule_reminder(session, employee, customer, followup, next_at, tz)
+    return followup
+
+
+def undo_last(session: Session, *, employee: Employee, followup_id: int, now: datetime) -> Undone:
+    """Take back `followup_id` if it is this employee's latest record and at most ten minutes old."""
+    followup = session.get(FollowUp, followup_id)
+    latest = session.execute(select(FollowUp).where(FollowUp.employee_id == employee.id)
+                             .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())).scalars().first()
+    if followup is None or latest is None or latest.id != followup.id or now - followup.happened_at > UNDO_WINDOW:
+        raise TooLate()
+    customer = session.get(Customer, followup.customer_id)
+    outbox.cancel(session, reminder_key(followup.id) + ":")  # whatever time it was last set for
+    session.delete(followup)
+    session.flush()
+    _recompute(session, customer)
+    return Undone(customer=customer, followup_id=followup_id)
+
+
+def snooze(session: Session, *, employee: Employee, followup_id: int, until: datetime, tz: str) -> FollowUp | None:
+    """Move a planned follow-up (and its reminder) to `until`. None if it is not this person's."""
+    followup = session.get(FollowUp, followup_id)
+    if followup is None or followup.employee_id != employee.id:
+        return None
+    customer = session.get(Customer, followup.customer_id)
+    outbox.cancel(session, reminder_key(followup.id, followup.next_at))
+    followup.next_at = until
+    session.add(followup)
+    session.flush()
+    _recompute(session, customer)
+    _schedule_reminder(session, employee, customer, followup, until, tz)
+    return followup
+
+
+def reminder_key(followup_id: int, due: datetime | None = None) -> str:
+    """One reminder per follow-up and due time: a snooze schedules a new key, a retry never doubles."""
+    return f"remind:followup:{followup_id}" + (f":{due.isoformat()}" if due else "")
+
+
+def when_text(moment: datetime, tz: str) -> str:
+    local = moment.astimezone(ZoneInfo(tz))
+    return f"{local.month}月{local.day}日(周{WEEKDAYS[local.weekday()]}) {local:%H:%M}"
+
+
+def reminder_card(customer: Customer, followup: FollowUp, tz: str) -> Card:
+    return Card(
+        title=f"跟进提醒 · {short_name(customer)}",
+        body=f"约好 {when_text(followup.next_at, tz)} 跟进{short_name(customer)}。\n上次：{followup.content or followup.method}",
+        fields=(("客户", customer.name[:26]), ("等级", customer.tier)),
+        buttons=(Button("已跟进", "crm.done", str(followup.id), style="primary"),
+                 Button("推迟1天", "crm.snooze", f"{followup.id}:1d"),
+                 Button("推迟到下周", "crm.snooze", f"{followup.id}:nextweek")),
+    )
+
+
+def short_name(customer: Customer) -> str:
+    return (customer.short_names.split(",")[0] or customer.name)[:12]
+
+
+def _schedule_reminder(session: Session, employee: Employee, customer: Customer, followup: FollowUp,
+                       due: datetime, tz: str) -> None:
+    identity = preferred_identity(session, employee.id)
+    if identity is None:
+        return
+    outbox.add(session, key=reminder_key(followup.id, due), kind="message", platform=identity.platform,
+               recipient=identity.user_id, due_at=due,
+               payload={"card": reminder_card(customer, followup, tz).to_dict(), "reply": {}})
+
+
+def _recompute(session: Session, customer: Customer) -> None:
+    latest = session.execute(select(FollowUp).where(FollowUp.customer_id == customer.id)
+                             .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())).scalars().first()
+    customer.last_followup_at = latest.happened_at if latest else None
+    customer.next_followup_at = latest.next_at if latest else None
+    session.add(customer)
