@@ -19,10 +19,10 @@ MENU_BUTTONS = (
     Button("帮助", "help", command="帮助"),
 )
 
-# What each area will accept, said the way people type it. Areas still being built say so plainly.
+# What each area accepts, said the way people type it. Areas still being built say so plainly.
 FEATURES = {
-    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间。",
-                 ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了下周演示", "我的客户")),
+    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你。",
+                 ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了演示 明天下午3点", "撤销")),
     "menu.expense": ("报销", "说金额和事由，再发发票照片，自动找审批人。",
                      ("报销 出租车 86.5", "报销 招待客户 1200 元")),
     "menu.leave": ("请假", "说类型和日期，自动算工作日、找审批人。",
@@ -30,6 +30,7 @@ FEATURES = {
     "menu.approvals": ("我的审批", "待我审批的单子和我提交的申请，点卡片上的按钮就能办。",
                        ("我的审批", "我的申请")),
 }
+READY = {"menu.crm"}
 NOT_YET = "这项功能正在开通中，开通后直接这样说就行。"
 
 
@@ -56,7 +57,7 @@ def _feature_card(ctx: Context) -> Card:
     title, what, examples = FEATURES[action]
     return Card(
         title=title,
-        body=f"{what}\n{NOT_YET}",
+        body=what if action in READY else f"{what}\n{NOT_YET}",
         fields=tuple((f"例子{i + 1}", ex) for i, ex in enumerate(examples)),
         buttons=(Button("返回菜单", "help", command="帮助"),),
     )

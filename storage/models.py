@@ -96,6 +96,9 @@ class Customer(SQLModel, table=True):
     last_followup_at: Optional[datetime] = None
     next_followup_at: Optional[datetime] = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # How the name may be typed (core/short/brand/简称 + pinyin), JSON written by
+    # workflows.matching.refresh_forms on create/rename; "" = not computed yet (recomputed on load).
+    match_forms: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class Contact(SQLModel, table=True):
@@ -119,6 +122,7 @@ class Deal(SQLModel, table=True):
 
 class FollowUp(SQLModel, table=True):
     __tablename__ = "follow_up"
+    __table_args__ = (UniqueConstraint("source_key", name="uq_follow_up_source_key"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
@@ -127,3 +131,5 @@ class FollowUp(SQLModel, table=True):
     content: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     happened_at: datetime = Field(default_factory=utcnow)
     next_at: Optional[datetime] = None
+    # The chat message it was logged from (platform:delivery key): a repeated tap logs nothing twice.
+    source_key: Optional[str] = Field(default=None, max_length=255)

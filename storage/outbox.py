@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -20,6 +20,10 @@ from sqlmodel import Session
 
 from storage.db import insert_ignore
 from storage.models import Outbox, utcnow
+
+# "As soon as possible": due under any clock — the demo's simulated one, or a test's — and sorted
+# ahead of anything scheduled for a time.
+ASAP = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 5
@@ -42,7 +46,7 @@ def add(
     values = dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
         payload=json.dumps(payload, ensure_ascii=False), status="pending",
-        due_at=due_at or utcnow(), attempts=0, lease_token="", last_error="", result="{}",
+        due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}",
         created_at=utcnow(),
     )
     return insert_ignore(session, Outbox, values, ["key"])

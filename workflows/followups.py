@@ -35,9 +35,9 @@ class TooLate(Exception):
 
 
 def log_followup(session: Session, *, employee: Employee, customer: Customer, method: str, content: str,
-                 next_at: datetime | None, now: datetime, tz: str) -> FollowUp:
+                 next_at: datetime | None, now: datetime, tz: str, source_key: str | None = None) -> FollowUp:
     followup = FollowUp(customer_id=customer.id, employee_id=employee.id, method=method, content=content,
-                        happened_at=now, next_at=next_at)
+                        happened_at=now, next_at=next_at, source_key=source_key)
     session.add(followup)
     session.flush()
     _recompute(session, customer)
@@ -74,6 +74,26 @@ def snooze(session: Session, *, employee: Employee, followup_id: int, until: dat
     _recompute(session, customer)
     _schedule_reminder(session, employee, customer, followup, until, tz)
     return followup
+
+
+def logged_from(session: Session, source_key: str) -> FollowUp | None:
+    return session.execute(select(FollowUp).where(FollowUp.source_key == source_key)).scalars().first()
+
+
+def latest_id(session: Session, employee: Employee) -> int | None:
+    return session.execute(select(FollowUp.id).where(FollowUp.employee_id == employee.id)
+                           .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())).scalars().first()
+
+
+def snooze_target(now: datetime, how: str, tz: str) -> datetime | None:
+    """推迟1天: same time tomorrow; 推迟到下周: next Monday 09:00 (business time)."""
+    if how == "1d":
+        return now + timedelta(days=1)
+    if how == "nextweek":
+        local = now.astimezone(ZoneInfo(tz))
+        monday = (local + timedelta(days=7 - local.weekday())).date()
+        return datetime(monday.year, monday.month, monday.day, 9, 0, tzinfo=ZoneInfo(tz)).astimezone(now.tzinfo)
+    return None
 
 
 def reminder_key(followup_id: int, due: datetime | None = None) -> str:

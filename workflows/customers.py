@@ -1,0 +1,71 @@
+"""Customers as the CRM handlers need them: find by what people type, who may act on one.
+
+The matching index is held per process and rebuilt when the customer list changes (new rows or
+renamed ones bump the fingerprint), so a message costs one small query plus a few ms of matching.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from storage.models import Customer, Employee, Outbox
+from workflows.matching import CustomerIndex, MatchResult, load_index
+
+_indexes: dict[str, tuple[tuple, CustomerIndex]] = {}
+_lock = threading.Lock()
+
+
+def find(session: Session, query: str, *, owner_id: int) -> MatchResult:
+    """Match `query`; ties go to the asker's own customers (design §4)."""
+    mine = set(session.execute(select(Customer.id).where(Customer.owner_id == owner_id)).scalars())
+    return index(session).match(query, prefer=mine)
+
+
+def index(session: Session) -> CustomerIndex:
+    key = str(session.get_bind().url)
+    fingerprint = tuple(session.execute(select(func.count(Customer.id), func.max(Customer.id),
+                                               func.sum(func.length(Customer.match_forms)))).one())
+    with _lock:
+        cached = _indexes.get(key)
+        if cached and cached[0] == fingerprint:
+            return cached[1]
+    built = load_index(session)
+    with _lock:
+        _indexes[key] = (fingerprint, built)
+    return built
+
+
+def get(session: Session, customer_id: int) -> Customer:
+    return session.get(Customer, customer_id)
+
+
+def may_log(session: Session, employee: Employee, customer: Customer) -> bool:
+    """The owner, anyone above the owner, admins, and anyone on a 公海 customer (no owner)."""
+    if customer.owner_id is None or customer.owner_id == employee.id or employee.role == "admin":
+        return True
+    return employee.id in _managers_of(session, customer.owner_id)
+
+
+def owner_name(session: Session, customer: Customer) -> str:
+    owner = session.get(Employee, customer.owner_id) if customer.owner_id else None
+    return owner.name if owner else "公海"
+
+
+def original_text(session: Session, platform: str, event_id: str, sender: str) -> str | None:
+    """The text of an earlier message of `sender`, from its inbound record (button taps refer to it)."""
+    payload = session.execute(select(Outbox.payload).where(
+        Outbox.key == f"inbound:{platform}:{event_id}", Outbox.recipient == sender)).scalar()
+    return json.loads(payload).get("text") if payload else None
+
+
+def _managers_of(session: Session, employee_id: int, limit: int = 10) -> set[int]:
+    chain: set[int] = set()
+    current = session.get(Employee, employee_id)
+    while current and current.manager_id and current.manager_id not in chain and len(chain) < limit:
+        chain.add(current.manager_id)
+        current = session.get(Employee, current.manager_id)
+    return chain
