@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from storage.models import (CUSTOMER_STATUSES, DEAL_STAGES, FOLLOWUP_METHODS, Contact, Customer, Deal, Employee,
                             FollowUp, Identity)
+from workflows.matching import refresh_forms
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 COMPANY = "深圳市联拓智能科技有限公司"
@@ -242,6 +243,7 @@ def seed(session: Session, *, now: datetime, rng_seed: int = 2026) -> SeedSummar
     session.add_all(p.customer for p in plans)
     for plan in plans:
         plan.customer.owner_id = employees[plan.owner_key].id if plan.owner_key else None
+        refresh_forms(plan.customer)  # stored matching forms, as any new customer gets
     session.flush()  # customer ids for everything below
     _add_contacts(session, plans)
     deals = _add_deals(session, rng, plans, employees, now)

@@ -412,3 +412,30 @@ def test_the_demo_database_is_seeded_once_and_reset_starts_over(tmp_path, monkey
     demo_module._delete_sqlite(tmp_path / demo_module.DEMO_DB)  # what --reset does first
     assert not (tmp_path / demo_module.DEMO_DB).exists()
     assert demo_module.prepare_database(url, now=now) is True
+
+
+def test_a_rep_logs_a_visit_on_a_seeded_customer_and_the_reminder_is_scheduled(sim):
+    from sqlalchemy import select
+
+    from storage.models import Customer, Employee
+
+    with session_scope(sim.demo.runtime.engine) as session:
+        rep = session.execute(select(Employee).where(Employee.name == REP.name)).scalars().one()
+        mine = session.execute(select(Customer).where(Customer.owner_id == rep.id, Customer.tier == "A")
+                               .order_by(Customer.id)).scalars().first()
+        short = mine.short_names.split(",")[0]
+    sim.send("wecom", REP.key, f"拜访 {short} 聊了报价 明天下午3点再跟进")
+    card = sim.wait_bot("wecom", REP.key, 1)[0]
+    assert _title(card) == f"已记录 · {short[:12]}"
+    fields = {f["keyname"]: f["value"] for f in card["card"]["horizontal_content_list"]}
+    assert fields["客户"] == mine.name[:26] and fields["下次跟进"].endswith("15:00")
+    with sim.demo.runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM outbox WHERE key LIKE 'remind:followup:%' "
+                                 "AND status = 'pending'")).scalar_one() == 1
+    # Jump the simulated clock past tomorrow 15:00: the reminder card arrives, once.
+    for jump in ("day", "hour", "hour"):
+        assert requests.post(f"{sim.url}/sim/api/clock", json={"jump": jump}, timeout=5).ok
+    titles = lambda: [_title(m) for m in sim.bot_messages("wecom", REP.key)]  # noqa: E731
+    wait_for(lambda: f"跟进提醒 · {short[:12]}" in titles(), timeout=15)
+    time.sleep(1.0)
+    assert titles().count(f"跟进提醒 · {short[:12]}") == 1
