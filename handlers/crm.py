@@ -8,6 +8,7 @@ that message exactly once however often the button is tapped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from cards import Button, Card
@@ -20,6 +21,7 @@ from workflows.when import describe, has_time_word, parse_when, strip_when
 
 METHODS = {"拜访": "拜访", "跟进": "拜访", "见面": "拜访", "电话": "电话", "打电话": "电话", "微信": "微信"}
 EXAMPLE = "拜访 腾讯 聊了报价 下周三下午再跟进"
+FILLER_TAIL = re.compile(r"[\s，,]*(?:再|再次|继续|到时)?(?:跟进|联系|聊)[。.！!]?$")
 
 
 @routes.command(*METHODS, prefix=True)
@@ -93,6 +95,7 @@ def _log(ctx: Context, customer_id: int, method: str, content: str) -> Card:
         return Card(title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。")
     when = parse_when(content, ctx.now, ctx.timezone)
     note = strip_when(content, when).strip() if when else content.strip()
+    note = FILLER_TAIL.sub("", note)  # "聊了报价 再跟进": the 再跟进 is said by the next-time field
     record = followups.log_followup(ctx.session, employee=ctx.employee, customer=customer, method=method,
                                     content=note, next_at=when.start if when else None, now=ctx.now,
                                     tz=ctx.timezone, source_key=source_key(ctx.event.platform, ctx.event.event_id))
