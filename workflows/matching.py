@@ -29,9 +29,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.models import Customer
-from workflows.names import NameForms, QueryVariant, exact_key, forms, query_variants, symbols
+from workflows.names import NameForms, QueryVariant, exact_key, forms, is_place, query_variants, symbols
 
-FORMS_VERSION = 1  # bump when names.py changes what it produces; stale rows are recomputed on load
+FORMS_VERSION = 2  # bump when names.py changes what it produces; stale rows are recomputed on load
 
 ACCEPT = 90.0  # at least this …
 LEAD = 3.0  # … and this far ahead of the next candidate
@@ -332,10 +332,15 @@ class CustomerIndex:
 
 
 def _encode(name_forms: NameForms) -> tuple[list[str], list[str], int, tuple[str, ...]]:
-    """Forms (简称 first), their syllable symbols, how many are 简称, and regions."""
+    """Forms (简称 first), their syllable symbols, how many are 简称, and regions. A form with a
+    heteronym appears twice, once per reading (the character comparison just repeats)."""
     texts = name_forms.texts()
     sounds = [symbols(name_forms.pinyin.get(t, "")) or t for t in texts]
     aliases = sum(1 for t in texts if t in name_forms.aliases)
+    for text in list(texts):
+        if text in name_forms.other_pinyin:
+            texts.append(text)
+            sounds.append(symbols(name_forms.other_pinyin[text]))
     return texts, sounds, aliases, tuple(sys.intern(r) for r in name_forms.regions)
 
 
@@ -363,8 +368,9 @@ def _tokens(texts: Iterable[str], syllables: Iterable[str]) -> set[str]:
 
 
 def _abbreviations(query: str, texts: list[str], scores: np.ndarray) -> None:
-    """招行 for 招商银行, 中石化 for 中国石油化工: same first character, the rest in order."""
-    if not 2 <= len(query) <= MAX_ABBREVIATION:
+    """招行 for 招商银行, 中石化 for 中国石油化工: same first character, the rest in order. A bare
+    place (深圳) abbreviates every company named after it, so it abbreviates nothing."""
+    if not 2 <= len(query) <= MAX_ABBREVIATION or is_place(query):
         return
     first = query[0]
     for j in [j for j, text in enumerate(texts) if text[0] == first]:

@@ -2,13 +2,14 @@
 
     深圳市腾讯计算机系统有限公司  →  core  深圳腾讯计算机系统   (org form gone, 市 after a place dropped)
                                    short 腾讯计算机系统       (place prefix gone)
+                                   partial 腾讯计算机         (each cut on the way to the brand)
                                    brand 腾讯                 (industry words gone)
 
 plus the 简称 as aliases, the places the name mentions (regions), and each form's toneless pinyin
 with one token per character, so a matcher can compare by sound (腾迅 and 腾讯 are both teng xun).
 
-Computing pinyin costs ~0.1 ms a name, so callers store `NameForms.to_dict()` with the customer and
-recompute only on create/rename. Everything here is pure: no database, no platform.
+`forms()` costs ~0.5 ms a name here (mostly pypinyin), so callers store `NameForms.to_dict()` with the
+customer (workflows.matching.refresh_forms) and recompute only on create/rename. Everything here is pure: no database, no platform.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ Pairs = list[tuple[str, str]]
 
 MIN_FORM = 2  # never cut a name below two characters: "科技" alone says nothing
 
-# Legal-form suffixes, longest first. Matched by sound so 有线公司 / 股分有限公司 / 有限工司 go too.
-ORG_FORMS = ("股份有限公司", "有限责任公司", "有限公司", "集团公司", "总公司", "公司", "集团", "股份", "有限")
-# Stripping 集团 from a query loses a hint (恒达集团 vs 恒达物流), so that variant scores a little lower.
-INFORMATIVE_ORG_FORMS = frozenset({"集团", "集团公司"})
+# Legal-form suffixes, tried in this order (longer first). Matched by sound so 有线公司 / 股分有限公司 / 有限工司 go too.
+ORG_FORMS = ("股份有限公司", "有限责任公司", "有限公司", "股份公司", "集团公司", "总公司", "分公司", "办事处", "营业部",
+             "公司", "集团", "股份", "有限", "分行", "支行", "分店")
+# Stripping these from a query loses a hint (恒达集团 vs 恒达物流; a branch may be its own customer),
+# so that variant scores a little lower. 招商银行深圳分行 still finds 招商银行.
+INFORMATIVE_ORG_FORMS = frozenset({"集团", "集团公司", "分公司", "办事处", "营业部", "分行", "支行", "分店"})
+BRANCHES = INFORMATIVE_ORG_FORMS - {"集团", "集团公司"}  # matched as written only: 股份公司 must not read as 分公司
 BRAND_GUESS = 12.0  # a query cut down to its brand scores at most 88: offered, never accepted alone
 
 PROVINCES = (
@@ -76,7 +80,6 @@ _INDUSTRY_LENGTHS = tuple(sorted({len(w) for w in INDUSTRY_WORDS}, reverse=True)
 
 _BRACKETS = re.compile(r"[(\[{【〔〖《<]([^)\]}】〕〗》>]*)[)\]}】〕〗》>]")
 _NOT_WORD = re.compile(r"[\W_]+")
-_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 # -- cleaning and pinyin ---------------------------------------------------------------------------
@@ -99,12 +102,33 @@ def _squash(text: str) -> str:
     return _NOT_WORD.sub("", text)
 
 
+# Characters with two readings that both occur in trade names. pypinyin picks one from context and
+# sometimes picks wrong (it reads an unknown 长X as zhang: 长盛, 长丰; but 成长 is zhang), so a
+# form holding one is also indexed under the other reading; the input method types either.
+HETERONYMS = {"长": ("chang", "zhang"), "行": ("hang", "xing"), "重": ("chong", "zhong"), "乐": ("le", "yue"),
+              "朝": ("chao", "zhao"), "调": ("diao", "tiao"), "传": ("chuan", "zhuan"), "单": ("dan", "shan"),
+              "曾": ("zeng", "ceng"), "解": ("jie", "xie"), "藏": ("cang", "zang"), "会": ("hui", "kuai"),
+              "厦": ("xia", "sha"), "都": ("du", "dou"), "参": ("can", "shen"), "还": ("huan", "hai")}
+
+
 def pairs_of(text: str) -> Pairs:
     """Characters with their toneless syllables; pypinyin reads phrases (银行 = yin hang)."""
     syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda chunk: [c.upper() for c in chunk])
     if len(syllables) != len(text):  # never seen, but alignment is what everything relies on
         syllables = [lazy_pinyin(c, style=Style.NORMAL, errors=lambda s: s.upper())[0] for c in text]
     return list(zip(text, syllables))
+
+
+def other_reading(text: str, tokens: str) -> str | None:
+    """`tokens` with each HETERONYMS character read the other way, if the form has any."""
+    if not any(c in HETERONYMS for c in text):
+        return None
+    out = []
+    for char, token in zip(text, tokens.split()):
+        readings = HETERONYMS.get(char)
+        out.append(next((r for r in readings if r != token), token) if readings else token)
+    other = " ".join(out)
+    return other if other != tokens else None
 
 
 def text_of(pairs: Pairs) -> str:
@@ -119,6 +143,7 @@ def tokens_of(pairs: Pairs) -> str:
 _SYMBOLS: dict[str, str] = {}
 _SYMBOLS_LOCK = threading.Lock()
 _PRIVATE_USE = 0xE000  # 6,400 code points; Mandarin has ~410 toneless syllables
+_PRIVATE_USE_MORE = 0xF0000  # plane 15, should anything odd ever fill the first block
 
 
 def symbols(tokens: str) -> str:
@@ -133,9 +158,13 @@ def symbols(tokens: str) -> str:
         symbol = _SYMBOLS.get(token)
         if symbol is None:
             with _SYMBOLS_LOCK:  # two threads must not hand out the same code point
-                symbol = _SYMBOLS.setdefault(token, chr(_PRIVATE_USE + len(_SYMBOLS)))
+                symbol = _SYMBOLS.setdefault(token, _new_symbol(len(_SYMBOLS)))
         out.append(symbol)
     return "".join(out)
+
+
+def _new_symbol(n: int) -> str:
+    return chr(_PRIVATE_USE + n) if n < 6400 else chr(_PRIVATE_USE_MORE + n - 6400)
 
 
 # -- cutting a name down ---------------------------------------------------------------------------
@@ -158,7 +187,7 @@ def strip_org_forms(pairs: Pairs) -> tuple[Pairs, list[str]]:
             tail = pairs[-n:]
             same_sound = [s for _, s in tail] == [s for _, s in form_pairs]
             same_chars = sum(a == b for (a, _), (b, _) in zip(tail, form_pairs))
-            if same_sound and same_chars * 2 >= n:
+            if same_sound and (same_chars == n or (same_chars * 2 >= n and form not in BRANCHES)):
                 pairs, changed = pairs[:-n], True
                 removed.append(form)
                 break
@@ -222,6 +251,12 @@ def _suffix_in(text: str, words: frozenset[str], lengths: tuple[int, ...]) -> st
     return next((text[-n:] for n in lengths if n < len(text) + 1 and text[-n:] in words), None)
 
 
+def is_place(text: str) -> bool:
+    """深圳, 深圳市, 广东省: a place and nothing else."""
+    cut = _leading_place(text)
+    return cut is not None and cut[1] == len(text)
+
+
 def _worth_keeping(pairs: Pairs) -> bool:
     return len(pairs) >= MIN_FORM and len(strip_industry(pairs)) >= MIN_FORM and not _all_industry(pairs)
 
@@ -257,7 +292,8 @@ def industry_steps(pairs: Pairs) -> list[Pairs]:
 
 @dataclass(frozen=True)
 class NameForms:
-    """What a customer's name can be typed as. `pinyin` maps each form to its tokens."""
+    """What a customer's name can be typed as. `pinyin` maps each form to its tokens; `other_pinyin`
+    to its other reading when it holds a HETERONYMS character."""
 
     core: str
     short: str
@@ -266,6 +302,7 @@ class NameForms:
     partials: tuple[str, ...] = ()  # between short and brand: 恒达精密 of 恒达精密机械
     regions: tuple[str, ...] = ()
     pinyin: dict[str, str] = field(default_factory=dict, compare=False)
+    other_pinyin: dict[str, str] = field(default_factory=dict, compare=False)
 
     def texts(self) -> list[str]:
         """Distinct forms, the 简称 first (what people say most)."""
@@ -273,13 +310,15 @@ class NameForms:
 
     def to_dict(self) -> dict:
         return {"core": self.core, "short": self.short, "brand": self.brand,
-                "aliases": list(self.aliases), "partials": list(self.partials), "regions": list(self.regions), "pinyin": self.pinyin}
+                "aliases": list(self.aliases), "partials": list(self.partials), "regions": list(self.regions),
+                "pinyin": self.pinyin, "other_pinyin": self.other_pinyin}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NameForms":
         return cls(core=data["core"], short=data["short"], brand=data["brand"],
                    aliases=tuple(data.get("aliases", ())), partials=tuple(data.get("partials", ())),
-                   regions=tuple(data.get("regions", ())), pinyin=dict(data.get("pinyin", {})))
+                   regions=tuple(data.get("regions", ())), pinyin=dict(data.get("pinyin", {})),
+                   other_pinyin=dict(data.get("other_pinyin", {})))
 
 
 def forms(legal_name: str, short_names: list[str] | tuple[str, ...] = (), *, region: str = "") -> NameForms:
@@ -304,9 +343,10 @@ def forms(legal_name: str, short_names: list[str] | tuple[str, ...] = (), *, reg
     core = text_of(core_pairs) or exact_key(legal_name)
     if core not in pinyin:  # a name of punctuation only: keep something comparable
         pinyin[core] = tokens_of(pairs_of(core))
+    other = {text: alt for text, tokens in pinyin.items() if (alt := other_reading(text, tokens))}
     return NameForms(core=core, short=text_of(short_pairs) or core, brand=text_of(brand_pairs) or core,
                      aliases=tuple(aliases), partials=tuple(text_of(p) for p in partials), regions=regions,
-                     pinyin=pinyin)
+                     pinyin=pinyin, other_pinyin=other)
 
 
 def _alias_pairs(alias: str, known: dict[str, str]) -> Pairs:
