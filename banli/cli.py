@@ -72,8 +72,14 @@ def run_db_upgrade(settings: Settings, _args) -> int:
     from storage.db import make_engine
     from storage.migrate import upgrade
 
-    upgrade(make_engine(settings.database_url))
-    print("数据库已是最新 database is up to date")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    from storage.db import session_scope
+    from workflows.matching import refresh_stale_forms
+
+    with session_scope(engine) as session:  # matching forms for rows written by older code
+        refreshed = refresh_stale_forms(session)
+    print("数据库已是最新 database is up to date" + (f" ({refreshed} customers re-indexed)" if refreshed else ""))
     return 0
 
 
