@@ -57,6 +57,14 @@ class Runtime:
         return make_engine(self.settings.database_url)
 
     @cached_property
+    def autocommit_engine(self) -> Engine:
+        """Connections that commit each statement: the webhook's single INSERT needs no BEGIN/COMMIT
+        round trips. A pool of its own, so no connection switches modes on every checkout."""
+        if self.settings.database_url.startswith("sqlite"):
+            return self.engine  # one writer at a time anyway; keep a single pool
+        return make_engine(self.settings.database_url, autocommit=True)
+
+    @cached_property
     def redis(self) -> Redis:
         if self.settings.embedded:
             return embedded_redis()

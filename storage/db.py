@@ -11,8 +11,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (the default, file or memory) or PostgreSQL."""
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """An engine for SQLite (the default, file or memory) or PostgreSQL; `autocommit` for one-statement
+    writes on PostgreSQL (no transaction round trips)."""
     if url.startswith("postgres://"):  # Heroku-style URLs
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
@@ -24,7 +25,8 @@ def make_engine(url: str) -> Engine:
     # No pre-ping (a SELECT 1 on every checkout, a real share of a webhook's cost): a connection the
     # server dropped fails once, the platform is answered 503 and redelivers, and SQLAlchemy
     # replaces the whole pool on the first disconnect it sees.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800)
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, **options)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
