@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 
 def free_port() -> int:
@@ -50,3 +51,17 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.proc = None
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log_path, timeout: float = 40) -> None:
+    """Wait until a spawned banli answers GET /healthz; fail with its log if it exits or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("banli exited:\n" + log_path.read_text())
+        try:
+            if requests.get(url + "/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError("banli did not come up:\n" + log_path.read_text())

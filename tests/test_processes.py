@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -13,7 +12,7 @@ import requests
 from bot.serving import ServerThread
 from bot.wecom.standin import WeComPeer, WeComStandin
 from conftest import WECOM_AES_KEY, WECOM_AGENT, WECOM_DEPARTMENTS, WECOM_TOKEN, WECOM_USERS, wait_for
-from servers import RedisServer, free_port
+from servers import RedisServer, free_port, wait_healthy
 
 CORP = "wwprocesstest01"
 
@@ -40,17 +39,6 @@ def _spawn(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("banli exited:\n" + log_path.read_text())
-        try:
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError("banli web did not come up:\n" + log_path.read_text())
 
 
 def _stop(*procs: subprocess.Popen) -> None:
@@ -72,7 +60,7 @@ def test_banli_web_alone_runs_everything_embedded(tmp_path, wecom_api):
         web = _spawn(["web", "--port", str(port), "--host", "127.0.0.1"],
                      _env(f"sqlite:///{tmp_path / 'banli.db'}", api), log)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", web, log_path)
+        wait_healthy(f"http://127.0.0.1:{port}", web, log_path)
         peer = WeComPeer(token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, corp_id=CORP, agent_id=WECOM_AGENT)
         query, body = peer.callback(peer.text("zhangsan", "帮助"))
         assert requests.post(f"http://127.0.0.1:{port}/wecom/callback?{query}", data=body, timeout=5).status_code == 200
@@ -97,7 +85,7 @@ def test_web_worker_and_dispatcher_as_separate_processes(tmp_path, wecom_api, da
                            ("worker", ["worker"]), ("dispatcher", ["dispatcher"])):
             with open(logs[name], "w") as log:
                 procs.append(_spawn(args, env, log))
-        _wait_healthy(f"http://127.0.0.1:{port}", procs[0], logs["web"])
+        wait_healthy(f"http://127.0.0.1:{port}", procs[0], logs["web"])
         peer = WeComPeer(token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, corp_id=CORP, agent_id=WECOM_AGENT)
         for word in ("帮助", "报销"):
             query, body = peer.callback(peer.text("zhangsan", word))

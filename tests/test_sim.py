@@ -25,7 +25,7 @@ from bot.serving import ServerThread
 from bot.wecom.standin import WeComPeer
 from cards import Card
 from conftest import wait_for
-from servers import free_port
+from servers import free_port, wait_healthy
 from sim.demo import Demo, build_demo, prepare_database
 from sim.platforms import AGENT_ID, WECOM_AES_KEY, WECOM_TOKEN
 from sim.seed import PEOPLE
@@ -356,7 +356,7 @@ def test_banli_demo_command_seeds_serves_the_simulator_and_answers(tmp_path):
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(url, proc, log_path)
+        wait_healthy(url, proc, log_path)
         assert requests.get(url + "/healthz", timeout=5).json() == {"ok": True, "wecom": True, "dingtalk": True}
         page = requests.get(url + "/sim", timeout=5)
         assert page.status_code == 200 and "模拟时钟" in page.text
@@ -379,17 +379,6 @@ def test_banli_demo_command_seeds_serves_the_simulator_and_answers(tmp_path):
     assert "seeded the demo company" in output
 
 
-def _wait_up(url: str, proc: subprocess.Popen, log_path) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("banli demo exited:\n" + log_path.read_text())
-        try:
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError("banli demo did not come up:\n" + log_path.read_text())
 
 
 def test_jumping_to_eight_brings_the_managers_daily_team_digest(sim):
