@@ -128,17 +128,20 @@ def test_dispatcher_survives_its_own_tick_errors(stack, monkeypatch, caplog):
 
 
 def test_database_down_asks_the_platform_to_retry_and_the_retry_is_served(stack, caplog):
+    import requests
+
     from storage.db import make_engine
 
-    working = stack.runtime.engine
-    stack.runtime.__dict__["engine"] = make_engine("sqlite:////nonexistent-dir/banli.db")
+    runtime = stack.runtime
+    working = {name: getattr(runtime, name) for name in ("engine", "autocommit_engine")}
+    broken = make_engine("sqlite:////nonexistent-dir/banli.db")
+    runtime.__dict__.update(engine=broken, autocommit_engine=broken)
     query, body = stack.wecom_peer.callback(stack.wecom_peer.text("zhangsan", "帮助"))
-    import requests
 
     response = requests.post(f"{stack.url}/wecom/callback?{query}", data=body, timeout=5)
     assert response.status_code == 503 and response.text == ""
     assert any("database unavailable" in r.getMessage() for r in caplog.records)
 
-    stack.runtime.__dict__["engine"] = working  # the database is back; WeCom retries the same callback
+    runtime.__dict__.update(working)  # the database is back; WeCom retries the same callback
     assert requests.post(f"{stack.url}/wecom/callback?{query}", data=body, timeout=5).status_code == 200
     wait_for(lambda: stack.wecom.cards_to("zhangsan"))
