@@ -16,9 +16,9 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee
+from workflows.followups import day_text, short_name
 from workflows.identity import preferred_identity
 
-WEEKDAYS = "一二三四五六日"
 LIST_LIMIT = 5  # names on one card: more is a wall of text on a phone
 
 
@@ -74,11 +74,11 @@ def _teams(agendas: dict[int, Agenda], people: dict[int, Employee]) -> dict[int,
 
 
 def _owner_card(agenda: Agenda, today: date) -> Card:
-    lines = [f"· {_short(c)} {t:%H:%M}" for c, t in agenda.due_today[:LIST_LIMIT]]
-    late = [f"· {_short(c)} 已逾期{(today - t.date()).days}天" for c, t in agenda.overdue[:LIST_LIMIT]]
+    lines = [f"· {short_name(c)} {t:%H:%M}" for c, t in agenda.due_today[:LIST_LIMIT]]
+    late = [f"· {short_name(c)} 已逾期{(today - t.date()).days}天" for c, t in agenda.overdue[:LIST_LIMIT]]
     body = "\n".join((["今天要跟进："] + lines if lines else []) + (["逾期未跟进："] + late if late else []))
     return Card(
-        title=f"今日跟进 · {_day(today)}",
+        title=f"今日跟进 · {day_text(today)}",
         body=body,
         fields=(("今天", f"{len(agenda.due_today)} 家"), ("逾期", f"{len(agenda.overdue)} 家")),
         buttons=(Button("客户跟进", "menu.crm", style="primary", command="客户跟进"),
@@ -91,7 +91,7 @@ def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date
     fields = tuple((people[eid].name, f"今天{len(a.due_today)} · 逾期{len(a.overdue)}") for eid, a in ranked[:6])
     overdue = sum(len(a.overdue) for a in team.values())
     return Card(
-        title=f"团队跟进 · {_day(today)}",
+        title=f"团队跟进 · {day_text(today)}",
         body=f"团队今天要跟进 {sum(len(a.due_today) for a in team.values())} 家，逾期 {overdue} 家。",
         fields=fields,
         buttons=(Button("帮助", "help", command="帮助"),),
@@ -105,12 +105,3 @@ def _queue(session: Session, employee: Employee, today: date, card: Card, kind: 
     return int(outbox.add(session, key=f"digest:{kind}:{employee.id}:{today.isoformat()}", kind="message",
                           platform=identity.platform, recipient=identity.user_id,
                           payload={"card": card.to_dict(), "reply": {}}))
-
-
-def _short(customer: Customer) -> str:
-    """The name people use (the first 简称), short enough for one line on a phone."""
-    return (customer.short_names.split(",")[0] or customer.name)[:12]
-
-
-def _day(day: date) -> str:
-    return f"{day.month}月{day.day}日(周{WEEKDAYS[day.weekday()]})"

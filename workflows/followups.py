@@ -9,7 +9,7 @@ snooze cancels it in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -101,9 +101,14 @@ def reminder_key(followup_id: int, due: datetime | None = None) -> str:
     return f"remind:followup:{followup_id}" + (f":{due.isoformat()}" if due else "")
 
 
+def day_text(day: date) -> str:
+    """11月25日(周三): how cards name a day."""
+    return f"{day.month}月{day.day}日(周{WEEKDAYS[day.weekday()]})"
+
+
 def when_text(moment: datetime, tz: str) -> str:
     local = moment.astimezone(ZoneInfo(tz))
-    return f"{local.month}月{local.day}日(周{WEEKDAYS[local.weekday()]}) {local:%H:%M}"
+    return f"{day_text(local.date())} {local:%H:%M}"
 
 
 def reminder_card(customer: Customer, followup: FollowUp, tz: str) -> Card:

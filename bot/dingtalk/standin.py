@@ -133,11 +133,16 @@ class DingTalkStandin:
             return None, self._refuse(400, "invalidParameter.msgKey", f"msgKey/msgParam 不匹配: {key}")
         return (key, decoded), None
 
-    def _batch_send(self):
+    def _robot_request(self):
+        """(body, (msgKey, msgParam), None) for a well-formed authorised robot send, else the refusal."""
         if not self._token_ok():
-            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+            return None, None, self._refuse(401, "InvalidAuthentication", "不合法的access_token")
         body = request.get_json(force=True, silent=True) or {}
         message, error = self._robot_message(body)
+        return body, message, error
+
+    def _batch_send(self):
+        body, message, error = self._robot_request()
         if error:
             return error
         users = body.get("userIds")
@@ -155,10 +160,7 @@ class DingTalkStandin:
                        invalidStaffIdList=[u for u in users if u not in self.users])
 
     def _group_send(self):
-        if not self._token_ok():
-            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
-        body = request.get_json(force=True, silent=True) or {}
-        message, error = self._robot_message(body)
+        body, message, error = self._robot_request()
         if error:
             return error
         if not body.get("openConversationId"):
