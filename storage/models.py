@@ -75,8 +75,6 @@ class Outbox(SQLModel, table=True):
 
 
 # -- CRM ----------------------------------------------------------------------------------------
-# The first slice of the customer side: enough for the demo company and the daily digest. Matching
-# forms (pinyin, aliases), deal history and the 公海 rules arrive with the CRM issue.
 
 TIERS = ("A", "B", "C")
 CUSTOMER_STATUSES = ("潜在", "意向", "成交", "流失")
@@ -93,6 +91,9 @@ class Customer(SQLModel, table=True):
     tier: str = Field(default="C", max_length=1)
     status: str = Field(default="潜在", max_length=8)
     owner_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)  # None: 公海
+    # When the current owner got it (created, assigned, claimed; or when it went to the pool): the
+    # 公海 clock counts from the later of this and the last follow-up.
+    owned_since: Optional[datetime] = None
     last_followup_at: Optional[datetime] = None
     next_followup_at: Optional[datetime] = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
@@ -133,3 +134,78 @@ class FollowUp(SQLModel, table=True):
     next_at: Optional[datetime] = None
     # The chat message it was logged from (platform:delivery key): a repeated tap logs nothing twice.
     source_key: Optional[str] = Field(default=None, max_length=255)
+    # 签到: a location and photos sent within a few minutes of the visit attach to it.
+    place: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
+    latitude: Optional[float] = None
+    longitude: Optional[float] = None
+    checked_in_at: Optional[datetime] = None
+    photos: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON media ids
+
+
+class DealStageChange(SQLModel, table=True):
+    """Every move of a deal between stages, kept for good (the deal row holds only the current one)."""
+
+    __tablename__ = "deal_stage_change"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", index=True)
+    from_stage: str = Field(default="", max_length=16)  # "" when the deal was created
+    to_stage: str = Field(max_length=16)
+    employee_id: Optional[int] = Field(default=None, foreign_key="employee.id")  # None: automatic
+    at: datetime = Field(default_factory=utcnow)
+
+
+class OwnershipChange(SQLModel, table=True):
+    """Who held a customer when: the 公海 claim rate, the former-owner wait and hand-overs read it."""
+
+    __tablename__ = "ownership_change"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    from_owner_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    to_owner_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    reason: str = Field(max_length=16)  # create | import | claim | pool | assign | handover
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+# -- Admin rules, audit, conversations ----------------------------------------------------------
+
+
+class Rule(SQLModel, table=True):
+    """One admin rule (a JSON value under a dotted name, e.g. `crm.overdue_days`); absent = default.
+    `version` goes up on every edit, so anything that pins a rule can say which one it used."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    value: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    version: int = 1
+    updated_by: Optional[int] = Field(default=None, foreign_key="employee.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, when, from where: every change and every view of a phone number."""
+
+    __tablename__ = "audit_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)  # None: Banli itself
+    on_behalf_of_id: Optional[int] = Field(default=None, foreign_key="employee.id")
+    platform: str = Field(default="", max_length=16)  # wecom | dingtalk | cli | system
+    action: str = Field(max_length=48)  # e.g. customer.create, customer.view_phone, deal.stage
+    subject: str = Field(default="", max_length=64, index=True)  # e.g. customer:12, deal:3
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))  # JSON
+
+
+class Conversation(SQLModel, table=True):
+    """A guided form in progress: one per person, asking one question at a time until done,
+    cancelled (取消) or expired — a form never traps anyone."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", sa_column_kwargs={"unique": True})
+    flow: str = Field(max_length=32)  # which form, e.g. crm.visit
+    step: str = Field(default="", max_length=32)  # the question now open
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON answers so far
+    expires_at: datetime
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -50,6 +50,14 @@ def may_log(session: Session, employee: Employee, customer: Customer) -> bool:
     return employee.id in _managers_of(session, customer.owner_id)
 
 
+def may_see_details(session: Session, employee: Employee, customer: Customer) -> bool:
+    """Contact phones and deal amounts: the owner, the owner's managers up the chain, admins.
+    A 公海 customer has no owner, so only admins see its details."""
+    if employee.role == "admin" or (customer.owner_id is not None and customer.owner_id == employee.id):
+        return True
+    return customer.owner_id is not None and employee.id in _managers_of(session, customer.owner_id)
+
+
 def owner_name(session: Session, customer: Customer) -> str:
     owner = session.get(Employee, customer.owner_id) if customer.owner_id else None
     return owner.name if owner else "公海"

@@ -1,0 +1,36 @@
+"""The audit trail: who did what, when, on whose behalf and from which platform.
+
+Written in the same transaction as the change it describes, so a rolled-back change leaves no entry
+and a committed one always has one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage.models import AuditLog, Employee
+
+
+def record(session: Session, *, actor: Employee | None, action: str, subject: str = "", platform: str = "",
+           detail: dict[str, Any] | None = None, on_behalf_of: Employee | None = None) -> AuditLog:
+    """Add one entry. `actor` None means Banli itself (a timer, the 公海 sweep)."""
+    entry = AuditLog(actor_id=actor.id if actor else None, on_behalf_of_id=on_behalf_of.id if on_behalf_of else None,
+                     platform=platform or ("system" if actor is None else ""), action=action, subject=subject,
+                     detail=json.dumps(detail or {}, ensure_ascii=False, default=str))
+    session.add(entry)
+    return entry
+
+
+def entries(session: Session, *, subject: str | None = None, action: str | None = None,
+            limit: int = 100) -> list[AuditLog]:
+    """Newest first."""
+    query = select(AuditLog)
+    if subject is not None:
+        query = query.where(AuditLog.subject == subject)
+    if action is not None:
+        query = query.where(AuditLog.action == action)
+    return list(session.execute(query.order_by(AuditLog.id.desc()).limit(limit)).scalars())

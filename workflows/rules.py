@@ -1,0 +1,141 @@
+"""Admin rules: thresholds that companies tune (overdue days, 公海, quiet hours, deal stages).
+
+Each rule has a default in code and, once an admin edits it, a row in the `rule` table. Values are
+validated here, so a bad edit is refused with a message naming the field and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage.models import Employee, Rule, TIERS, utcnow
+from workflows import audit
+
+
+class InvalidRule(ValueError):
+    """A rule value that cannot be used; `field` names what is wrong, in words an admin reads."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}：{message}")
+        self.field = field
+        self.message = message
+
+
+Check = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    label: str  # what an admin sees
+    default: Any
+    check: Check  # returns the cleaned value or raises InvalidRule
+
+
+def _days(low: int = 1, high: int = 3650) -> Check:
+    def check(label: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidRule(label, f"应为 {low}–{high} 之间的整数，收到 {value!r}")
+        return value
+    return check
+
+
+def _per_tier(low: int = 1, high: int = 3650) -> Check:
+    one = _days(low, high)
+
+    def check(label: str, value: Any) -> dict[str, int]:
+        if not isinstance(value, dict) or set(value) != set(TIERS):
+            raise InvalidRule(label, f"每个等级（{'/'.join(TIERS)}）都要有一个天数")
+        return {tier: one(f"{label} {tier}级", value[tier]) for tier in TIERS}
+    return check
+
+
+def _flag(label: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRule(label, "应为 是/否")
+    return value
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _quiet_hours(label: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) != {"start", "end", "release"}:
+        raise InvalidRule(label, "需要 start（开始）、end（结束）和 release（补发时间），如 21:00 / 08:00 / 08:30")
+    for key in ("start", "end", "release"):
+        if not isinstance(value[key], str) or not _CLOCK.match(value[key]):
+            raise InvalidRule(f"{label} {key}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
+    return dict(value)
+
+
+def _stages(label: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not 2 <= len(value) <= 12:
+        raise InvalidRule(label, "应为 2–12 个阶段名")
+    if any(not isinstance(s, str) or not 1 <= len(s.strip()) <= 8 for s in value):
+        raise InvalidRule(label, "每个阶段名 1–8 个字")
+    cleaned = [s.strip() for s in value]
+    if len(set(cleaned)) != len(cleaned):
+        raise InvalidRule(label, "阶段名不能重复")
+    if "赢单" not in cleaned or "输单" not in cleaned:
+        raise InvalidRule(label, "必须包含「赢单」和「输单」（合同审批和统计靠它们）")
+    return cleaned
+
+
+SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
+    RuleSpec("crm.overdue_days", "超期未跟进天数", {"A": 7, "B": 14, "C": 30}, _per_tier()),
+    RuleSpec("crm.overdue_grace_days", "超期提醒升级给经理前的宽限天数", 2, _days(0, 30)),
+    RuleSpec("crm.quiet_hours", "免打扰时段", {"start": "21:00", "end": "08:00", "release": "08:30"}, _quiet_hours),
+    RuleSpec("crm.skip_weekends", "周末不推送提醒", True, _flag),
+    RuleSpec("crm.pool_days", "未跟进退回公海天数", {"A": 30, "B": 45, "C": 60}, _per_tier(4)),
+    RuleSpec("crm.pool_warn_days", "退回公海前几天预警", 3, _days(1, 30)),
+    RuleSpec("crm.owner_cap", "每人最多持有客户数", 200, _days(1, 100000)),
+    RuleSpec("crm.claims_per_day", "每人每天最多领取公海客户数", 5, _days(1, 1000)),
+    RuleSpec("crm.reclaim_wait_days", "原负责人重新领取需等待天数", 30, _days(0, 3650)),
+    RuleSpec("crm.deal_stages", "商机阶段", ["初步接触", "需求分析", "方案报价", "商务谈判", "赢单", "输单"], _stages),
+)}
+
+
+def get(session: Session, name: str) -> Any:
+    """The rule's current value: the admin's, or the default."""
+    row = _row(session, name)
+    return json.loads(row.value) if row is not None else _spec(name).default
+
+
+def version(session: Session, name: str) -> int:
+    """0 while the default applies; goes up with every edit."""
+    row = _row(session, name)
+    return row.version if row is not None else 0
+
+
+def put(session: Session, name: str, value: Any, *, by: Employee | None, platform: str = "") -> Any:
+    """Validate and store a new value (audited). Raises InvalidRule, changing nothing, if it is bad."""
+    spec = _spec(name)
+    cleaned = spec.check(spec.label, value)
+    row = _row(session, name)
+    before = json.loads(row.value) if row is not None else spec.default
+    if row is None:
+        row = Rule(name=name, value="", version=0)
+    row.value = json.dumps(cleaned, ensure_ascii=False)
+    row.version += 1
+    row.updated_by = by.id if by else None
+    row.updated_at = utcnow()
+    session.add(row)
+    audit.record(session, actor=by, action="rule.edit", subject=f"rule:{name}", platform=platform,
+                 detail={"before": before, "after": cleaned, "version": row.version})
+    return cleaned
+
+
+def _spec(name: str) -> RuleSpec:
+    if name not in SPECS:
+        raise InvalidRule(name, "没有这条规则")
+    return SPECS[name]
+
+
+def _row(session: Session, name: str) -> Rule | None:
+    return session.execute(select(Rule).where(Rule.name == name)).scalars().first()
