@@ -100,7 +100,6 @@ def on_voice(ctx: Context) -> Card:
     return Card(title="暂时听不懂语音", body="请打字，或者点下面的按钮。", buttons=MENU_BUTTONS)
 
 
-@routes.fallback
 def not_understood(ctx: Context) -> Card:
     said = ctx.event.text.strip()
     head = f"没听明白「{said[:20]}」。" if said else "这个按钮已经失效了。"

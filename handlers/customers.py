@@ -1,0 +1,207 @@
+"""Looking customers up: a name alone → the customer card; 我的客户, 今天跟进, 本周拜访.
+
+The card is the CRM's front page on a phone: who owns it, how it is going, what is next, and the
+buttons to act (记拜访, 推进商机, 查看电话). What it shows depends on who asks (workflows.customer_views).
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from cards import Button, Card
+from handlers import routes
+from handlers.menu import MENU_BUTTONS, not_understood
+from handlers.router import Context
+from storage.models import Customer
+from workflows import customer_views as views
+from workflows import customers
+from workflows.followups import day_text, short_name, when_text
+
+LIST_LIMIT = 8  # lines on one card; more is a wall of text on a phone
+HELP_BUTTON = Button("帮助", "help", command="帮助")
+LOOKUP_MAX_CHARS = 30  # longer text is a sentence, not a customer name
+
+
+def customer_card(ctx: Context, customer: Customer) -> Card:
+    profile = views.profile(ctx.session, ctx.employee, customer)
+    if not profile.full:
+        return Card(title=f"客户 · {short_name(customer)}",
+                    body="详细信息（电话、金额、跟进记录）只有负责人和他的上级能看。",
+                    fields=(("全称", customer.name[:26]), ("等级", f"{customer.tier}级"), ("负责人", profile.owner)),
+                    buttons=(HELP_BUTTON,))
+    return Card(title=f"客户 · {short_name(customer)}", body=_history(profile, ctx.timezone),
+                fields=_profile_fields(profile, ctx.timezone), buttons=_profile_buttons(profile))
+
+
+@routes.action("customer.show")
+def show_customer(ctx: Context) -> Card:
+    customer = _customer_from(ctx)
+    return customer_card(ctx, customer) if customer else _gone()
+
+
+@routes.action("customer.phone")
+def show_phones(ctx: Context) -> Card:
+    customer = _customer_from(ctx)
+    if customer is None:
+        return _gone()
+    contacts = views.reveal_phones(ctx.session, ctx.employee, customer, platform=ctx.event.platform)
+    if contacts is None:
+        return Card(title="看不了电话", body=f"{short_name(customer)}的联系电话只有负责人和他的上级能看。",
+                    buttons=(HELP_BUTTON,))
+    if not contacts:
+        return Card(title=f"电话 · {short_name(customer)}", body="还没有登记联系人电话。")
+    return Card(title=f"电话 · {short_name(customer)}", body="仅供联系客户使用，本次查看已记录。",
+                fields=tuple((f"{c.name}{(' ' + c.title) if c.title else ''}"[:10], c.phone) for c in contacts[:6]))
+
+
+@routes.action("customer.visit")
+def visit_customer(ctx: Context) -> Card:
+    customer = _customer_from(ctx)
+    if customer is None:
+        return _gone()
+    name = short_name(customer)
+    return Card(title=f"记拜访 · {name}", body=f"直接发一句话就行，比如：\n「拜访 {name} 聊了报价 下周三再跟进」\n"
+                f"「电话 {name} 约了演示 明天下午3点」", buttons=(HELP_BUTTON,))
+
+
+@routes.command("我的客户", "我的客户列表", "客户列表")
+def list_my_customers(ctx: Context) -> Card:
+    mine = views.my_customers(ctx.session, ctx.employee)
+    if not mine:
+        return Card(title="我的客户", body="你名下还没有客户。发「公海」看看可以领取的客户。", buttons=MENU_BUTTONS)
+    tiers = {t: sum(1 for c in mine if c.tier == t) for t in "ABC"}
+    lines = [f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[:LIST_LIMIT]]
+    more = f"\n…还有 {len(mine) - LIST_LIMIT} 家，发客户名字就能查看" if len(mine) > LIST_LIMIT else ""
+    return Card(title=f"我的客户 · {len(mine)} 家", body="\n".join(lines) + more,
+                fields=tuple((f"{t}级", f"{n} 家") for t, n in tiers.items()),
+                buttons=_customer_buttons(mine))
+
+
+@routes.command("今天跟进", "今日跟进", "今天要跟进", "今天", "待跟进")
+def due_today(ctx: Context) -> Card:
+    today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
+    due, overdue = views.due_on(ctx.session, ctx.employee, today, ctx.timezone)
+    if not due and not overdue:
+        return Card(title=f"今天跟进 · {day_text(today)}", body="今天没有要跟进的客户。",
+                    buttons=(Button("我的客户", "crm.mine", command="我的客户"), HELP_BUTTON))
+    local = ZoneInfo(ctx.timezone)
+    lines = [f"· {short_name(c)} {c.next_followup_at.astimezone(local):%H:%M}" for c in due[:LIST_LIMIT]]
+    late = [f"· {short_name(c)} 已逾期{(today - c.next_followup_at.astimezone(local).date()).days}天"
+            for c in overdue[:LIST_LIMIT]]
+    body = "\n".join((["今天要跟进："] + lines if lines else []) + (["逾期未跟进："] + late if late else []))
+    return Card(title=f"今天跟进 · {day_text(today)}", body=body,
+                fields=(("今天", f"{len(due)} 家"), ("逾期", f"{len(overdue)} 家")),
+                buttons=_customer_buttons(due + overdue))
+
+
+@routes.action("crm.mine")
+def mine_by_tap(ctx: Context) -> Card:
+    return list_my_customers(ctx)
+
+
+@routes.command("本周拜访", "这周拜访", "本周跟进", "这周跟进", "本周记录")
+def this_week(ctx: Context) -> Card:
+    monday, sunday = views.week_of(ctx.now, ctx.timezone)
+    rows = views.visits_between(ctx.session, ctx.employee, monday, sunday, ctx.timezone)
+    title = f"本周跟进 · {monday.month}/{monday.day}–{sunday.month}/{sunday.day}"
+    if not rows:
+        return Card(title=title, body="这周还没有记录。记一笔：「拜访 客户名 聊了什么」。", buttons=MENU_BUTTONS)
+    local = ZoneInfo(ctx.timezone)
+    lines = [f"· {f.happened_at.astimezone(local):%m-%d} {f.method} {short_name(c)}"
+             + (f"：{f.content[:12]}" if f.content else "") for f, c in rows[:LIST_LIMIT]]
+    methods = {m: sum(1 for f, _ in rows if f.method == m) for m in ("拜访", "电话", "微信")}
+    more = f"\n…共 {len(rows)} 条" if len(rows) > LIST_LIMIT else ""
+    return Card(title=title, body="\n".join(lines) + more,
+                fields=tuple((m, f"{n} 次") for m, n in methods.items() if n) + (("客户", f"{len({c.id for _, c in rows})} 家"),),
+                buttons=(Button("今天跟进", "crm.today", command="今天跟进"), HELP_BUTTON))
+
+
+@routes.action("crm.today")
+def today_by_tap(ctx: Context) -> Card:
+    return due_today(ctx)
+
+
+def lookup(ctx: Context) -> Card | None:
+    """A message that is only a customer's name → its card; unsure → the top 3 as buttons.
+    None when the text does not look like any customer (the caller says it did not understand)."""
+    text = ctx.event.text.strip()
+    if not text or len(text) > LOOKUP_MAX_CHARS or " " in text:
+        return None
+    found = customers.find(ctx.session, text, owner_id=ctx.employee.id)
+    if found.decision == "accept":
+        return customer_card(ctx, customers.get(ctx.session, found.customer_id))
+    if found.decision == "choose":
+        return Card(title="您要找哪家客户？", body=f"「{text}」可能是：",
+                    fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(found.candidates)),
+                    buttons=tuple(Button(c.name[:10], "customer.show", str(c.customer_id)) for c in found.candidates))
+    return None
+
+
+@routes.fallback
+def lookup_or_hint(ctx: Context) -> Card:
+    """Anything unrecognised: perhaps a customer's name; otherwise a short hint and the menu."""
+    return lookup(ctx) or not_understood(ctx)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _profile_fields(profile: views.Profile, tz: str) -> tuple[tuple[str, str], ...]:
+    customer = profile.customer
+    fields = [("全称", customer.name[:26]), ("负责人", profile.owner),
+              ("等级", f"{customer.tier}级 · {customer.status}"),
+              ("下次跟进", when_text(customer.next_followup_at, tz) if customer.next_followup_at else "未安排")]
+    if profile.deals:
+        deal = profile.deals[0]
+        more = f" 等{len(profile.deals)}个" if len(profile.deals) > 1 else ""
+        fields.append(("商机", f"{deal.stage} · {views.amount_text(deal.amount)}{more}"[:26]))
+    if profile.contacts:
+        first = profile.contacts[0]
+        fields.append(("联系人", f"{first.name} {views.mask_phone(first.phone) if first.phone else ''}".strip()))
+    return tuple(fields)
+
+
+def _history(profile: views.Profile, tz: str) -> str:
+    if not profile.followups:
+        return "还没有跟进记录。"
+    local = ZoneInfo(tz)
+    lines = [f"· {f.happened_at.astimezone(local):%m-%d} {f.method}" + (f"：{f.content[:16]}" if f.content else "")
+             for f in profile.followups]
+    return "最近跟进：\n" + "\n".join(lines)
+
+
+def _profile_buttons(profile: views.Profile) -> tuple[Button, ...]:
+    customer_id = str(profile.customer.id)
+    buttons = [Button("记拜访", "customer.visit", customer_id, style="primary")]
+    if profile.deals:
+        buttons.append(Button("推进商机", "deal.stages", str(profile.deals[0].id)))
+    if any(c.phone for c in profile.contacts):
+        buttons.append(Button("查看电话", "customer.phone", customer_id))
+    return tuple(buttons)
+
+
+def _customer_buttons(rows: list[Customer]) -> tuple[Button, ...]:
+    seen: list[Customer] = []
+    for c in rows:
+        if c.id not in {s.id for s in seen}:
+            seen.append(c)
+    return tuple(Button(short_name(c)[:10], "customer.show", str(c.id)) for c in seen[:5]) + (HELP_BUTTON,)
+
+
+def _next_text(customer: Customer, ctx: Context) -> str:
+    if customer.next_followup_at is None:
+        return ""
+    local = customer.next_followup_at.astimezone(ZoneInfo(ctx.timezone))
+    today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
+    if local.date() < today:
+        return f"· 逾期{(today - local.date()).days}天"
+    return f"· {day_text(local.date())}"
+
+
+def _customer_from(ctx: Context) -> Customer | None:
+    value = ctx.event.value.strip()
+    return customers.get(ctx.session, int(value)) if value.isdigit() else None
+
+
+def _gone() -> Card:
+    return Card(title="找不到这个客户", body="可能已经被删除或合并了。发客户名字再查一次。", buttons=MENU_BUTTONS)
