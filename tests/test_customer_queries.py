@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
-from conftest import settle, wait_for
+from conftest import wait_for
 from storage.db import session_scope
 from storage.models import Contact, Customer, Deal, Employee, FollowUp, Identity
 from workflows.matching import refresh_forms
