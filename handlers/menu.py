@@ -15,7 +15,7 @@ MENU_BUTTONS = (
     Button("客户跟进", "menu.crm", style="primary", command="客户跟进"),
     Button("报销", "menu.expense", style="primary", command="报销"),
     Button("请假", "menu.leave", command="请假"),
-    Button("我的审批", "menu.approvals", command="我的审批"),
+    Button("我的审批", "approval.todo", command="我的审批"),
     Button("帮助", "help", command="帮助"),
 )
 
@@ -23,14 +23,12 @@ MENU_BUTTONS = (
 FEATURES = {
     "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你。",
                  ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了演示 明天下午3点", "撤销")),
-    "menu.expense": ("报销", "说金额和事由，再发发票照片，自动找审批人。",
+    "menu.expense": ("报销", "说金额和事由，确认后自动找审批人。",
                      ("报销 出租车 86.5", "报销 招待客户 1200 元")),
     "menu.leave": ("请假", "说类型和日期，自动算工作日、找审批人。",
                    ("请假 年假 下周一到周三", "请假 病假 明天")),
-    "menu.approvals": ("我的审批", "待我审批的单子和我提交的申请，点卡片上的按钮就能办。",
-                       ("我的审批", "我的申请")),
 }
-READY = {"menu.crm"}
+READY = {"menu.crm", "menu.expense", "menu.leave"}
 NOT_YET = "这项功能正在开通中，开通后直接这样说就行。"
 
 
@@ -67,7 +65,7 @@ for _action in FEATURES:
     routes.add_action(_action, _feature_card)
 
 
-@routes.command("客户跟进", "报销", "请假", "我的审批")
+@routes.command("客户跟进", "报销", "请假")
 def feature_by_word(ctx: Context) -> Card:
     """A menu word typed alone (or sent by a DingTalk markdown button) shows the same card as a tap."""
     word = ctx.event.text.strip()

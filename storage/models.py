@@ -209,3 +209,75 @@ class Conversation(SQLModel, table=True):
     data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON answers so far
     expires_at: datetime
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- OA approvals -------------------------------------------------------------------------------
+
+REQUEST_TYPES = ("报销", "请假", "出差", "采购", "合同", "通用")
+REQUEST_STATUSES = ("draft", "pending", "approved", "rejected", "withdrawn")
+
+
+class ApprovalRule(SQLModel, table=True):
+    """Routing as data: the first active rule (by priority) whose type and condition match a request
+    decides its chain. Editing bumps `version`; requests keep the chain they were given."""
+
+    __tablename__ = "approval_rule"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    request_type: str = Field(max_length=8, index=True)  # one of REQUEST_TYPES, or "*" for any
+    priority: int = 100  # lower first
+    condition: str = Field(default="", max_length=255)  # workflows.approvals.conditions; "" = always
+    steps: str = Field(sa_column=Column(Text, nullable=False))  # JSON [{"approvers": [...], "mode": ...}]
+    cc: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON specs
+    no_approver: str = Field(default="admin", max_length=32)  # auto_pass | admin | person:<id>
+    version: int = 1
+    active: bool = True
+    updated_by: Optional[int] = Field(default=None, foreign_key="employee.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """One request (报销, 请假, …). `chain` is the resolved approvers, pinned at submission."""
+
+    __tablename__ = "approval_request"
+    __table_args__ = (UniqueConstraint("source_key", name="uq_approval_request_source_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    type: str = Field(max_length=8)
+    requester_id: int = Field(foreign_key="employee.id", index=True)
+    summary: str = Field(default="", max_length=128)
+    details: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON, per type
+    amount: Optional[Decimal] = Field(default=None, sa_column=Column(Numeric(14, 2), nullable=True))
+    status: str = Field(default="draft", max_length=16, index=True)
+    rule_id: Optional[int] = Field(default=None, foreign_key="approval_rule.id")
+    rule_version: int = 0
+    chain: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON, pinned
+    step: int = 0  # index into chain of the step now deciding
+    version: int = 0  # bumped by every state change: concurrent decisions race on it
+    # The chat message it came from (platform:delivery key): one message, one request.
+    source_key: Optional[str] = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    submitted_at: Optional[datetime] = None
+    decided_at: Optional[datetime] = None
+
+    @property
+    def number(self) -> str:
+        """R-1024: what people say and type to refer to a request."""
+        return f"R-{1000 + (self.id or 0)}"
+
+
+class ApprovalTask(SQLModel, table=True):
+    """One approver's part in one step."""
+
+    __tablename__ = "approval_task"
+    __table_args__ = (UniqueConstraint("request_id", "step", "approver_id", name="uq_approval_task"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="approval_request.id", index=True)
+    step: int
+    approver_id: int = Field(foreign_key="employee.id", index=True)
+    on_behalf_of_id: Optional[int] = Field(default=None, foreign_key="employee.id")
+    status: str = Field(default="pending", max_length=16)  # waiting | pending | approved | rejected | skipped
+    comment: str = Field(default="", max_length=255)
+    decided_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -128,9 +128,16 @@ def _value(m: re.Match) -> Decimal | None:
 
 def parse_amount(text: str) -> Decimal | None:
     """The first money amount in free text; an amount marked as money beats an earlier bare number."""
+    found = find_amount(text)
+    return found[0] if found else None
+
+
+def find_amount(text: str) -> tuple[Decimal, int, int] | None:
+    """Like parse_amount, with where the amount was written (start, end), so a caller can take the
+    amount out and keep the words around it (报销 打车 86.5元 → 打车)."""
     if not text:
         return None
-    bare: Decimal | None = None
+    bare: tuple[Decimal, int, int] | None = None
     for m in _AMOUNT.finditer(text):
         if not m["core"] or not _plausible(m, text):
             continue
@@ -138,9 +145,9 @@ def parse_amount(text: str) -> Decimal | None:
         if value is None:
             continue
         if _is_marked(m):
-            return value
+            return value, m.start(), m.end()
         if bare is None:
-            bare = value
+            bare = (value, m.start(), m.end())
     return bare
 
 

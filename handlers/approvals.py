@@ -1,0 +1,240 @@
+"""OA requests from chat: `报销 出租车 86.5` → a confirmation card showing who will approve →
+提交 → each approver gets a card with 同意 / 拒绝; `我的申请`, `我的审批`, `撤回 R-1001`,
+`记录 R-1001`, `谁审批 报销 3000`, and typed `同意 R-1001` / `拒绝 R-1001 原因`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cards import Button, Card
+from handlers import routes
+from handlers.menu import MENU_BUTTONS
+from handlers.router import Context
+from storage.models import ApprovalRequest, ApprovalTask
+from workflows.approvals import cards as views
+from workflows.approvals import requests
+from workflows.approvals.chain import plan
+from workflows.approvals.parse import TYPE_WORDS, Draft, parse_request
+from workflows.approvals.requests import NotYours, Stale
+from workflows.followups import when_text
+
+HELP_BUTTON = Button("帮助", "help", command="帮助")
+NUMBER = re.compile(r"[Rr]-?\s*(\d{4,})")
+
+
+@routes.command(*TYPE_WORDS, prefix=True)
+def new_request(ctx: Context) -> Card:
+    parsed = parse_request(ctx.event.text.strip(), ctx.now, ctx.timezone)
+    if not isinstance(parsed, Draft):
+        return Card(title=parsed.type if parsed else "申请", body=parsed.question if parsed else "要申请什么？",
+                    buttons=(HELP_BUTTON,))
+    request = requests.draft(ctx.session, ctx.employee, parsed, source_key=f"{ctx.event.platform}:{ctx.event.event_id}",
+                             now=ctx.now)
+    return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
+
+
+@routes.action("approval.submit")
+def submit(ctx: Context) -> Card:
+    request = _request(ctx)
+    if request is None:
+        return _gone()
+    try:
+        fresh = requests.submit(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
+                                tz=ctx.timezone)
+    except NotYours:
+        return _not_yours()
+    if not fresh:
+        return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交过了，不用再点。")
+    return views.submitted_card(ctx.session, request)
+
+
+@routes.action("approval.discard")
+def discard(ctx: Context) -> Card:
+    request = _request(ctx)
+    if request is not None and request.requester_id == ctx.employee.id and request.status == "draft":
+        ctx.session.delete(request)
+        return Card(title="已取消", body="这条申请没有提交。需要时重新发一条就行。", buttons=MENU_BUTTONS)
+    return _gone() if request is None else views.status_card(ctx.session, request, ctx.timezone)
+
+
+@routes.action("approval.approve")
+def approve(ctx: Context) -> Card:
+    return _decide(ctx, _task_id(ctx.event.value), approve=True, comment="")
+
+
+@routes.action("approval.reject")
+def ask_reason(ctx: Context) -> Card:
+    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
+    if task is None or task.approver_id != ctx.employee.id:
+        return _not_yours()
+    request = ctx.session.get(ApprovalRequest, task.request_id)
+    if task.status != "pending" or request.status != "pending":
+        return _decide(ctx, task.id, approve=False, comment="")  # answers 已处理 without changing anything
+    return views.reject_reason_card(request, task)
+
+
+@routes.action("approval.reject_as")
+def reject_with_reason(ctx: Context) -> Card:
+    task_id, _, index = ctx.event.value.partition(":")
+    reason = views.REJECT_REASONS[int(index)] if index.isdigit() and int(index) < len(views.REJECT_REASONS) else ""
+    return _decide(ctx, _task_id(task_id), approve=False, comment=reason)
+
+
+@routes.action("approval.keep")
+def keep(ctx: Context) -> Card:
+    return Card(title="好的", body="没有拒绝，单子还在等你审批。")
+
+
+@routes.command("同意", "批准", "拒绝", "驳回", prefix=True)
+def decide_by_words(ctx: Context) -> Card:
+    text = ctx.event.text.strip()
+    approve = text.startswith(("同意", "批准"))
+    match = NUMBER.search(text)
+    request = requests.by_number(ctx.session, match.group(1)) if match else None
+    if request is None:
+        return Card(title="哪一单？", body="请带上单号，比如「同意 R-1001」或「拒绝 R-1001 缺少发票」。",
+                    buttons=(Button("我的审批", "approval.todo", command="我的审批"), HELP_BUTTON))
+    task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
+    comment = text[match.end():].strip(" ，,：:") if not approve else ""
+    if task is None:
+        return _stale_or_not_yours(ctx, request)
+    if not approve and not comment:
+        return views.reject_reason_card(request, task)
+    return _decide(ctx, task.id, approve=approve, comment=comment)
+
+
+@routes.command("我的申请", "我的单子")
+@routes.action("approval.mine")
+def my_requests(ctx: Context) -> Card:
+    rows = requests.mine(ctx.session, ctx.employee)
+    if not rows:
+        return Card(title="我的申请", body="还没有申请。比如发「报销 出租车 86.5」。", buttons=MENU_BUTTONS)
+    lines = [f"· {r.number} {r.type} {r.summary[:14]} · {views.STATUS_TEXT[r.status]}" for r in rows]
+    return Card(title=f"我的申请 · 最近{len(rows)}条", body="\n".join(lines),
+                buttons=tuple(Button(r.number, "approval.show", str(r.id)) for r in rows[:5]) + (HELP_BUTTON,))
+
+
+@routes.command("我的审批", "待审批", "待我审批")
+@routes.action("approval.todo")
+def my_tasks(ctx: Context) -> Card:
+    rows = requests.waiting_for(ctx.session, ctx.employee)
+    if not rows:
+        return Card(title="我的审批", body="没有等你审批的单子。", buttons=(Button("我的申请", "approval.mine", command="我的申请"),
+                                                                        HELP_BUTTON))
+    lines = [f"· {r.number} {r.type} {r.summary[:14]}" for _, r in rows]
+    return Card(title=f"待我审批 · {len(rows)}单", body="\n".join(lines[:8]),
+                buttons=tuple(Button(r.number, "approval.open", str(t.id)) for t, r in rows[:5]) + (HELP_BUTTON,))
+
+
+@routes.action("approval.open")
+def open_task(ctx: Context) -> Card:
+    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
+    if task is None or task.approver_id != ctx.employee.id:
+        return _not_yours()
+    request = ctx.session.get(ApprovalRequest, task.request_id)
+    if task.status != "pending" or request.status != "pending":
+        return _stale_or_not_yours(ctx, request)
+    return views.task_card(ctx.session, request, task)
+
+
+@routes.command("撤回", prefix=True)
+@routes.action("approval.withdraw")
+def withdraw(ctx: Context) -> Card:
+    request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
+    if request is None:
+        return Card(title="撤回哪一单？", body="请带上单号，比如「撤回 R-1001」。只发「撤回」是撤销刚记的跟进。",
+                    buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
+    try:
+        requests.withdraw(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform)
+    except NotYours:
+        return _not_yours()
+    except Stale:
+        return views.status_card(ctx.session, request, ctx.timezone, headline="已经不能撤回了。")
+    return Card(title=f"已撤回 · {request.number}", body=f"{request.type}：{request.summary} 已撤回，审批人也知道了。",
+                buttons=MENU_BUTTONS)
+
+
+@routes.command("记录", "查单", prefix=True)
+@routes.action("approval.show")
+def show(ctx: Context) -> Card:
+    request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
+    if request is None:
+        return Card(title="查哪一单？", body="请带上单号，比如「记录 R-1001」。", buttons=(HELP_BUTTON,))
+    if not _involved(ctx, request):
+        return Card(title="看不了这一单", body="只有申请人、审批人和管理员能看。", buttons=(HELP_BUTTON,))
+    return views.status_card(ctx.session, request, ctx.timezone)
+
+
+@routes.command("谁审批", "谁来审批", "审批人", prefix=True)
+def who_approves(ctx: Context) -> Card:
+    said = re.sub(r"^(谁来审批|谁审批|审批人)\s*", "", ctx.event.text.strip())
+    parsed = parse_request(said, ctx.now, ctx.timezone) if said else None
+    if not isinstance(parsed, Draft):
+        return Card(title="谁审批", body="说一下是什么申请，比如「谁审批 报销 3000」「谁审批 请假 下周一到周五」。",
+                    buttons=(HELP_BUTTON,))
+    chosen = plan(ctx.session, ctx.employee, parsed.type, parsed.facts())
+    return Card(title=f"谁审批 · {parsed.type}", body=f"{parsed.summary}：{views.chain_text(ctx.session, chosen.steps)}",
+                footer="只是预览，没有提交任何申请")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _decide(ctx: Context, task_id: int | None, *, approve: bool, comment: str) -> Card:
+    if task_id is None:
+        return _not_yours()
+    try:
+        outcome = requests.decide(ctx.session, task_id, by=ctx.employee, approve=approve, comment=comment,
+                                  now=ctx.now, platform=ctx.event.platform, tz=ctx.timezone)
+    except NotYours:
+        return _not_yours()
+    except Stale as stale:
+        return _already(ctx, stale)
+    verb = "已同意" if approve else "已拒绝"
+    return views.status_card(ctx.session, outcome.request, ctx.timezone, headline=f"你{verb}，申请人会收到通知。")
+
+
+def _already(ctx: Context, stale: Stale) -> Card:
+    request = stale.request
+    if stale.by and stale.at:
+        head = f"已处理：{stale.by} {when_text(stale.at, ctx.timezone)}"
+    else:
+        head = f"这一单{views.STATUS_TEXT[request.status]}，不用再处理了。"
+    return views.status_card(ctx.session, request, ctx.timezone, headline=head)
+
+
+def _stale_or_not_yours(ctx: Context, request: ApprovalRequest) -> Card:
+    if not _involved(ctx, request):
+        return _not_yours()
+    return _already(ctx, requests.already_decided(ctx.session, request))
+
+
+def _involved(ctx: Context, request: ApprovalRequest) -> bool:
+    me = ctx.employee
+    if me.role == "admin" or request.requester_id == me.id:
+        return True
+    return any(t.approver_id == me.id for t in requests.tasks_of(ctx.session, request))
+
+
+def _request(ctx: Context) -> ApprovalRequest | None:
+    value = ctx.event.value.strip()
+    return ctx.session.get(ApprovalRequest, int(value)) if value.isdigit() else None
+
+
+def _numbered(ctx: Context) -> ApprovalRequest | None:
+    match = NUMBER.search(ctx.event.text) or re.search(r"(\d{4,})", ctx.event.text)
+    return requests.by_number(ctx.session, match.group(1)) if match else None
+
+
+def _task_id(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
+
+
+def _not_yours() -> Card:
+    return Card(title="这张卡片不是给你的", body="只有卡片上的审批人才能处理。", buttons=(HELP_BUTTON,))
+
+
+def _gone() -> Card:
+    return Card(title="这个按钮已失效", body="这条申请已经取消或不存在了。", buttons=MENU_BUTTONS)
+

@@ -1,0 +1,1 @@
+"""OA approvals: routing rules as data, requests with a pinned chain of approvers, decisions."""

@@ -1,0 +1,101 @@
+"""The cards of a request: what the requester, each approver and the CC list see.
+
+One function per viewpoint, all built from the same request row, so every card says the same thing
+about the request's state.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session
+
+from cards import Button, Card
+from storage.models import ApprovalRequest, ApprovalTask, Employee
+from workflows.approvals.chain import MODES, Plan, Step
+from workflows.followups import when_text
+
+STATUS_TEXT = {"draft": "待提交", "pending": "审批中", "approved": "已通过", "rejected": "已拒绝", "withdrawn": "已撤回"}
+REJECT_REASONS = ("金额不对", "缺少发票", "不符合规定")
+
+
+def chain_text(session: Session, steps: tuple[Step, ...] | list[Step]) -> str:
+    """王经理 → 财务 钱丽华/郑晓燕(或签)"""
+    if not steps:
+        return "无需审批，提交即通过"
+    return " → ".join(_step_text(session, step) for step in steps)
+
+
+def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan) -> Card:
+    return Card(title=f"{request.type} · 请确认", body="核对一下，没问题就点「提交」。",
+                fields=_fields(request) + (("预计审批人", chain_text(session, chosen.steps)[:26]),),
+                buttons=(Button("提交", "approval.submit", str(request.id), style="primary"),
+                         Button("取消", "approval.discard", str(request.id))),
+                footer="说错了就点取消，重新发一条")
+
+
+def submitted_card(session: Session, request: ApprovalRequest) -> Card:
+    return Card(title=f"已提交 · {request.number}", body=f"{request.type}已提交，审批结果会发给你。",
+                fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),),
+                buttons=(Button("撤回", "approval.withdraw", str(request.id), style="danger"),
+                         Button("我的申请", "approval.mine", command="我的申请")))
+
+
+def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask) -> Card:
+    requester = session.get(Employee, request.requester_id)
+    return Card(title=f"待你审批 · {request.type}", body=f"{requester.name}的{request.type}：{request.summary}",
+                fields=(("单号", request.number), ("申请人", f"{requester.name} {requester.department}".strip()))
+                + _fields(request)[1:],
+                buttons=(Button("同意", "approval.approve", str(task.id), style="primary"),
+                         Button("拒绝", "approval.reject", str(task.id), style="danger")))
+
+
+def reject_reason_card(request: ApprovalRequest, task: ApprovalTask) -> Card:
+    return Card(title=f"拒绝 {request.number} · 选原因", body=f"点一个原因，或者回复「拒绝 {request.number} 原因」。",
+                buttons=tuple(Button(reason, "approval.reject_as", f"{task.id}:{i}", style="danger")
+                              for i, reason in enumerate(REJECT_REASONS)) + (Button("先不拒绝", "approval.keep", str(task.id)),))
+
+
+def status_card(session: Session, request: ApprovalRequest, tz: str, headline: str = "") -> Card:
+    """The request as it stands, for anyone involved."""
+    from workflows.approvals.requests import tasks_of  # the requests module imports this one
+
+    lines = []
+    for task in tasks_of(session, request):
+        if task.status in ("approved", "rejected"):
+            who = session.get(Employee, task.approver_id)
+            verb = "同意" if task.status == "approved" else "拒绝"
+            said = f"：{task.comment}" if task.comment else ""
+            lines.append(f"· {who.name} {verb}{said}（{when_text(task.decided_at, tz)}）")
+    body = "\n".join(([headline] if headline else []) + (lines or ["还没有人审批。"]))
+    return Card(title=f"{request.number} · {STATUS_TEXT[request.status]}", body=body,
+                fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),))
+
+
+def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:
+    details = json.loads(request.details)
+    fields: list[tuple[str, str]] = [("类型", request.type)]
+    if request.type == "报销":
+        fields += [("金额", f"¥{request.amount:,.2f}"), ("事由", details.get("category", ""))]
+    elif request.type in ("请假", "出差"):
+        span = f"{details['start'][5:]} 至 {details['end'][5:]}"
+        what = details.get("category") or details.get("place", "")
+        fields += [("内容", f"{what} {details['days']}天"), ("时间", span)]
+        if request.amount is not None:
+            fields.append(("预算", f"¥{request.amount:,.2f}"))
+    elif request.type == "采购":
+        fields += [("物品", details.get("item", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
+    else:
+        fields.append(("事由", request.summary[:26]))
+    return tuple((k, v[:26]) for k, v in fields)
+
+
+def _steps(request: ApprovalRequest) -> list[Step]:
+    return [Step.from_dict(s) for s in json.loads(request.chain)]
+
+
+def _step_text(session: Session, step: Step) -> str:
+    names = "/".join(session.get(Employee, i).name for i in step.approvers)
+    role = "" if step.label in ("直属上级", "第2级上级", "部门负责人", "指定人") else f"{step.label} "
+    mode = f"({MODES[step.mode]})" if len(step.approvers) > 1 else ""
+    return f"{role}{names}{mode}"

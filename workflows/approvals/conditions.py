@@ -1,0 +1,127 @@
+"""Routing conditions, evaluated safely: `amount > 1000 and department == "销售一部"`.
+
+Admins type these, so they are parsed with Python's `ast` and walked against a whitelist — names
+from FIELDS, numbers, strings, lists, comparisons, and/or/not — never `eval`ed. Chinese works too:
+`金额 > 1000 且 部门 == "销售一部"`. A bad condition is refused when the rule is saved, with a message
+that names what is wrong.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from decimal import Decimal
+from typing import Any
+
+# What a condition may look at, with the words admins use for them.
+FIELDS = {"type": "类型", "amount": "金额", "days": "天数", "department": "部门", "role": "角色",
+          "tier": "客户等级", "category": "类别"}
+_ALIASES = {"类型": "type", "金额": "amount", "天数": "days", "部门": "department", "角色": "role",
+            "客户等级": "tier", "等级": "tier", "类别": "category"}
+_WORDS = ((r"\s*(?:并且|而且|且|与)\s*", " and "), (r"\s*(?:或者|或)\s*", " or "), (r"(?:^|\s)非\s*", " not "),
+          ("＞", ">"), ("＜", "<"), ("＝", "="), ("≥", ">="), ("≤", "<="), ("“", '"'), ("”", '"'),
+          ("，", ","), ("（", "("), ("）", ")"), ("【", "["), ("】", "]"), (r"(?<![<>=!])=(?!=)", "=="))
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Gt: operator.gt, ast.GtE: operator.ge,
+            ast.Lt: operator.lt, ast.LtE: operator.le, ast.In: lambda a, b: a in b,
+            ast.NotIn: lambda a, b: a not in b}
+
+
+class BadCondition(ValueError):
+    """The condition cannot be used; the message says why, in Chinese."""
+
+
+def compile_condition(text: str) -> ast.Expression | None:
+    """Parse and check `text`; None for an empty condition (always true)."""
+    source = _normalise(text)
+    if not source:
+        return None
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError:
+        raise BadCondition(f"条件写法不对：{text}。例：金额 > 1000 且 部门 == \"销售一部\"") from None
+    _check(tree.body)
+    return tree
+
+
+def matches(text: str, facts: dict[str, Any]) -> bool:
+    tree = compile_condition(text)
+    return True if tree is None else bool(_eval(tree.body, facts))
+
+
+def _normalise(text: str) -> str:
+    """Chinese words and punctuation → Python syntax, outside quoted text only."""
+    source = text.strip().replace("“", '"').replace("”", '"')
+    parts = re.split(r'("[^"]*")', source)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        for pattern, replacement in _WORDS:
+            parts[i] = re.sub(pattern, replacement, parts[i])
+        for word in sorted(_ALIASES, key=len, reverse=True):
+            parts[i] = parts[i].replace(word, f" {_ALIASES[word]} ")
+    return "".join(parts).strip()
+
+
+def _check(node: ast.AST) -> None:
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check(value)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        _check(node.operand)
+    elif isinstance(node, ast.Compare):
+        if not all(type(op) in _COMPARE for op in node.ops):
+            raise BadCondition("只能用 == != > >= < <= in not in 比较")
+        for operand in (node.left, *node.comparators):
+            _check_operand(operand)
+    else:
+        raise BadCondition("条件只能由比较组成，用「且」「或」「非」连接")
+
+
+def _check_operand(node: ast.AST) -> None:
+    if isinstance(node, ast.Name):
+        if not node.id.isascii():
+            raise BadCondition(f"文字要加引号，例：部门 == \"{node.id}\"")
+        if node.id not in FIELDS:
+            known = "、".join(FIELDS.values())
+            raise BadCondition(f"不认识「{node.id}」，可以用：{known}")
+    elif isinstance(node, (ast.List, ast.Tuple)):
+        for element in node.elts:
+            if not (isinstance(element, ast.Constant) and isinstance(element.value, (str, int, float))):
+                raise BadCondition("列表里只能放数字或带引号的文字")
+    elif not (isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float))
+              and not isinstance(node.value, bool)):
+        raise BadCondition("文字要加引号，例：部门 == \"销售一部\"")
+
+
+def _eval(node: ast.AST, facts: dict[str, Any]) -> Any:
+    if isinstance(node, ast.BoolOp):
+        values = (_eval(v, facts) for v in node.values)
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.UnaryOp):
+        return not _eval(node.operand, facts)
+    if isinstance(node, ast.Compare):
+        left = _operand(node.left, facts)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _operand(right_node, facts)
+            if left is None or right is None or not _comparable(left, right, op):
+                return False  # a request without an amount never matches "amount > 1000"
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    raise BadCondition("条件无法计算")
+
+
+def _operand(node: ast.AST, facts: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Name):
+        value = facts.get(node.id)
+        return Decimal(str(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_operand(e, facts) for e in node.elts]
+    value = node.value
+    return Decimal(str(value)) if isinstance(value, (int, float)) else value
+
+
+def _comparable(left: Any, right: Any, op: ast.cmpop) -> bool:
+    if isinstance(op, (ast.In, ast.NotIn)):
+        return isinstance(right, list)
+    return isinstance(left, Decimal) == isinstance(right, Decimal)

@@ -1,0 +1,215 @@
+"""A request's life: draft → submitted (chain pinned) → decided step by step → approved / rejected,
+or withdrawn by the requester while pending.
+
+Every state change bumps `approval_request.version` with a conditional UPDATE (`… WHERE version =
+:seen`). Two approvers tapping at the same moment both read the same version; the database lets
+exactly one UPDATE match, and the other is told who decided first. Pushes (the next approver's card,
+the requester's news) are outbox rows in the same transaction, keyed by request, step and version,
+so nothing is sent twice and nothing is sent for a change that rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from storage.models import ApprovalRequest, ApprovalTask, Employee
+from workflows import audit, signals
+from workflows.approvals import notify
+from workflows.approvals.chain import Plan, Step, plan
+from workflows.approvals.parse import Draft
+
+APPROVAL_DECIDED = "approval.decided"  # request, approved (bool), by
+
+
+class Stale(Exception):
+    """The task or request was already decided (or withdrawn); nothing changed."""
+
+    def __init__(self, request: ApprovalRequest, by: str = "", at: datetime | None = None) -> None:
+        super().__init__(request.number)
+        self.request, self.by, self.at = request, by, at
+
+
+class NotYours(Exception):
+    """Someone tapped a card that is not theirs to act on."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request: ApprovalRequest
+    finished_step: bool  # the step is done (the request moved on, or ended)
+
+
+def draft(session: Session, requester: Employee, parsed: Draft, *, source_key: str, now: datetime) -> ApprovalRequest:
+    """The request as understood from one message; the same message always gives the same draft."""
+    existing = session.execute(select(ApprovalRequest).where(ApprovalRequest.source_key == source_key)).scalars().first()
+    if existing is not None:
+        return existing
+    request = ApprovalRequest(type=parsed.type, requester_id=requester.id, summary=parsed.summary[:128],
+                              details=json.dumps(parsed.details, ensure_ascii=False), amount=parsed.amount,
+                              source_key=source_key, created_at=now)
+    session.add(request)
+    session.flush()
+    return request
+
+
+def preview(session: Session, request: ApprovalRequest) -> Plan:
+    requester = session.get(Employee, request.requester_id)
+    return plan(session, requester, request.type, facts(request))
+
+
+def facts(request: ApprovalRequest) -> dict:
+    details = json.loads(request.details)
+    return {"amount": request.amount, "days": details.get("days"), "category": details.get("category")}
+
+
+def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,
+           tz: str) -> bool:
+    """Pin the chain and start step 1. False if it was already submitted (a repeated tap)."""
+    if request.requester_id != by.id:
+        raise NotYours()
+    chosen = preview(session, request)
+    steps = [s.to_dict() for s in chosen.steps]
+    if not _bump(session, request, expect_status="draft", status="pending", submitted_at=now,
+                 chain=json.dumps(steps, ensure_ascii=False), step=0, rule_id=chosen.rule.id if chosen.rule else None,
+                 rule_version=chosen.rule.version if chosen.rule else 0):
+        return False
+    audit.record(session, actor=by, action="approval.submit", subject=f"approval:{request.id}", platform=platform,
+                 detail={"chain": steps, "rule": request.rule_id, "rule_version": request.rule_version})
+    notify.submitted(session, request, chosen.cc, tz)
+    _start_step(session, request, now, tz)
+    return True
+
+
+def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comment: str, now: datetime,
+           platform: str, tz: str) -> Outcome:
+    task = session.get(ApprovalTask, task_id)
+    if task is None:
+        raise NotYours()
+    request = session.get(ApprovalRequest, task.request_id)
+    if task.approver_id != by.id:
+        raise NotYours()
+    if task.status != "pending" or request.status != "pending" or request.step != task.step:
+        raise already_decided(session, request)
+    if not _bump(session, request):
+        session.refresh(request)
+        raise already_decided(session, request)
+    task.status, task.comment, task.decided_at = ("approved" if approve else "rejected"), comment[:255], now
+    session.add(task)
+    audit.record(session, actor=by, action="approval.approve" if approve else "approval.reject",
+                 subject=f"approval:{request.id}", platform=platform,
+                 detail={"step": task.step, "comment": comment, "version": request.version})
+    finished = _after_decision(session, request, task, approve, now, tz)
+    if request.status in ("approved", "rejected"):
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=request.status == "approved", by=by)
+    return Outcome(request=request, finished_step=finished)
+
+
+def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str) -> None:
+    if request.requester_id != by.id:
+        raise NotYours()
+    if request.status != "pending" or not _bump(session, request, expect_status="pending", status="withdrawn",
+                                                 decided_at=now):
+        raise already_decided(session, request)
+    _close_open_tasks(session, request, now)
+    audit.record(session, actor=by, action="approval.withdraw", subject=f"approval:{request.id}", platform=platform)
+    notify.withdrawn(session, request)
+
+
+def by_number(session: Session, text: str) -> ApprovalRequest | None:
+    """R-1024 (or r1024, 1024) → the request."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return session.get(ApprovalRequest, int(digits) - 1000) if digits and int(digits) > 1000 else None
+
+
+def mine(session: Session, employee: Employee, limit: int = 8) -> list[ApprovalRequest]:
+    return list(session.execute(select(ApprovalRequest).where(
+        ApprovalRequest.requester_id == employee.id, ApprovalRequest.status != "draft")
+        .order_by(ApprovalRequest.id.desc()).limit(limit)).scalars())
+
+
+def waiting_for(session: Session, employee: Employee) -> list[tuple[ApprovalTask, ApprovalRequest]]:
+    rows = session.execute(select(ApprovalTask, ApprovalRequest)
+                           .join(ApprovalRequest, ApprovalRequest.id == ApprovalTask.request_id)
+                           .where(ApprovalTask.approver_id == employee.id, ApprovalTask.status == "pending",
+                                  ApprovalRequest.status == "pending").order_by(ApprovalTask.id)).all()
+    return [(t, r) for t, r in rows]
+
+
+def chain_of(request: ApprovalRequest) -> list[Step]:
+    return [Step.from_dict(s) for s in json.loads(request.chain)]
+
+
+def tasks_of(session: Session, request: ApprovalRequest) -> list[ApprovalTask]:
+    return list(session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id)
+                                .order_by(ApprovalTask.step, ApprovalTask.id)).scalars())
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _bump(session: Session, request: ApprovalRequest, *, expect_status: str | None = None, **changes) -> bool:
+    """The one guarded write: succeeds for exactly one of any number of concurrent callers."""
+    query = update(ApprovalRequest).where(ApprovalRequest.id == request.id,
+                                          ApprovalRequest.version == request.version)
+    if expect_status is not None:
+        query = query.where(ApprovalRequest.status == expect_status)
+    won = session.execute(query.values(version=request.version + 1, **changes)).rowcount == 1
+    if won:
+        session.refresh(request)
+    return won
+
+
+def _start_step(session: Session, request: ApprovalRequest, now: datetime, tz: str) -> None:
+    steps = chain_of(request)
+    if request.step >= len(steps):  # nobody to ask (auto-pass rule): approved as submitted
+        _bump(session, request, status="approved", decided_at=now)
+        notify.finished(session, request, tz)
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=True, by=None)
+        return
+    for approver_id in steps[request.step].approvers:
+        task = ApprovalTask(request_id=request.id, step=request.step, approver_id=approver_id, created_at=now)
+        session.add(task)
+        session.flush()
+        notify.task_assigned(session, request, task)
+
+
+def _after_decision(session: Session, request: ApprovalRequest, task: ApprovalTask, approve: bool,
+                    now: datetime, tz: str) -> bool:
+    if not approve:
+        _bump(session, request, status="rejected", decided_at=now)
+        _close_open_tasks(session, request, now)
+        notify.finished(session, request, tz, task)
+        return True
+    step = chain_of(request)[request.step]
+    still_open = [t for t in tasks_of(session, request) if t.step == request.step and t.status == "pending"]
+    if step.mode == "all" and still_open:
+        notify.progress(session, request, task, tz)
+        return False
+    _close_open_tasks(session, request, now)
+    _bump(session, request, step=request.step + 1)
+    if request.step < len(chain_of(request)):
+        notify.progress(session, request, task, tz)
+    _start_step(session, request, now, tz)
+    return True
+
+
+def _close_open_tasks(session: Session, request: ApprovalRequest, now: datetime) -> None:
+    for open_task in session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id,
+                                                                ApprovalTask.status == "pending")).scalars():
+        open_task.status, open_task.decided_at = "skipped", now
+        session.add(open_task)
+
+
+def already_decided(session: Session, request: ApprovalRequest) -> Stale:
+    last = session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id,
+                                                      ApprovalTask.status.in_(("approved", "rejected")))
+                           .order_by(ApprovalTask.decided_at.desc())).scalars().first()
+    if last is None:
+        return Stale(request)
+    person = session.get(Employee, last.approver_id)
+    return Stale(request, by=person.name if person else "", at=last.decided_at)
