@@ -1,0 +1,98 @@
+"""Admins edit approval routing in the chat: `审批规则` lists, adds, changes, stops rules; a bad
+rule is refused naming the bad part and nothing is stored; each edit is audited; only admins may."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from conftest import wait_for
+from storage.db import session_scope
+from storage.models import Employee, Identity
+
+from test_approvals import SATURDAY_1130, oa  # noqa: F401  (the company fixture)
+
+
+@pytest.fixture
+def admin(oa):  # noqa: F811
+    with session_scope(oa.runtime.engine) as session:
+        boss = Employee(name="林管理", department="行政部", role="admin", synced_at=SATURDAY_1130)
+        session.add(boss)
+        session.flush()
+        session.add(Identity(platform="wecom", user_id="linhao", employee_id=boss.id))
+        session.add(Identity(platform="dingtalk", user_id="0147014", employee_id=boss.id))
+    return oa
+
+
+def _say(stack, user, words, n):
+    stack.post_wecom(stack.wecom_peer.text(user, words))
+    message = wait_for(lambda: len(stack.wecom.messages_to(user)) >= n and stack.wecom.messages_to(user))[n - 1]
+    return json.dumps(message, ensure_ascii=False)
+
+
+def _rules(stack):
+    with stack.runtime.engine.connect() as conn:
+        return conn.execute(text("SELECT id, request_type, condition, steps, active, version FROM approval_rule "
+                                 "ORDER BY id")).all()
+
+
+def test_the_list_shows_every_rule_in_words(admin):
+    said = _say(admin, "linhao", "审批规则", 1)
+    assert "#1 报销 amount <= 1000：直属上级" in said
+    assert "#2 报销 amount > 1000：直属上级 → 财务" in said
+    assert "#6 请假 days > 3：直属上级 → 部门负责人" in said
+
+
+def test_an_admin_adds_a_rule_in_words_and_the_next_request_follows_it(admin):
+    said = _say(admin, "linhao", "审批规则 新增 采购 金额 > 50000：直属上级 → 财务(会签) → 总经理 抄送 法务", 1)
+    assert "已新增" in said and "直属上级 → 财务(会签) → 总经理 抄送法务" in said
+    # Added after the existing 采购 rules, so "amount > 5000" still wins until the admin reorders.
+    new_id = _rules(admin)[-1].id
+    _say(admin, "linhao", f"审批规则 优先级 {new_id} 5", 2)
+    said = _say(admin, "zhangsan", "谁审批 采购 服务器 80000", 1)
+    assert "王经理 → 财务 钱会计/郑出纳(会签) → 总经理 陈总" in said
+    with admin.runtime.engine.connect() as conn:
+        actions = conn.execute(text("SELECT action FROM audit_log WHERE subject = :s ORDER BY id"),
+                               {"s": f"approval_rule:{new_id}"}).scalars().all()
+    assert actions == ["approval_rule.create", "approval_rule.edit"]
+
+
+@pytest.mark.parametrize("words, named", [
+    ("审批规则 新增 报销 金额 > 5000：王大锤", "审批人：不认识「王大锤」"),
+    ("审批规则 新增 报销 金钱 > 5000：财务", "条件："),
+    ("审批规则 新增 报销 部门 == 销售部：财务", "文字要加引号"),
+    ("审批规则 新增 报账 金额 > 5000：财务", "类型：不认识「报账」"),
+    ("审批规则 新增 报销 金额 > 5000：", "审批步骤"),
+    ("审批规则 修改 99 金额 > 5000：财务", "编号"),
+])
+def test_a_bad_rule_is_refused_naming_the_part_and_nothing_changes(admin, words, named):
+    before = _rules(admin)
+    said = _say(admin, "linhao", words, 1)
+    assert "规则没有保存" in said and named in said
+    assert _rules(admin) == before
+    assert admin.count("audit_log") == 0
+
+
+def test_changing_and_stopping_a_rule(admin):
+    _say(admin, "linhao", "审批规则 修改 1 金额 <= 1000：财务", 1)
+    (rule_id, _, condition, steps, active, version) = _rules(admin)[0]
+    assert condition == "金额 <= 1000" and json.loads(steps) == [{"approvers": ["role:finance"], "mode": "any"}]
+    assert version == 2
+    assert "财务 钱会计/郑出纳(或签)" in _say(admin, "zhangsan", "谁审批 报销 500", 1)
+    _say(admin, "linhao", "审批规则 停用 1", 2)
+    # With #1 stopped, nothing matches a small expense any more: it goes to the admins.
+    assert "林管理" in _say(admin, "zhangsan", "谁审批 报销 500", 2)
+
+
+def test_only_admins_may_edit(admin):
+    said = _say(admin, "zhangsan", "审批规则 停用 1", 1)
+    assert "只有管理员能改" in said
+    assert all(r.active for r in _rules(admin))
+
+
+def test_from_dingtalk_too(admin):
+    admin.post_dingtalk(admin.dingtalk_peer.text("0147014", "审批规则 新增 通用 类别 == \"用章\"：法务"))
+    message = wait_for(lambda: admin.dingtalk.messages_to("0147014"))[0]
+    assert message["title"].startswith("已新增")

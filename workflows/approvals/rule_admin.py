@@ -1,0 +1,163 @@
+"""Admins edit routing rules in words:
+
+    审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理
+    审批规则 修改 3 金额 > 2000：直属上级 → 财务(会签)  抄送 法务  找不到时 自动通过
+    审批规则 停用 3 / 启用 3 / 优先级 3 15
+
+The words become the rule's data, are validated (a bad part is named, nothing stored) and audited
+with the before and after. Requests already submitted keep their pinned chain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from storage.models import ApprovalRule, Employee, utcnow
+from workflows import audit
+from workflows.approvals.chain import ROLE_NAMES, check_rule, spec_label
+
+ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
+_ROLE_WORDS = {name: f"role:{role}" for role, name in ROLE_NAMES.items()} | {"CEO": "role:ceo", "老板": "role:ceo"}
+_POSITION_WORDS = {"直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
+                   "上上级": "manager:2", "部门负责人": "dept_head", "部门领导": "dept_head"}
+_NO_APPROVER = {"自动通过": "auto_pass", "管理员": "admin"}
+_LEVELS = {"2": 2, "3": 3, "4": 4, "5": 5, "二": 2, "三": 3, "四": 4, "五": 5}
+
+
+class RuleError(ValueError):
+    """What is wrong, naming the part of the command (Chinese, shown to the admin)."""
+
+
+@dataclass(frozen=True)
+class RuleText:
+    condition: str
+    steps: list[dict[str, Any]]
+    cc: list[str]
+    no_approver: str
+
+
+def parse_rule_text(session: Session, text: str) -> RuleText:
+    """`金额 > 5000：直属上级 → 财务(会签)  抄送 法务  找不到时 自动通过`."""
+    text, no_approver = _take(text, r"找不到(?:审批人)?时?\s*(\S+)")
+    text, cc_words = _take(text, r"抄送\s*(\S+)")
+    condition, sep, chain = re.split(r"([:：])", text, maxsplit=1) if re.search(r"[:：]", text) else ("", "", text)
+    if not chain.strip():
+        raise RuleError("审批步骤：冒号后面写审批人，比如「金额 > 5000：直属上级 → 财务」")
+    steps = [_step(session, part) for part in ARROWS.split(chain.strip()) if part.strip()]
+    cc = [_approver(session, word) for word in re.split(r"[、,，/]", cc_words) if word] if cc_words else []
+    return RuleText(condition=condition.strip(), steps=steps, cc=cc,
+                    no_approver=_no_approver(session, no_approver) if no_approver else "admin")
+
+
+def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employee, platform: str,
+             priority: int | None = None) -> ApprovalRule:
+    _validate(request_type, words)
+    if priority is None:  # after the type's existing rules, so it never shadows them by surprise
+        top = session.execute(select(func.max(ApprovalRule.priority))
+                              .where(ApprovalRule.request_type == request_type)).scalar()
+        priority = (top or 0) + 10
+    rule = ApprovalRule(request_type=request_type, priority=priority, condition=words.condition,
+                        steps=json.dumps(words.steps, ensure_ascii=False), cc=json.dumps(words.cc),
+                        no_approver=words.no_approver, updated_by=by.id, updated_at=utcnow())
+    session.add(rule)
+    session.flush()
+    audit.record(session, actor=by, action="approval_rule.create", subject=f"approval_rule:{rule.id}",
+                 platform=platform, detail={"after": snapshot(rule)})
+    return rule
+
+
+def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
+                words: RuleText | None = None, active: bool | None = None, priority: int | None = None) -> None:
+    before = snapshot(rule)
+    if words is not None:
+        _validate(rule.request_type, words)
+        rule.condition, rule.no_approver = words.condition, words.no_approver
+        rule.steps, rule.cc = json.dumps(words.steps, ensure_ascii=False), json.dumps(words.cc)
+    if active is not None:
+        rule.active = active
+    if priority is not None:
+        rule.priority = priority
+    rule.version += 1
+    rule.updated_by, rule.updated_at = by.id, utcnow()
+    session.add(rule)
+    audit.record(session, actor=by, action="approval_rule.edit", subject=f"approval_rule:{rule.id}",
+                 platform=platform, detail={"before": before, "after": snapshot(rule)})
+
+
+def describe(session: Session, rule: ApprovalRule) -> str:
+    """#3 报销 金额 > 1000：直属上级 → 财务"""
+    steps = json.loads(rule.steps)
+    chain = " → ".join("、".join(_spec_name(session, s) for s in step["approvers"])
+                       + ("(会签)" if step.get("mode") == "all" else "") for step in steps)
+    cc = json.loads(rule.cc or "[]")
+    extra = f" 抄送{'、'.join(_spec_name(session, s) for s in cc)}" if cc else ""
+    off = "（已停用）" if not rule.active else ""
+    return f"#{rule.id} {rule.request_type} {rule.condition or '其他情况'}：{chain}{extra}{off}"
+
+
+def snapshot(rule: ApprovalRule) -> dict[str, Any]:
+    return {"type": rule.request_type, "priority": rule.priority, "condition": rule.condition,
+            "steps": json.loads(rule.steps), "cc": json.loads(rule.cc or "[]"), "no_approver": rule.no_approver,
+            "active": rule.active, "version": rule.version}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _validate(request_type: str, words: RuleText) -> None:
+    try:
+        check_rule(request_type, words.condition, words.steps, words.no_approver)
+    except ValueError as e:
+        raise RuleError(str(e)) from None
+
+
+def _take(text: str, pattern: str) -> tuple[str, str]:
+    match = re.search(pattern, text)
+    if not match:
+        return text, ""
+    return (text[:match.start()] + text[match.end():]).strip(), match.group(1)
+
+
+def _step(session: Session, part: str) -> dict[str, Any]:
+    mode = "all" if re.search(r"[(（]会签[)）]", part) else "any"
+    words = re.sub(r"[(（](?:会签|或签)[)）]", "", part)
+    return {"approvers": [_approver(session, w) for w in re.split(r"[、,，/]", words) if w.strip()], "mode": mode}
+
+
+def _approver(session: Session, word: str) -> str:
+    word = word.strip()
+    if word in _POSITION_WORDS:
+        return _POSITION_WORDS[word]
+    if word in _ROLE_WORDS:
+        return _ROLE_WORDS[word]
+    level = re.fullmatch(r"第([2-5二三四五])级上级", word)
+    if level:
+        return f"manager:{_LEVELS[level.group(1)]}"
+    people = session.execute(select(Employee).where(Employee.name == word, Employee.active)).scalars().all()
+    if len(people) == 1:
+        return f"person:{people[0].id}"
+    if len(people) > 1:
+        raise RuleError(f"审批人：有 {len(people)} 位叫「{word}」，请改用角色或先在通讯录里区分")
+    raise RuleError(f"审批人：不认识「{word}」（可用 直属上级、上上级、部门负责人、{'、'.join(ROLE_NAMES.values())} 或同事姓名）")
+
+
+def _no_approver(session: Session, word: str) -> str:
+    if word in _NO_APPROVER:
+        return _NO_APPROVER[word]
+    spec = _approver(session, word)
+    if not spec.startswith("person:"):
+        raise RuleError("找不到审批人时：可用 自动通过、管理员 或某位同事的姓名")
+    return spec
+
+
+def _spec_name(session: Session, spec: str) -> str:
+    if spec.startswith("person:"):
+        person = session.get(Employee, int(spec[7:]))
+        return person.name if person else "（已删除）"
+    return spec_label(spec)
