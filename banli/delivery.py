@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any, Callable
 
 from rq import get_current_job
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot import pipeline
 from bot.platform import Outgoing, PlatformError
@@ -26,6 +27,9 @@ from storage.models import Outbox
 from workflows.identity import apply_directory
 
 log = logging.getLogger("banli.delivery")
+
+# A WeCom response code works once, within 72 h (reference/wecom.md §3.2); keep a margin for the call.
+WECOM_CODE_LIFETIME = timedelta(hours=71)
 
 # Runtimes by queue name: a worker serves its queue's runtime (tests run several side by side).
 _runtimes: dict[str, Runtime] = {}
@@ -119,8 +123,30 @@ def _send_message(runtime: Runtime, row: Outbox, session: Session) -> dict[str, 
 
 
 def _update_card(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    """Replace a card already sent: `sent` is what its send returned, or `target` names its outbox row."""
     payload = json.loads(row.payload)
-    return _client(runtime, row.platform).update_card(payload["sent"], Card.from_dict(payload["card"]))
+    card = Card.from_dict(payload["card"])
+    if "sent" in payload:
+        return _client(runtime, row.platform).update_card(payload["sent"], card)
+    target = session.exec(select(Outbox).where(Outbox.key == payload["target"])).first()
+    if target is None or target.status != "sent":
+        # Not out yet (or gone): retry later; the original goes out first, then this replaces it.
+        raise PlatformError(f"card {payload['target']!r} is not sent yet", retryable=target is not None)
+    sent = json.loads(target.result or "{}")
+    if not _updatable(runtime, target, sent):
+        return {"updated": False, "why": "no way to update this card (spent code, too old, or plain text)"}
+    result = _client(runtime, row.platform).update_card(sent, card)
+    if sent.get("response_code"):  # WeCom codes work once: the next update of this card cannot use it
+        target.result = json.dumps({**sent, "response_code": "", "code_used_by": row.key})
+        session.add(target)
+    return result
+
+
+def _updatable(runtime: Runtime, target: Outbox, sent: dict[str, Any]) -> bool:
+    if target.platform == "wecom":
+        fresh = target.sent_at is not None and runtime.now() - target.sent_at < WECOM_CODE_LIFETIME
+        return bool(sent.get("response_code")) and fresh
+    return bool(sent.get("out_track_id"))
 
 
 def _sync_directory(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:

@@ -44,17 +44,21 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
-                  timezone=runtime.settings.timezone, first_contact=first)
+                  timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
     card = runtime.router.dispatch(ctx)
     return reply(session, ctx.event, card) if card is not None else None
 
 
 def reply(session: Session, event: InboundEvent, card: Card) -> str:
     """The answer to `event` as a message row; its key is stable, so it is written once."""
-    key = fit_key(f"reply:{event.platform}:{event.event_id}")
+    key = reply_key(event)
     outbox.add(session, key=key, kind="message", platform=event.platform, recipient=event.sender,
                conversation=event.conversation, payload={"card": card.to_dict(), "reply": event.reply})
     return key
+
+
+def reply_key(event: InboundEvent) -> str:
+    return fit_key(f"reply:{event.platform}:{event.event_id}")
 
 
 def inbound_key(event: InboundEvent) -> str:

@@ -41,7 +41,7 @@ def submit(ctx: Context) -> Card:
         return _gone()
     try:
         fresh = requests.submit(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
-                                tz=ctx.timezone)
+                                tz=ctx.timezone, card_key=ctx.reply_key)
     except NotYours:
         return _not_yours()
     if not fresh:
@@ -146,7 +146,8 @@ def withdraw(ctx: Context) -> Card:
         return Card(title="撤回哪一单？", body="请带上单号，比如「撤回 R-1001」。只发「撤回」是撤销刚记的跟进。",
                     buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
     try:
-        requests.withdraw(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform)
+        requests.withdraw(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
+                          tz=ctx.timezone)
     except NotYours:
         return _not_yours()
     except Stale:

@@ -27,6 +27,9 @@ class Context:
     now: datetime
     timezone: str = "Asia/Shanghai"
     first_contact: bool = False  # the employee row was created by this event
+    # The outbox key the returned card will be sent under: a workflow that wants to update that card
+    # later (an approval's status) keeps it.
+    reply_key: str = ""
 
 
 Handler = Callable[[Context], Optional[Card]]

@@ -281,3 +281,18 @@ class ApprovalTask(SQLModel, table=True):
     comment: str = Field(default="", max_length=255)
     decided_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalCard(SQLModel, table=True):
+    """A card about a request in someone's chat (the requester's, an approver's, a CC's), by the
+    outbox key it was sent under: every state change updates each of them."""
+
+    __tablename__ = "approval_card"
+    __table_args__ = (UniqueConstraint("outbox_key", name="uq_approval_card_outbox_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="approval_request.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id")
+    role: str = Field(max_length=16)  # requester | approver | cc
+    task_id: Optional[int] = Field(default=None, foreign_key="approval_task.id")
+    outbox_key: str = Field(max_length=255)

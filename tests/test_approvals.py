@@ -274,3 +274,38 @@ def test_two_simultaneous_decisions_make_exactly_one(oa, second):
     assert sorted(results) == ["decided", "stale"]
     assert oa.count("approval_task", "WHERE status IN ('approved', 'rejected')") == 2  # manager + one of two
     assert oa.count("outbox", "WHERE key LIKE 'approval:done:%'") == 1
+
+
+def _updates_for(stack, message):
+    task_id = message["template_card"]["task_id"]
+    return [u["template_card"] for u in stack.wecom.updates if u["template_card"]["task_id"] == task_id]
+
+
+def test_one_tap_updates_the_approvers_and_the_requesters_cards(oa):
+    _, submitted = _submit_expense(oa)
+    task = _nth(oa, "wangjl", 1)
+    _tap(oa, "wangjl", task, "同意")
+    mine = wait_for(lambda: _updates_for(oa, task))
+    assert mine[-1]["main_title"]["title"] == "R-1001 · 已通过"
+    assert not mine[-1].get("button_list")  # nothing left to tap
+    theirs = wait_for(lambda: _updates_for(oa, submitted))
+    assert theirs[-1]["main_title"]["title"] == "R-1001 · 已通过"
+    assert "王经理同意了，审批通过。" in theirs[-1]["sub_title_text"]
+
+
+def test_each_step_updates_the_cards_it_can_and_a_spent_code_is_not_reused(oa):
+    _, submitted = _submit_expense(oa, "报销 招待客户 3000 元")
+    manager = _nth(oa, "wangjl", 1)
+    _tap(oa, "wangjl", manager, "同意")
+    first = wait_for(lambda: _updates_for(oa, submitted))
+    assert first[-1]["main_title"]["title"] == "已提交 · R-1001"  # still pending, with 撤回
+    assert "王经理同意了，等下一位审批。" in first[-1]["sub_title_text"]
+    qian, zheng = _nth(oa, "qian", 1), _nth(oa, "zheng", 1)
+    _tap(oa, "qian", qian, "同意", 1)
+    wait_for(lambda: _updates_for(oa, zheng))  # the other accountant's card: decided by 钱会计
+    assert "钱会计同意了，审批通过。" in _updates_for(oa, zheng)[-1]["sub_title_text"]
+    settle(0.5)
+    # The requester's card had one code and used it; the news arrived as a message instead.
+    assert len(_updates_for(oa, submitted)) == 1
+    assert _title(_nth(oa, "zhangsan", 4)) == "R-1001 · 已通过"
+    assert oa.count("outbox", "WHERE status = 'dead'") == 0

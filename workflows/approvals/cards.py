@@ -34,8 +34,8 @@ def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan) -> Ca
                 footer="说错了就点取消，重新发一条")
 
 
-def submitted_card(session: Session, request: ApprovalRequest) -> Card:
-    return Card(title=f"已提交 · {request.number}", body=f"{request.type}已提交，审批结果会发给你。",
+def submitted_card(session: Session, request: ApprovalRequest, headline: str = "") -> Card:
+    return Card(title=f"已提交 · {request.number}", body=headline or f"{request.type}已提交，审批结果会发给你。",
                 fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),),
                 buttons=(Button("撤回", "approval.withdraw", str(request.id), style="danger"),
                          Button("我的申请", "approval.mine", command="我的申请")))

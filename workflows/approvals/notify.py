@@ -12,17 +12,19 @@ from sqlmodel import Session
 from cards import Card
 from storage import outbox
 from storage.models import ApprovalRequest, ApprovalTask, Employee
-from workflows.approvals import cards
+from workflows.approvals import cards, live
 from workflows.identity import preferred_identity
 
 def task_assigned(session: Session, request: ApprovalRequest, task: ApprovalTask) -> None:
-    _push(session, task.approver_id, f"approval:task:{task.id}", cards.task_card(session, request, task))
+    key = _push(session, task.approver_id, f"approval:task:{task.id}", cards.task_card(session, request, task))
+    live.track(session, request, employee_id=task.approver_id, role="approver", outbox_key=key, task_id=task.id)
 
 
 def submitted(session: Session, request: ApprovalRequest, cc: tuple[int, ...], tz: str) -> None:
     for person in cc:
-        _push(session, person, f"approval:cc:{request.id}:{person}",
-              cards.status_card(session, request, tz, headline="抄送给你，供知悉。"))
+        key = _push(session, person, f"approval:cc:{request.id}:{person}",
+                    cards.status_card(session, request, tz, headline="抄送给你，供知悉。"))
+        live.track(session, request, employee_id=person, role="cc", outbox_key=key)
 
 
 def progress(session: Session, request: ApprovalRequest, task: ApprovalTask, tz: str) -> None:
@@ -51,8 +53,11 @@ def withdrawn(session: Session, request: ApprovalRequest) -> None:
               Card(title=f"{request.number} 已撤回", body=f"{requester.name}撤回了{request.type}：{request.summary}，不用审批了。"))
 
 
-def _push(session: Session, employee_id: int, key: str, card: Card) -> None:
+def _push(session: Session, employee_id: int, key: str, card: Card) -> str:
+    """The outbox key of the message, or "" when the person cannot be reached."""
     identity = preferred_identity(session, employee_id)
-    if identity is not None:
-        outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                   payload={"card": card.to_dict(), "reply": {}})
+    if identity is None:
+        return ""
+    outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
+               payload={"card": card.to_dict(), "reply": {}})
+    return key

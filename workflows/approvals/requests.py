@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows import audit, signals
-from workflows.approvals import notify
+from workflows.approvals import live, notify
 from workflows.approvals.chain import Plan, Step, plan
 from workflows.approvals.parse import Draft
 
@@ -68,8 +68,9 @@ def facts(request: ApprovalRequest) -> dict:
 
 
 def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,
-           tz: str) -> bool:
-    """Pin the chain and start step 1. False if it was already submitted (a repeated tap)."""
+           tz: str, card_key: str = "") -> bool:
+    """Pin the chain and start step 1. False if it was already submitted (a repeated tap).
+    `card_key`: the outbox key of the card the requester will see, kept up to date from now on."""
     if request.requester_id != by.id:
         raise NotYours()
     chosen = preview(session, request)
@@ -80,6 +81,7 @@ def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: dat
         return False
     audit.record(session, actor=by, action="approval.submit", subject=f"approval:{request.id}", platform=platform,
                  detail={"chain": steps, "rule": request.rule_id, "rule_version": request.rule_version})
+    live.track(session, request, employee_id=by.id, role="requester", outbox_key=card_key)
     notify.submitted(session, request, chosen.cc, tz)
     _start_step(session, request, now, tz)
     return True
@@ -104,12 +106,14 @@ def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comme
                  subject=f"approval:{request.id}", platform=platform,
                  detail={"step": task.step, "comment": comment, "version": request.version})
     finished = _after_decision(session, request, task, approve, now, tz)
+    live.refresh(session, request, tz, headline=_headline(by, approve, comment, request))
     if request.status in ("approved", "rejected"):
         signals.emit(session, APPROVAL_DECIDED, request=request, approved=request.status == "approved", by=by)
     return Outcome(request=request, finished_step=finished)
 
 
-def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str) -> None:
+def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,
+             tz: str) -> None:
     if request.requester_id != by.id:
         raise NotYours()
     if request.status != "pending" or not _bump(session, request, expect_status="pending", status="withdrawn",
@@ -118,6 +122,7 @@ def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: d
     _close_open_tasks(session, request, now)
     audit.record(session, actor=by, action="approval.withdraw", subject=f"approval:{request.id}", platform=platform)
     notify.withdrawn(session, request)
+    live.refresh(session, request, tz, headline=f"{by.name}撤回了申请。")
 
 
 def by_number(session: Session, text: str) -> ApprovalRequest | None:
@@ -196,6 +201,13 @@ def _after_decision(session: Session, request: ApprovalRequest, task: ApprovalTa
         notify.progress(session, request, task, tz)
     _start_step(session, request, now, tz)
     return True
+
+
+def _headline(by: Employee, approve: bool, comment: str, request: ApprovalRequest) -> str:
+    verb = "同意" if approve else "拒绝"
+    reason = f"（{comment}）" if comment else ""
+    then = {"approved": "，审批通过。", "rejected": "，申请未通过。"}.get(request.status, "，等下一位审批。")
+    return f"{by.name}{verb}了{reason}{then}"
 
 
 def _close_open_tasks(session: Session, request: ApprovalRequest, now: datetime) -> None:

@@ -82,6 +82,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_approval_task_request_id'), ['request_id'], unique=False)
 
 
+    op.create_table('approval_card',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('employee_id', sa.Integer(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('task_id', sa.Integer(), nullable=True),
+    sa.Column('outbox_key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.ForeignKeyConstraint(['employee_id'], ['employee.id'], ),
+    sa.ForeignKeyConstraint(['request_id'], ['approval_request.id'], ),
+    sa.ForeignKeyConstraint(['task_id'], ['approval_task.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('outbox_key', name='uq_approval_card_outbox_key')
+    )
+    with op.batch_alter_table('approval_card', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_approval_card_request_id'), ['request_id'], unique=False)
+
     _seed_default_rules()
 
 
@@ -115,6 +131,9 @@ def _seed_default_rules() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('approval_card', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_approval_card_request_id'))
+    op.drop_table('approval_card')
     with op.batch_alter_table('approval_task', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_approval_task_request_id'))
         batch_op.drop_index(batch_op.f('ix_approval_task_approver_id'))
