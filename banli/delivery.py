@@ -67,7 +67,7 @@ def perform(runtime: Runtime, row_id: int, token: str) -> str:
         raise
     if row.kind == "inbound" and result.get("reply"):
         _send_now(runtime, result["reply"])
-    elif row.kind == "cron":
+    elif row.kind in ("cron", "timer"):
         runtime.ring()  # a cron job usually queues messages: send them now, not at the next poll
     return "done"
 
@@ -155,6 +155,12 @@ def _sync_directory(runtime: Runtime, row: Outbox, session: Session) -> dict[str
     return {"employee_id": employee.id, "name": employee.name}
 
 
+def _run_timer(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    from workflows import timers
+
+    return timers.run(session, json.loads(row.payload), runtime.now(), runtime.settings.timezone)
+
+
 def _run_cron(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
     from banli.cron import CRON_JOBS
 
@@ -167,4 +173,5 @@ PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
     "card_update": _update_card,
     "directory_sync": _sync_directory,
     "cron": _run_cron,
+    "timer": _run_timer,
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -22,8 +22,11 @@ SATURDAY_1130 = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)  # 11:30 in S
 
 @pytest.fixture
 def oa(stack_factory):
+    """A small company; `stack.shift(timedelta)` moves its clock forward."""
     started = datetime.now(timezone.utc)
-    stack = stack_factory(clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started))
+    shifted = [timedelta(0)]
+    stack = stack_factory(clock=lambda: SATURDAY_1130 + shifted[0] + (datetime.now(timezone.utc) - started))
+    stack.shift = lambda delta: shifted.__setitem__(0, shifted[0] + delta)
     with session_scope(stack.runtime.engine) as session:
         people = {}
 

@@ -7,18 +7,21 @@ and a committed one always has one.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from storage.models import AuditLog, Employee
+from storage.models import AuditLog, Employee, utcnow
 
 
 def record(session: Session, *, actor: Employee | None, action: str, subject: str = "", platform: str = "",
-           detail: dict[str, Any] | None = None, on_behalf_of: Employee | None = None) -> AuditLog:
-    """Add one entry. `actor` None means Banli itself (a timer, the 公海 sweep)."""
-    entry = AuditLog(actor_id=actor.id if actor else None, on_behalf_of_id=on_behalf_of.id if on_behalf_of else None,
+           detail: dict[str, Any] | None = None, on_behalf_of: Employee | None = None,
+           at: datetime | None = None) -> AuditLog:
+    """Add one entry. `actor` None means Banli itself (a timer, the 公海 sweep). `at`: the business
+    clock's now where the caller has one (the demo and tests run simulated clocks)."""
+    entry = AuditLog(at=at or utcnow(), actor_id=actor.id if actor else None, on_behalf_of_id=on_behalf_of.id if on_behalf_of else None,
                      platform=platform or ("system" if actor is None else ""), action=action, subject=subject,
                      detail=json.dumps(detail or {}, ensure_ascii=False, default=str))
     session.add(entry)

@@ -87,6 +87,33 @@ def _stages(label: str, value: Any) -> list[str]:
     return cleaned
 
 
+def _auto_decide(label: str, value: Any) -> dict[str, dict[str, Any]]:
+    from storage.models import REQUEST_TYPES
+
+    if not isinstance(value, dict):
+        raise InvalidRule(label, "格式：{类型: {hours: 小时数, decision: approve 或 reject}}")
+    cleaned = {}
+    for kind, spec in value.items():
+        if kind not in REQUEST_TYPES:
+            raise InvalidRule(f"{label} {kind}", f"不认识的申请类型，可用 {'、'.join(REQUEST_TYPES)}")
+        if not isinstance(spec, dict) or spec.get("decision") not in ("approve", "reject"):
+            raise InvalidRule(f"{label} {kind}", "decision 应为 approve（自动同意）或 reject（自动拒绝）")
+        cleaned[kind] = {"hours": _days(1, 24 * 30)(f"{label} {kind} hours", spec.get("hours")),
+                         "decision": spec["decision"]}
+    return cleaned
+
+
+def _working_hours(label: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) != {"start", "end"}:
+        raise InvalidRule(label, "需要 start 和 end，如 09:00 / 18:00")
+    for key in ("start", "end"):
+        if not isinstance(value[key], str) or not _CLOCK.match(value[key]):
+            raise InvalidRule(f"{label} {key}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
+    if value["start"] >= value["end"]:
+        raise InvalidRule(label, "上班时间要早于下班时间")
+    return dict(value)
+
+
 SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
     RuleSpec("crm.overdue_days", "超期未跟进天数", {"A": 7, "B": 14, "C": 30}, _per_tier()),
     RuleSpec("crm.overdue_grace_days", "超期提醒升级给经理前的宽限天数", 2, _days(0, 30)),
@@ -98,6 +125,10 @@ SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
     RuleSpec("crm.claims_per_day", "每人每天最多领取公海客户数", 5, _days(1, 1000)),
     RuleSpec("crm.reclaim_wait_days", "原负责人重新领取需等待天数", 30, _days(0, 3650)),
     RuleSpec("crm.deal_stages", "商机阶段", ["初步接触", "需求分析", "方案报价", "商务谈判", "赢单", "输单"], _stages),
+    RuleSpec("oa.remind_hours", "审批多少小时未处理提醒审批人", 24, _days(1, 24 * 14)),
+    RuleSpec("oa.escalate_hours", "审批多少小时未处理升级给上级", 48, _days(1, 24 * 30)),
+    RuleSpec("oa.auto_decide", "到期自动处理的申请类型", {}, _auto_decide),
+    RuleSpec("oa.working_hours", "工作时间（提醒只在此时段发）", {"start": "09:00", "end": "18:00"}, _working_hours),
 )}
 
 

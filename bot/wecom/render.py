@@ -30,6 +30,8 @@ def template_card(card: Card, task: str) -> dict[str, Any]:
         body["sub_title_text"] = _cut(card.body, SUBTITLE_LIMIT)
     if card.fields:
         body["horizontal_content_list"] = [{"keyname": k, "value": v} for k, v in card.fields]
+    if card.footer:  # button_interaction has no footer; its quote area shows a grey note
+        body["quote_area"] = {"type": 0, "quote_text": _cut(card.footer, SUBTITLE_LIMIT)}
     return body
 
 

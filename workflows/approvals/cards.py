@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage.models import ApprovalRequest, ApprovalTask, Employee
+from workflows import audit, rules
 from workflows.approvals.chain import MODES, Plan, Step
 from workflows.followups import when_text
 
@@ -37,17 +38,33 @@ def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan) -> Ca
 def submitted_card(session: Session, request: ApprovalRequest, headline: str = "") -> Card:
     return Card(title=f"已提交 · {request.number}", body=headline or f"{request.type}已提交，审批结果会发给你。",
                 fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),),
-                buttons=(Button("撤回", "approval.withdraw", str(request.id), style="danger"),
+                buttons=(Button("催办", "approval.nudge", str(request.id)),
+                         Button("撤回", "approval.withdraw", str(request.id), style="danger"),
                          Button("我的申请", "approval.mine", command="我的申请")))
 
 
-def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask) -> Card:
+def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask, headline: str = "") -> Card:
     requester = session.get(Employee, request.requester_id)
-    return Card(title=f"待你审批 · {request.type}", body=f"{requester.name}的{request.type}：{request.summary}",
+    behalf = ""
+    if task.on_behalf_of_id:
+        behalf = f"\n（{session.get(Employee, task.on_behalf_of_id).name}超时未处理，升级给你，可代为审批）"
+    body = (headline + "\n" if headline else "") + f"{requester.name}的{request.type}：{request.summary}" + behalf
+    return Card(title=f"待你审批 · {request.type}", body=body,
                 fields=(("单号", request.number), ("申请人", f"{requester.name} {requester.department}".strip()))
                 + _fields(request)[1:],
                 buttons=(Button("同意", "approval.approve", str(task.id), style="primary"),
-                         Button("拒绝", "approval.reject", str(task.id), style="danger")))
+                         Button("拒绝", "approval.reject", str(task.id), style="danger")),
+                footer=deadlines_text(session, request))
+
+
+def deadlines_text(session: Session, request: ApprovalRequest) -> str:
+    """What the approver's card says will happen if nobody acts."""
+    parts = [f"{rules.get(session, 'oa.remind_hours')}小时未处理会提醒",
+             f"{rules.get(session, 'oa.escalate_hours')}小时升级给上级"]
+    auto = rules.get(session, "oa.auto_decide").get(request.type)
+    if auto:
+        parts.append(f"{auto['hours']}小时后自动{'同意' if auto['decision'] == 'approve' else '拒绝'}")
+    return "，".join(parts)
 
 
 def reject_reason_card(request: ApprovalRequest, task: ApprovalTask) -> Card:
@@ -60,16 +77,31 @@ def status_card(session: Session, request: ApprovalRequest, tz: str, headline: s
     """The request as it stands, for anyone involved."""
     from workflows.approvals.requests import tasks_of  # the requests module imports this one
 
-    lines = []
+    events = []
     for task in tasks_of(session, request):
         if task.status in ("approved", "rejected"):
             who = session.get(Employee, task.approver_id)
             verb = "同意" if task.status == "approved" else "拒绝"
             said = f"：{task.comment}" if task.comment else ""
-            lines.append(f"· {who.name} {verb}{said}（{when_text(task.decided_at, tz)}）")
+            behalf = f"（代{session.get(Employee, task.on_behalf_of_id).name}）" if task.on_behalf_of_id else ""
+            events.append((task.decided_at, f"· {who.name}{behalf} {verb}{said}（{when_text(task.decided_at, tz)}）"))
+    for entry in audit.entries(session, subject=f"approval:{request.id}"):
+        if entry.action in TIMELINE:
+            events.append((entry.at, f"· {_timeline_text(session, entry)}（{when_text(entry.at, tz)}）"))
+    lines = [line for _, line in sorted(events, key=lambda e: e[0])]
     body = "\n".join(([headline] if headline else []) + (lines or ["还没有人审批。"]))
     return Card(title=f"{request.number} · {STATUS_TEXT[request.status]}", body=body,
                 fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),))
+
+
+TIMELINE = {"approval.remind": "提醒了{approver}", "approval.escalate": "{from}超时，升级给{to}",
+            "approval.nudge": "申请人催办", "approval.auto_approve": "到期自动同意", "approval.auto_reject": "到期自动拒绝"}
+
+
+def _timeline_text(session: Session, entry) -> str:
+    detail = json.loads(entry.detail)
+    names = {k: session.get(Employee, detail[k]).name for k in ("approver", "from", "to") if detail.get(k)}
+    return TIMELINE[entry.action].format(**{"approver": "", "from": "", "to": "", **names})
 
 
 def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:

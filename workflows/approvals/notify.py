@@ -20,6 +20,11 @@ def task_assigned(session: Session, request: ApprovalRequest, task: ApprovalTask
     live.track(session, request, employee_id=task.approver_id, role="approver", outbox_key=key, task_id=task.id)
 
 
+def reminder(session: Session, request: ApprovalRequest, task: ApprovalTask, key: str, headline: str) -> None:
+    """The task card again, as a new message (a timer's reminder, the requester's 催办)."""
+    _push(session, task.approver_id, key, cards.task_card(session, request, task, headline=headline))
+
+
 def submitted(session: Session, request: ApprovalRequest, cc: tuple[int, ...], tz: str) -> None:
     for person in cc:
         key = _push(session, person, f"approval:cc:{request.id}:{person}",

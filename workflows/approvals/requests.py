@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlmodel import Session
@@ -20,6 +20,7 @@ from sqlmodel import Session
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows import audit, signals
 from workflows.approvals import live, notify
+from workflows.approvals import timers as approval_timers
 from workflows.approvals.chain import Plan, Step, plan
 from workflows.approvals.parse import Draft
 
@@ -80,7 +81,7 @@ def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: dat
                  rule_version=chosen.rule.version if chosen.rule else 0):
         return False
     audit.record(session, actor=by, action="approval.submit", subject=f"approval:{request.id}", platform=platform,
-                 detail={"chain": steps, "rule": request.rule_id, "rule_version": request.rule_version})
+                 detail={"chain": steps, "rule": request.rule_id, "rule_version": request.rule_version}, at=now)
     live.track(session, request, employee_id=by.id, role="requester", outbox_key=card_key)
     notify.submitted(session, request, chosen.cc, tz)
     _start_step(session, request, now, tz)
@@ -102,9 +103,10 @@ def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comme
         raise already_decided(session, request)
     task.status, task.comment, task.decided_at = ("approved" if approve else "rejected"), comment[:255], now
     session.add(task)
+    _close_stand_ins(session, request, task, now)
     audit.record(session, actor=by, action="approval.approve" if approve else "approval.reject",
                  subject=f"approval:{request.id}", platform=platform,
-                 detail={"step": task.step, "comment": comment, "version": request.version})
+                 detail={"step": task.step, "comment": comment, "version": request.version}, at=now)
     finished = _after_decision(session, request, task, approve, now, tz)
     live.refresh(session, request, tz, headline=_headline(by, approve, comment, request))
     if request.status in ("approved", "rejected"):
@@ -120,9 +122,74 @@ def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: d
                                                  decided_at=now):
         raise already_decided(session, request)
     _close_open_tasks(session, request, now)
-    audit.record(session, actor=by, action="approval.withdraw", subject=f"approval:{request.id}", platform=platform)
+    audit.record(session, actor=by, action="approval.withdraw", subject=f"approval:{request.id}", platform=platform, at=now)
     notify.withdrawn(session, request)
     live.refresh(session, request, tz, headline=f"{by.name}撤回了申请。")
+
+
+def add_approver(session: Session, request: ApprovalRequest, person: Employee, *, on_behalf_of: Employee,
+                 now: datetime, tz: str) -> ApprovalTask | None:
+    """Put `person` on the current step, deciding on behalf of `on_behalf_of` (escalation).
+    None if they already have a task in this step."""
+    exists = session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id,
+                                                        ApprovalTask.step == request.step,
+                                                        ApprovalTask.approver_id == person.id)).scalars().first()
+    if exists is not None:
+        return None
+    task = ApprovalTask(request_id=request.id, step=request.step, approver_id=person.id,
+                        on_behalf_of_id=on_behalf_of.id, created_at=now)
+    session.add(task)
+    session.flush()
+    notify.task_assigned(session, request, task)
+    approval_timers.schedule_step(session, request, [task], now, tz)
+    return task
+
+
+def decide_for_step(session: Session, request: ApprovalRequest, *, approve: bool, now: datetime, tz: str) -> None:
+    """A deadline decided the step (no person did): approve it and move on, or reject the request."""
+    if not _bump(session, request):
+        raise already_decided(session, request)
+    audit.record(session, actor=None, action="approval.auto_approve" if approve else "approval.auto_reject",
+                 subject=f"approval:{request.id}", detail={"step": request.step}, at=now)
+    _close_open_tasks(session, request, now)
+    if approve:
+        _bump(session, request, step=request.step + 1)
+        _start_step(session, request, now, tz)
+    else:
+        _bump(session, request, status="rejected", decided_at=now)
+        notify.finished(session, request, tz)
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=False, by=None)
+    live.refresh(session, request, tz, headline="到期自动" + ("同意" if approve else "拒绝") + "。")
+
+
+class TooSoon(Exception):
+    """催办 at most once an hour per step."""
+
+    def __init__(self, last: datetime) -> None:
+        super().__init__(str(last))
+        self.last = last
+
+
+NUDGE_EVERY = timedelta(hours=1)
+
+
+def nudge(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str) -> int:
+    """Remind the current step's approvers again; returns how many were told."""
+    if request.requester_id != by.id:
+        raise NotYours()
+    if request.status != "pending":
+        raise already_decided(session, request)
+    last = next((e for e in audit.entries(session, subject=f"approval:{request.id}", action="approval.nudge")
+                 if json.loads(e.detail).get("step") == request.step), None)
+    if last is not None and now - last.at < NUDGE_EVERY:
+        raise TooSoon(last.at)
+    waiting = [t for t in tasks_of(session, request) if t.step == request.step and t.status == "pending"]
+    for task in waiting:
+        notify.reminder(session, request, task, f"approval:nudge:{task.id}:{now:%Y%m%d%H%M}",
+                        headline=f"{by.name}催办：这一单在等你审批。")
+    audit.record(session, actor=by, action="approval.nudge", subject=f"approval:{request.id}", platform=platform,
+                 detail={"step": request.step, "approvers": [t.approver_id for t in waiting]}, at=now)
+    return len(waiting)
 
 
 def by_number(session: Session, text: str) -> ApprovalRequest | None:
@@ -176,11 +243,14 @@ def _start_step(session: Session, request: ApprovalRequest, now: datetime, tz: s
         notify.finished(session, request, tz)
         signals.emit(session, APPROVAL_DECIDED, request=request, approved=True, by=None)
         return
+    tasks = []
     for approver_id in steps[request.step].approvers:
         task = ApprovalTask(request_id=request.id, step=request.step, approver_id=approver_id, created_at=now)
         session.add(task)
         session.flush()
         notify.task_assigned(session, request, task)
+        tasks.append(task)
+    approval_timers.schedule_step(session, request, tasks, now, tz)
 
 
 def _after_decision(session: Session, request: ApprovalRequest, task: ApprovalTask, approve: bool,
@@ -208,6 +278,16 @@ def _headline(by: Employee, approve: bool, comment: str, request: ApprovalReques
     reason = f"（{comment}）" if comment else ""
     then = {"approved": "，审批通过。", "rejected": "，申请未通过。"}.get(request.status, "，等下一位审批。")
     return f"{by.name}{verb}了{reason}{then}"
+
+
+def _close_stand_ins(session: Session, request: ApprovalRequest, task: ApprovalTask, now: datetime) -> None:
+    """An escalated step has two people for one seat: once either decides, the other's task closes."""
+    for other in session.execute(select(ApprovalTask).where(
+            ApprovalTask.request_id == request.id, ApprovalTask.step == task.step, ApprovalTask.status == "pending",
+            (ApprovalTask.on_behalf_of_id == task.approver_id) | (ApprovalTask.approver_id == task.on_behalf_of_id)
+    )).scalars():
+        other.status, other.decided_at = "skipped", now
+        session.add(other)
 
 
 def _close_open_tasks(session: Session, request: ApprovalRequest, now: datetime) -> None:
