@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select, text
 
-from conftest import settle, wait_for
+from conftest import wait_for
 from storage.db import session_scope
-from storage.models import AuditLog, Customer, Deal, DealStageChange, Employee, Identity, Outbox
+from storage.models import Customer, Deal, Employee, Identity, Outbox
 from workflows import deals, rules, signals
 from workflows.matching import refresh_forms
 
