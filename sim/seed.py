@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session
 
-from storage.models import (CUSTOMER_STATUSES, DEAL_STAGES, FOLLOWUP_METHODS, Contact, Customer, Deal, Employee,
-                            FollowUp, Identity)
+from storage.models import (CUSTOMER_STATUSES, DEAL_STAGES, FOLLOWUP_METHODS, Contact, Customer, Deal,
+                            DealStageChange, Employee, FollowUp, Identity)
 from workflows.matching import refresh_forms
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
@@ -464,8 +464,12 @@ def _add_deals(session: Session, rng: random.Random, plans: list[_Plan], employe
     n_warm = min(len(warm), N_DEALS * 4 // 5)
     chosen = rng.sample(warm, n_warm) + rng.sample(cold, min(len(cold), N_DEALS - n_warm))
     today = now.astimezone(BUSINESS_TZ).date()
-    for plan in chosen:
-        session.add(_deal(rng, plan, employees[plan.owner_key], today, now))
+    made = [_deal(rng, plan, employees[plan.owner_key], today, now) for plan in chosen]
+    session.add_all(made)
+    session.flush()
+    # Each deal's history starts with its creation, as one opened from chat does (from_stage "").
+    session.add_all(DealStageChange(deal_id=d.id, from_stage="", to_stage=d.stage, employee_id=d.owner_id,
+                                    at=d.created_at) for d in made)
     return len(chosen)
 
 
