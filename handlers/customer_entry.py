@@ -283,23 +283,25 @@ def _confirm(ctx: Context, new: NewCustomer, inbound_id: int) -> Card:
 
 
 def _warning(ctx: Context, new: NewCustomer, duplicates: list[Duplicate], inbound_id: int) -> Card:
+    """Each likely duplicate as two fields: its name, and its owner — plus why it matched and a 查看
+    button only for someone who may see that customer (owner, managers above, admins)."""
     shown = duplicates[:SHOWN_DUPLICATES]
-    lines = [f"「{new.name}」可能已经有了，先看看是不是同一家："]
+    fields: list[tuple[str, str]] = []
     views: list[Button] = []
     for n, dup in enumerate(shown, 1):
         owner = customers.owner_name(ctx.session, dup.customer)
-        line = f"{n}. {dup.customer.name}（负责人：{owner}）"
         if customers.may_see_details(ctx.session, ctx.employee, dup.customer):
-            # Only someone who may see the customer learns why it matched (a phone, a 简称).
-            line += f" · {dup.reason}"
+            owner += f" · {dup.reason}"
             views.append(Button("查看" if len(shown) == 1 else f"查看{n}", "customer.show", str(dup.customer.id)))
-        lines.append(line)
-    if len(duplicates) > len(shown):
-        lines.append(f"……还有 {len(duplicates) - len(shown)} 家相近的")
-    lines.append("不是同一家就点「仍然创建」；是同一家请找负责人。")
-    return Card(title="可能已有这个客户", body="\n".join(lines),
+        tag = f"{n}." if len(shown) > 1 else ""
+        fields += [(f"{tag}已有客户", dup.customer.name[:26]), (f"{tag}负责人", owner[:26])]
+    more = len(duplicates) - len(shown)
+    return Card(title="可能已有这个客户",
+                body=f"「{new.name[:24]}」可能已经有了。不是同一家就点「仍然创建」，是同一家请找负责人。",
+                fields=tuple(fields),
                 buttons=(Button("仍然创建", "customer.force", str(inbound_id), style="danger"),
-                         Button("取消", "customer.cancel", str(inbound_id)), *views))
+                         Button("取消", "customer.cancel", str(inbound_id)), *views),
+                footer=f"还有 {more} 家相近的没列出" if more > 0 else "")
 
 
 def _fields(new: NewCustomer) -> tuple[tuple[str, str], ...]:

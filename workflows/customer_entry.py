@@ -82,9 +82,10 @@ class NewCustomer:
 def normalize_phone(raw: str) -> str | None:
     """Digits of a Chinese mobile, landline or 400/800 number; None if it does not look like one.
     +86 / 0086 / 86 prefixes, spaces, dashes and brackets are what people and Excel add."""
-    text = _PHONE_NOISE.sub("", unicodedata.normalize("NFKC", str(raw or "")))
+    text = unicodedata.normalize("NFKC", str(raw or "")).strip()
     if text.endswith(".0"):  # Excel stored it as a number
         text = text[:-2]
+    text = _PHONE_NOISE.sub("", text)
     for prefix in ("+86", "0086", "86"):
         if text.startswith(prefix) and len(text) - len(prefix) >= 10:
             text = text[len(prefix):]
@@ -142,8 +143,7 @@ def _contact(contact: NewContact) -> NewContact:
     if _clean(contact.phone):
         phone = normalize_phone(contact.phone) or ""
         if not phone:
-            raise InvalidCustomer("phone", f"电话「{_clean(contact.phone)[:20]}」看起来不对："
-                                           "手机11位，座机带区号（如 0755-86013388）")
+            raise InvalidCustomer("phone", f"电话「{_clean(contact.phone)[:20]}」不对：手机11位，座机要带区号")
     return NewContact(name=name, title=title, phone=phone)
 
 
@@ -174,16 +174,16 @@ def find_duplicates(session: Session, name: str, short_names: Iterable[str] = ()
 
 
 def name_matches(index, name: str, short_names: Iterable[str] = ()) -> list[tuple[int, str]]:
-    """(customer id, reason) for every indexed customer whose name or 简称 is close to these."""
-    out: list[tuple[int, str]] = []
-    seen: set[int] = set()
+    """(customer id, reason) for every indexed customer whose name or 简称 is close to these; the
+    reason is the strongest match's, strongest customers first."""
+    best: dict[int, tuple[float, str]] = {}
     for query, reason in [(name, "名称相近")] + [(s, f"简称「{s}」相近") for s in short_names if s]:
         for candidate in index.match(query).candidates:
-            if candidate.score >= DUPLICATE_SCORE and candidate.customer_id not in seen:
-                seen.add(candidate.customer_id)
+            if candidate.score >= DUPLICATE_SCORE and candidate.score > best.get(candidate.customer_id, (0.0, ""))[0]:
                 same = candidate.score >= 100
-                out.append((candidate.customer_id, reason.replace("相近", "相同") if same else reason))
-    return out
+                best[candidate.customer_id] = (candidate.score, reason.replace("相近", "相同") if same else reason)
+    ranked = sorted(best.items(), key=lambda item: -item[1][0])
+    return [(customer_id, reason) for customer_id, (_, reason) in ranked]
 
 
 def phone_book(session: Session) -> dict[str, set[int]]:
