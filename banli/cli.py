@@ -181,8 +181,11 @@ def run_link(settings: Settings, args) -> int:
 
 
 def run_import_customers(settings: Settings, args) -> int:
-    """Exit 0: imported (or a clean dry run); 1: bad rows or duplicates found by --dry-run, or bad
-    rows refused a real run (nothing written); 2: the file or an option cannot be used."""
+    """Exit 0: imported (or a clean dry run); 1: bad rows or duplicates found by --dry-run, bad rows
+    refused a real run, or the database failed mid-import (nothing written in any of these); 2: the
+    file or an option cannot be used."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage.db import make_engine, session_scope
     from workflows import importing
 
@@ -203,7 +206,10 @@ def run_import_customers(settings: Settings, args) -> int:
     except importing.ImportFileError as problem:
         print(f"无法导入 cannot import: {problem}")
         return 2
-    skipped = "" if args.allow_duplicates else f"，跳过疑似重复 {len(plan.duplicates)} 行"
+    except SQLAlchemyError as exc:  # one transaction: rolled back whole
+        print(f"导入失败，没有写入任何数据 import failed, nothing written: {exc.__class__.__name__}: {exc}"[:500])
+        return 1
+    skipped = f"，跳过疑似重复 {len(plan.duplicates)} 行" if plan.duplicates and not args.allow_duplicates else ""
     print(f"已导入 {len(created)} 个客户{skipped}" + (f"，跳过有问题的 {len(plan.bad)} 行" if plan.bad else ""))
     return 0
 

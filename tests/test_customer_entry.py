@@ -220,9 +220,9 @@ def test_a_non_owner_sees_only_the_existing_name_and_owner_then_creates_anyway_o
     assert list(card["buttons"]) == ["仍然创建", "取消"]  # no 查看 for someone else's customer
 
     me.tap(card, "仍然创建")
-    me.tap(card, "仍然创建")
-    replies = me.replies(3)
-    assert replies[1]["title"].startswith("已创建 · ") and replies[2]["title"] == "已创建"
+    me.tap(card, "仍然创建")  # at once: with several workers the two taps race, and one must lose
+    titles = sorted(r["title"] for r in me.replies(3)[1:])
+    assert titles == ["已创建", "已创建 · 深圳鹅厂贸易有限公司"]
     (_, _, _, _, _, owner, _), = _customer(crm, "深圳鹅厂贸易有限公司")
     assert owner == "李四"
     assert crm.count("audit_log", "WHERE action = 'customer.create'") == 1
