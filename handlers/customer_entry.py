@@ -10,18 +10,14 @@ often, and on however many workers, the button is tapped.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from cards import Button, Card
 from handlers import routes
 from handlers.router import Context
-from storage.db import fit_key
-from storage.models import CUSTOMER_STATUSES, Outbox
+from storage.models import CUSTOMER_STATUSES
 from workflows import customer_entry as entry
 from workflows import customers
 from workflows.customer_entry import Duplicate, InvalidCustomer, NewContact, NewCustomer
@@ -240,19 +236,15 @@ def _strip_command(text: str) -> str:
 
 
 def _inbound_id(ctx: Context) -> int:
-    key = fit_key(f"inbound:{ctx.event.platform}:{ctx.event.event_id}")
-    return ctx.session.execute(select(Outbox.id).where(Outbox.key == key)).scalar() or 0
+    return entry.inbound_record_id(ctx.session, ctx.event.platform, ctx.event.event_id)
 
 
 def _original(ctx: Context) -> tuple[str, str] | None:
     """(source key, text) of the message the tapped card answered, if it was this person's."""
     if not ctx.event.value.isdigit():
         return None
-    row = ctx.session.get(Outbox, int(ctx.event.value))
-    if row is None or row.kind != "inbound" or row.platform != ctx.event.platform or row.recipient != ctx.event.sender:
-        return None
-    event = json.loads(row.payload)
-    return f"{row.platform}:{event.get('event_id', '')}", event.get("text", "")
+    return entry.original_message(ctx.session, int(ctx.event.value), platform=ctx.event.platform,
+                                  sender=ctx.event.sender)
 
 
 def _already(ctx: Context, source: str) -> Card | None:

@@ -7,6 +7,7 @@ an existing contact. Callers decide what a person may see of a duplicate; this m
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.db import fit_key, insert_ignore
-from storage.models import CUSTOMER_STATUSES, TIERS, Contact, Customer, Employee, OwnershipChange, Outbox, utcnow
+from storage.models import (CUSTOMER_STATUSES, TIERS, Contact, Customer, Employee, OwnershipChange, Outbox,
+                            utcnow)
 from workflows import audit, customers
 from workflows.matching import refresh_forms, split_short_names
 
@@ -252,22 +254,36 @@ def claim(session: Session, source_key: str, *, outcome: str, now: datetime | No
     now = now or utcnow()
     return insert_ignore(session, Outbox, dict(
         key=_marker_key(source_key), kind="marker", platform="", recipient="", conversation="",
-        payload='{"outcome": "%s"}' % outcome, status="sent", due_at=now, sent_at=now, attempts=0,
+        payload=json.dumps({"outcome": outcome}), status="sent", due_at=now, sent_at=now, attempts=0,
         lease_token="", last_error="", result="{}", created_at=now), ["key"])
 
 
 def set_outcome(session: Session, source_key: str, outcome: str) -> None:
     row = session.execute(select(Outbox).where(Outbox.key == _marker_key(source_key))).scalar_one()
-    row.payload = '{"outcome": "%s"}' % outcome
+    row.payload = json.dumps({"outcome": outcome})
     session.add(row)
 
 
 def outcome_of(session: Session, source_key: str) -> str | None:
     """created:<id>, cancelled, or None if the message was not acted on yet."""
-    import json
-
     payload = session.execute(select(Outbox.payload).where(Outbox.key == _marker_key(source_key))).scalar()
     return json.loads(payload).get("outcome") if payload else None
+
+
+def inbound_record_id(session: Session, platform: str, event_id: str) -> int:
+    """The id of a message's inbound record: what a card's buttons carry to name that message."""
+    key = fit_key(f"inbound:{platform}:{event_id}")
+    return session.execute(select(Outbox.id).where(Outbox.key == key)).scalar() or 0
+
+
+def original_message(session: Session, record_id: int, *, platform: str, sender: str) -> tuple[str, str] | None:
+    """(source key, text) of the message behind inbound record `record_id`, if `sender` sent it on
+    `platform` (a forwarded card tapped by someone else names nothing)."""
+    row = session.get(Outbox, record_id)
+    if row is None or row.kind != "inbound" or row.platform != platform or row.recipient != sender:
+        return None
+    event = json.loads(row.payload)
+    return f"{row.platform}:{event.get('event_id', '')}", event.get("text", "")
 
 
 def _marker_key(source_key: str) -> str:
