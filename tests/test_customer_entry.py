@@ -5,6 +5,7 @@ customer, bad input changes nothing, and every creation is audited."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -272,3 +273,23 @@ def test_the_command_alone_explains_itself_with_an_example(crm, platform):
                                          ("138001380001", None), ("电话", None)])
 def test_phone_numbers_are_normalised_or_refused(raw, normal):
     assert normalize_phone(raw) == normal
+
+
+def test_dingtalk_interactive_card_buttons_create_the_customer(stack_factory):
+    stack = stack_factory(card_template_id="tpl.schema")
+    with session_scope(stack.runtime.engine) as session:
+        rep = Employee(name="张三", role="rep")
+        session.add(rep)
+        session.flush()
+        session.add(Identity(platform="dingtalk", user_id="0147001", employee_id=rep.id))
+    peer = stack.dingtalk_peer
+    stack.post_dingtalk(peer.text("0147001", "新客户 杭州云栖科技有限公司 A级"))
+    card = wait_for(lambda: stack.dingtalk.messages_to("0147001"))[0]
+    assert card["via"] == "card" and card["card_data"]["title"] == "新建客户 · 请确认"
+    confirm = next(b for b in json.loads(card["card_data"]["buttons"]) if b["text"] == "确认创建")
+
+    stack.post_dingtalk(peer.card_click("0147001", card["out_track_id"], confirm["action"], confirm["value"]),
+                        path="/dingtalk/card")
+    done = wait_for(lambda: len(stack.dingtalk.messages_to("0147001")) == 2 and stack.dingtalk.messages_to("0147001"))
+    assert done[1]["card_data"]["title"] == "已创建 · 杭州云栖科技有限公司"
+    assert _customer(stack, "杭州云栖科技有限公司")[0][1:3] == ("A", "潜在")
