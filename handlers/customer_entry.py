@@ -182,6 +182,8 @@ def _bare(parsed: Parsed, token: str, dry: bool = False) -> bool:
         kind = "status"
     elif entry.looks_like_phone(token):
         kind = "phone"
+    elif is_place(token) and parsed.name_parts and not parsed.region:
+        kind = "region"  # 新客户 华美教育 上海: a place after the name says where it is
     elif _nothing_else_yet(parsed):
         kind = "name"
     elif contact is not None and not contact.get("title") and not contact.get("phone") and len(token) <= 10:

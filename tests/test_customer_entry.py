@@ -16,7 +16,8 @@ from sqlalchemy import text
 from conftest import settle, wait_for
 from storage.db import session_scope
 from storage.models import Contact, Customer, Employee, Identity
-from workflows.customer_entry import normalize_phone
+from handlers.customer_entry import parse
+from workflows.customer_entry import NewContact, normalize_phone
 from workflows.matching import refresh_forms
 
 USERS = {("wecom", "rep"): "zhangsan", ("dingtalk", "rep"): "0147001",
@@ -293,3 +294,22 @@ def test_dingtalk_interactive_card_buttons_create_the_customer(stack_factory):
     done = wait_for(lambda: len(stack.dingtalk.messages_to("0147001")) == 2 and stack.dingtalk.messages_to("0147001"))
     assert done[1]["card_data"]["title"] == "已创建 · 杭州云栖科技有限公司"
     assert _customer(stack, "杭州云栖科技有限公司")[0][1:3] == ("A", "潜在")
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("深圳市腾讯计算机系统有限公司 简称腾讯", dict(name="深圳市腾讯计算机系统有限公司", short_names=["腾讯"], tier="C")),
+    ("深圳市腾讯计算机系统有限公司简称腾讯,鹅厂 A级 行业 互联网 地区深圳 联系人 张三 经理 138-0013-8000",
+     dict(short_names=["腾讯", "鹅厂"], tier="A", industry="互联网", region="深圳",
+          contacts=[NewContact("张三", "经理", "13800138000")])),
+    ("腾讯科技有限公司，简称腾讯、鹅厂，b级，联系人张三13800138000",
+     dict(short_names=["腾讯", "鹅厂"], tier="B", contacts=[NewContact("张三", "", "13800138000")])),
+    ("城市花园物业有限公司 意向 +86 139 0013 8000", dict(name="城市花园物业有限公司", status="意向",
+                                                  contacts=[NewContact("", "", "13900138000")])),
+    ("华美教育 上海", dict(name="华美教育", region="上海")),
+    ("上海 华美教育", dict(name="上海华美教育", region="")),
+    ("IBM China 简称 IBM", dict(name="IBM China", short_names=["IBM"])),
+])
+def test_what_people_type_after_the_command_word(words, expected):
+    parsed = parse(words)
+    for key, value in expected.items():
+        assert getattr(parsed, key) == value, key
