@@ -7,6 +7,7 @@
     banli db upgrade         apply database migrations
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
+    banli import customers FILE [--dry-run]     the customer list from Excel (CSV or XLSX; see README)
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("first", help="platform:user_id, e.g. wecom:zhangsan")
     link.add_argument("second", help="platform:user_id, e.g. dingtalk:014735")
     link.set_defaults(run=run_link)
+
+    importing = sub.add_parser("import", help="bulk import")
+    import_sub = importing.add_subparsers(required=True, metavar="what")
+    customers = import_sub.add_parser("customers", help="customers from a CSV or XLSX file (columns: README)")
+    customers.add_argument("file", help="a .csv (UTF-8 or GBK) or .xlsx file; row 1 is the header")
+    customers.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
+    customers.add_argument("--owner-default", metavar="NAME", help="owner for rows without one (公海: the pool)")
+    customers.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
+    customers.add_argument("--allow-duplicates", action="store_true", help="create likely duplicates too")
+    customers.set_defaults(run=run_import_customers)
 
     dingtalk = sub.add_parser("dingtalk", help="DingTalk set-up commands")
     ding_sub = dingtalk.add_subparsers(required=True, metavar="action")
@@ -166,6 +177,40 @@ def run_link(settings: Settings, args) -> int:
         other, _ = employee_for(session, *sides[1])
         link_identities(session, keep, other)
     print(f"已关联 linked {args.first} ↔ {args.second}")
+    return 0
+
+
+def run_import_customers(settings: Settings, args) -> int:
+    """Exit 0: imported (or a clean dry run); 1: bad rows or duplicates found by --dry-run, bad rows
+    refused a real run, or the database failed mid-import (nothing written in any of these); 2: the
+    file or an option cannot be used."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import make_engine, session_scope
+    from workflows import importing
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            plan = importing.plan(session, args.file, owner_default=args.owner_default,
+                                  allow_duplicates=args.allow_duplicates)
+            print("\n".join(importing.report_lines(plan)))
+            if args.dry_run:
+                session.rollback()
+                print("试运行 dry run：没有写入任何数据")
+                return 1 if plan.bad or plan.duplicates else 0
+            if plan.bad and not args.skip_bad:
+                print("有问题的行，没有导入任何数据。改好后再导入，或加 --skip-bad 只导入没问题的行。")
+                return 1
+            created = importing.apply(session, plan, source=os.path.basename(args.file))
+    except importing.ImportFileError as problem:
+        print(f"无法导入 cannot import: {problem}")
+        return 2
+    except SQLAlchemyError as exc:  # one transaction: rolled back whole
+        print(f"导入失败，没有写入任何数据 import failed, nothing written: {exc.__class__.__name__}: {exc}"[:500])
+        return 1
+    skipped = f"，跳过疑似重复 {len(plan.duplicates)} 行" if plan.duplicates and not args.allow_duplicates else ""
+    print(f"已导入 {len(created)} 个客户{skipped}" + (f"，跳过有问题的 {len(plan.bad)} 行" if plan.bad else ""))
     return 0
 
 

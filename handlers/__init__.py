@@ -11,7 +11,7 @@ routes = Router()
 
 def load() -> Router:
     """Import every handler module once and return the populated router."""
-    from handlers import approval_rules, approvals, crm, customers, deals, menu  # noqa: F401
+    from handlers import approval_rules, approvals, crm, customer_entry, customers, deals, menu  # noqa: F401
 
     return routes
 

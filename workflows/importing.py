@@ -1,0 +1,289 @@
+"""Bulk import of the customer list a company already keeps in Excel (`banli import customers FILE`).
+
+Two steps so a dry run and a real run say exactly the same thing: `plan` reads the file and checks
+every row (bad rows with their Excel row number and a reason in Chinese; likely duplicates against
+existing customers and within the file), writing nothing; `apply` creates the planned customers in
+the caller's one transaction, so any database error leaves nothing half-imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from storage.models import Customer, Employee
+from workflows import audit, customer_entry, customers
+from workflows.customer_entry import InvalidCustomer, NewContact, NewCustomer
+from workflows.matching import CustomerIndex
+from workflows.names import forms
+
+POOL = "公海"  # --owner-default 公海: rows without an owner go to the public pool
+
+# Header → field. Headers are compared without spaces, case, a trailing `*` (required-column marks)
+# or a bracketed note such as 名称(必填).
+COLUMNS = {
+    "name": ("name", "名称", "客户名称", "公司名称", "客户全称", "公司全称", "全称", "客户"),
+    "short_names": ("shortnames", "short_names", "shortname", "alias", "aliases", "简称", "客户简称", "别名"),
+    "tier": ("tier", "等级", "级别", "客户等级", "客户级别"),
+    "owner": ("owner", "负责人", "客户负责人", "销售", "归属人", "跟进人"),
+    "industry": ("industry", "行业", "所属行业"),
+    "region": ("region", "地区", "区域", "城市", "所在地区"),
+    "contact": ("contact", "联系人", "联系人姓名"),
+    "title": ("title", "职务", "职位", "联系人职务"),
+    "phone": ("phone", "电话", "手机", "手机号", "联系电话", "联系人电话", "电话号码", "mobile"),
+    "status": ("status", "状态", "客户状态"),
+}
+_HEADER_NOISE = re.compile(r"[\s*＊]+|[(（\[【].*?[)）\]】]")
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (missing, unreadable, no name column); Chinese message."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    row: int  # as Excel shows it: the header is row 1
+    reason: str
+
+
+@dataclass(frozen=True)
+class DuplicateRow:
+    row: int
+    name: str
+    of: str  # what it duplicates, in Chinese: an existing customer (and owner) or an earlier row
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    row: int
+    customer: NewCustomer
+    owner_id: int | None
+
+
+@dataclass
+class Plan:
+    rows_read: int = 0
+    to_create: list[PlannedRow] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+    duplicates: list[DuplicateRow] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def read_rows(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(Excel row number, cells)]) from a CSV (UTF-8 with or without BOM, or GBK as
+    Excel in China saves it) or an XLSX file. Blank rows are dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(f"找不到文件 {path}")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        table = _xlsx(path)
+    elif path.suffix.lower() in (".csv", ".txt", ""):
+        table = list(csv.reader(io.StringIO(_decode(path.read_bytes()), newline="")))
+    else:
+        raise ImportFileError(f"只支持 .csv 和 .xlsx 文件（{path.name}）；.xls 请在 Excel 里另存为 .xlsx")
+    numbered = [(n, [_cell(c) for c in cells]) for n, cells in enumerate(table, 1)]
+    numbered = [(n, cells) for n, cells in numbered if any(cells)]
+    if not numbered:
+        raise ImportFileError("文件是空的")
+    (_, header), rows = numbered[0], numbered[1:]
+    return header, rows
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")  # a superset of GBK: what 另存为 CSV writes on Chinese Windows
+    except UnicodeDecodeError:
+        raise ImportFileError("文件编码认不出来：请存成 UTF-8 或 GBK 的 CSV，或者 .xlsx") from None
+
+
+def _xlsx(path: Path) -> list[list]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged or mislabelled file
+        raise ImportFileError(f"打不开这个 Excel 文件：{exc}") from None
+    try:
+        return [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+def _cell(value) -> str:
+    """Text of a cell: 13800138000 stored as a number must not become 13800138000.0."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
+def map_columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
+    """{field: column index} and the header names that mean nothing to Banli."""
+    lookup = {_header_key(alias): name for name, aliases in COLUMNS.items() for alias in aliases}
+    mapping: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, title in enumerate(header):
+        name = lookup.get(_header_key(title))
+        if name and name not in mapping:
+            mapping[name] = index
+        elif title:
+            ignored.append(title)
+    if "name" not in mapping:
+        raise ImportFileError("第1行要有表头，至少有「名称」（或 客户名称 / 公司名称 / name）这一列")
+    return mapping, ignored
+
+
+def _header_key(title: str) -> str:
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", title or "")).lower()
+
+
+# -- checking ---------------------------------------------------------------------------------------
+
+
+def plan(session: Session, path: str | Path, *, owner_default: str | None = None,
+         allow_duplicates: bool = False) -> Plan:
+    """Read and check every row; writes nothing."""
+    header, rows = read_rows(path)
+    mapping, ignored = map_columns(header)
+    owners = _employees_by_name(session)
+    default_owner = _default_owner(owners, owner_default)
+    result = Plan(rows_read=len(rows), ignored_columns=ignored)
+    existing = customers.index(session)
+    phones = customer_entry.phone_book(session)
+    in_file = CustomerIndex()
+    file_phones: dict[str, int] = {}
+    for number, cells in rows:
+        values = {name: (cells[i] if i < len(cells) else "") for name, i in mapping.items()}
+        try:
+            new = _customer(values)
+            owner_id = _owner(values.get("owner", ""), owners, default_owner)
+        except InvalidCustomer as problem:
+            result.bad.append(BadRow(number, problem.message))
+            continue
+        duplicate = (_existing_duplicate(session, existing, phones, new)
+                     or _file_duplicate(in_file, file_phones, new))
+        in_file.add(number, new.name, forms(new.name, new.short_names))
+        for phone in new.phones:
+            file_phones.setdefault(phone, number)
+        if duplicate:
+            result.duplicates.append(DuplicateRow(number, new.name, duplicate))
+            if not allow_duplicates:
+                continue
+        result.to_create.append(PlannedRow(number, new, owner_id))
+    return result
+
+
+def _customer(values: dict[str, str]) -> NewCustomer:
+    contact = NewContact(name=values.get("contact", ""), title=values.get("title", ""), phone=values.get("phone", ""))
+    has_contact = any((contact.name, contact.title, contact.phone))
+    return customer_entry.validate(name=values["name"], short_names=values.get("short_names", ""),
+                                   tier=values.get("tier") or None, industry=values.get("industry", ""),
+                                   region=values.get("region", ""), status=values.get("status") or None,
+                                   contacts=[contact] if has_contact else [])
+
+
+def _employees_by_name(session: Session) -> dict[str, list[Employee]]:
+    out: dict[str, list[Employee]] = {}
+    for employee in session.execute(select(Employee).where(Employee.active.is_(True))).scalars():
+        out.setdefault(employee.name.strip(), []).append(employee)
+    return out
+
+
+def _default_owner(owners: dict[str, list[Employee]], name: str | None) -> Employee | None | str:
+    """The employee for --owner-default; POOL for 公海; "" when not given."""
+    if not name:
+        return ""
+    if name.strip() == POOL:
+        return POOL
+    found = owners.get(name.strip(), [])
+    if len(found) != 1:
+        raise ImportFileError(f"--owner-default「{name}」" + ("有重名的员工" if found else "不是在职员工的名字"))
+    return found[0]
+
+
+def _owner(name: str, owners: dict[str, list[Employee]], default: Employee | str) -> int | None:
+    if not name:
+        if default == "":
+            raise InvalidCustomer("owner", "负责人是空的（可以用 --owner-default 指定默认负责人，或 公海）")
+        return None if default == POOL else default.id
+    if name == POOL:
+        return None
+    found = owners.get(name, [])
+    if not found:
+        raise InvalidCustomer("owner", f"负责人「{name}」不是在职员工的名字")
+    if len(found) > 1:
+        raise InvalidCustomer("owner", f"负责人「{name}」有 {len(found)} 个同名员工，请先在员工名单里区分")
+    return found[0].id
+
+
+def _existing_duplicate(session: Session, index, phones: dict[str, set[int]], new: NewCustomer) -> str:
+    for customer_id, reason in customer_entry.name_matches(index, new.name, new.short_names):
+        return _describe(session, customer_id, reason)
+    for phone in new.phones:
+        for customer_id in sorted(phones.get(phone, ())):
+            return _describe(session, customer_id, "联系人电话相同")
+    return ""
+
+
+def _file_duplicate(index: CustomerIndex, phones: dict[str, int], new: NewCustomer) -> str:
+    for row, reason in customer_entry.name_matches(index, new.name, new.short_names):
+        return f"和第{row}行{reason.replace('名称', '的名称')}"
+    for phone in new.phones:
+        if phone in phones:
+            return f"和第{phones[phone]}行电话相同"
+    return ""
+
+
+def _describe(session: Session, customer_id: int, reason: str) -> str:
+    customer = session.get(Customer, customer_id)
+    return f"已有客户「{customer.name}」（负责人 {customers.owner_name(session, customer)}）{reason}"
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+
+def apply(session: Session, planned: Plan, *, source: str) -> list[Customer]:
+    """Create every planned customer in the caller's transaction; audited per customer and once for
+    the whole import (`source`: the file name)."""
+    owners = {e.id: e for e in session.execute(select(Employee)).scalars()}
+    created = [customer_entry.create_validated(session, row.customer, by=None, owner=owners.get(row.owner_id),
+                                               platform="cli", reason="import")
+               for row in planned.to_create]
+    audit.record(session, actor=None, action="customer.import", platform="cli",
+                 detail={"file": source, "rows": planned.rows_read, "created": len(created),
+                         "duplicates": len(planned.duplicates), "bad": len(planned.bad)})
+    return created
+
+
+def report_lines(planned: Plan, *, limit: int = 50) -> list[str]:
+    """What the dry run (and the real run, before writing) tells the person importing."""
+    lines = [f"读取 {planned.rows_read} 行：可创建 {len(planned.to_create)} 个，"
+             f"疑似重复 {len(planned.duplicates)} 行，有问题 {len(planned.bad)} 行"]
+    if planned.ignored_columns:
+        lines.append("忽略的列：" + "、".join(planned.ignored_columns))
+    if planned.bad:
+        lines.append("有问题的行：")
+        lines += [f"  第{b.row}行：{b.reason}" for b in planned.bad[:limit]]
+        lines += [f"  ……还有 {len(planned.bad) - limit} 行"] if len(planned.bad) > limit else []
+    if planned.duplicates:
+        lines.append("疑似重复的行：")
+        lines += [f"  第{d.row}行「{d.name}」：{d.of}" for d in planned.duplicates[:limit]]
+        lines += [f"  ……还有 {len(planned.duplicates) - limit} 行"] if len(planned.duplicates) > limit else []
+    return lines
