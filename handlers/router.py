@@ -99,7 +99,9 @@ class Router:
             return self._actions.get(event.action, self._fallback), event
         text = normalize(event.text)
         if text.startswith("#") and event.kind in ("text", "voice"):
-            action, _, value = text[1:].partition(" ")
+            # The value keeps its case: it may carry a platform id (DingTalk msgIds are mixed-case).
+            action, _, value = unicodedata.normalize("NFKC", event.text).strip()[1:].partition(" ")
+            action = action.lower()
             if action in self._actions:
                 return self._actions[action], replace(event, kind="action", action=action, value=value.strip())
         if text:

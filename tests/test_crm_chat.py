@@ -134,3 +134,17 @@ def test_a_method_word_alone_asks_for_the_customer(crm):
     crm.post_wecom(crm.wecom_peer.text("zhangsan", "拜访"))
     card = wait_for(lambda: _cards(crm))[0]
     assert "拜访哪家客户" in card["sub_title_text"]
+
+
+def test_a_dingtalk_markdown_tap_on_an_offered_customer_logs_it(crm):
+    """The link sends `#crm.pick <id> <msgId>`; DingTalk msgIds are mixed-case and must survive."""
+    from urllib.parse import parse_qs, urlsplit
+    import re
+
+    crm.post_dingtalk(crm.dingtalk_peer.text("0147001", "拜访 恒达 送了样品", msg_id="msgAbC/dEf+GhI9=="))
+    offer = wait_for(lambda: crm.dingtalk.messages_to("0147001"))[0]
+    link = re.findall(r"\((dtmd://dingtalkclient/sendMessage\?[^)]+)\)", offer["text"])[0]
+    crm.post_dingtalk(crm.dingtalk_peer.text("0147001", parse_qs(urlsplit(link).query)["content"][0]))
+    logged = wait_for(lambda: len(crm.dingtalk.messages_to("0147001")) >= 2 and crm.dingtalk.messages_to("0147001"))[1]
+    assert logged["title"].startswith("已记录")
+    assert len(_followups(crm)) == 1

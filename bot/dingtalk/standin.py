@@ -327,7 +327,8 @@ class DingTalkPeer:
 
     def next_msg_id(self) -> str:
         self._msg_no += 1
-        return f"msg{secrets.token_hex(6)}{self._msg_no}=="
+        # Real msgIds are base64: mixed case, sometimes with "/" and "+" (e.g. msgVYFdXwPB6sC5/y1ZVIj3mg==).
+        return f"msg{base64.b64encode(secrets.token_bytes(9)).decode()}{self._msg_no}=="
 
     # -- robot messages (§1.3) --------------------------------------------------------------------
     def message(self, sender: str, msgtype: str, fields: dict[str, Any], *, conversation_type: str = "1",
