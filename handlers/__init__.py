@@ -11,7 +11,8 @@ routes = Router()
 
 def load() -> Router:
     """Import every handler module once and return the populated router."""
-    from handlers import approval_rules, approvals, crm, customer_entry, customers, deals, menu  # noqa: F401
+    from handlers import approval_rules, approvals, crm, customer_entry, customers, deals, menu, payments  # noqa: F401
+    import workflows.contracts  # noqa: F401  (subscribes the deal → contract → 回款 loop)
 
     return routes
 

@@ -211,10 +211,10 @@ def _stage_buttons(ctx: Context, deal: Deal) -> tuple[Button, ...]:
     if deals.is_closed(deal):
         if not deals.may_reopen(ctx.session, ctx.employee, deal):
             return ()
-        targets = opens[-4:] + [s for s in deals.CLOSED if s != deal.stage]
+        targets = opens[-4:] + [s for s in deals.ENDINGS if s != deal.stage]
     else:
         after = opens[opens.index(deal.stage) + 1:] if deal.stage in opens else opens
-        targets = after[:4] + [s for s in names if s in deals.CLOSED]
+        targets = after[:4] + [s for s in names if s in deals.ENDINGS]
     seen = deals.version(ctx.session, deal.id)
     styles = {deals.WON: "primary", deals.LOST: "danger"}
     return tuple(Button(s[:10], "deal.move", f"{deal.id}:{s}:{seen}", style=styles.get(s, "default"))

@@ -296,3 +296,20 @@ class ApprovalCard(SQLModel, table=True):
     role: str = Field(max_length=16)  # requester | approver | cc
     task_id: Optional[int] = Field(default=None, foreign_key="approval_task.id")
     outbox_key: str = Field(max_length=255)
+
+
+class PaymentPlan(SQLModel, table=True):
+    """回款计划: one instalment a customer owes on a signed deal, and how much of it has come in."""
+
+    __tablename__ = "payment_plan"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    seq: int = 1  # 第N期
+    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    paid: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 2), nullable=False, server_default="0"))
+    due_date: date
+    status: str = Field(default="open", max_length=8)  # open | paid
+    request_id: Optional[int] = Field(default=None, foreign_key="approval_request.id")  # the contract
+    created_at: datetime = Field(default_factory=utcnow)

@@ -24,8 +24,10 @@ from storage.models import Customer, Deal, DealStageChange, Employee, utcnow
 from workflows import audit, customers, rules, signals
 
 WON, LOST = "赢单", "输单"
+SIGNED = "已签约"  # after 赢单, once the contract approval passes (workflows/contracts.py); not on the list
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
-CLOSED = (WON, LOST)
+ENDINGS = (WON, LOST)  # the closing stages a person picks
+CLOSED = (WON, LOST, SIGNED)
 
 # Ways people say a deal closed; a typed word is tried against these before the stage names.
 SAYINGS = {
@@ -154,7 +156,7 @@ def create_deal(session: Session, *, customer: Customer, by: Employee, stage: st
                  detail={"customer_id": customer.id, "title": deal.title, "stage": stage,
                          "amount": str(deal.amount), "expected_close": expected_close})
     session.flush()
-    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage="", to_stage=stage, by=by)
+    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage="", to_stage=stage, by=by, now=at)
     return deal
 
 
@@ -179,7 +181,22 @@ def move_stage(session: Session, deal: Deal, to_stage: str, *, by: Employee, pla
     audit.record(session, actor=by, action="deal.stage", subject=f"deal:{deal.id}", platform=platform,
                  detail={"from": from_stage, "to": to_stage, "reopened": from_stage in CLOSED})
     session.flush()
-    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage=from_stage, to_stage=to_stage, by=by)
+    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage=from_stage, to_stage=to_stage, by=by,
+                 now=change.at)
+    return change
+
+
+def set_stage_by_system(session: Session, deal: Deal, to_stage: str, *, now: datetime, reason: str) -> DealStageChange:
+    """A move made by Banli itself (a contract approved → 已签约, rejected → back to 商务谈判): no
+    permission check, no stage-list check (已签约 comes after the list), audited with the reason."""
+    change = DealStageChange(deal_id=deal.id, from_stage=deal.stage, to_stage=to_stage, employee_id=None, at=now)
+    from_stage, deal.stage = deal.stage, to_stage
+    session.add_all([deal, change])
+    audit.record(session, actor=None, action="deal.stage", subject=f"deal:{deal.id}",
+                 detail={"from": from_stage, "to": to_stage, "reason": reason}, at=now)
+    session.flush()
+    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage=from_stage, to_stage=to_stage, by=None,
+                 now=now)
     return change
 
 

@@ -115,6 +115,8 @@ def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:
         fields += [("内容", f"{what} {details['days']}天"), ("时间", span)]
         if request.amount is not None:
             fields.append(("预算", f"¥{request.amount:,.2f}"))
+    elif request.type == "合同":
+        fields += [("客户", details.get("customer", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
     elif request.type == "采购":
         fields += [("物品", details.get("item", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
     else:

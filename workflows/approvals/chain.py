@@ -8,7 +8,8 @@ of concrete people per step, which the request keeps (pinned) from submission on
 Choices: the requester never approves their own request (that step goes one level up); a departed
 approver is replaced by their manager; a step that resolves to exactly the previous step's people is
 dropped (a manager who is also the department head signs once); a step with nobody follows the
-rule's `no_approver` (auto_pass | admin | person:<id>).
+rule's `no_approver` (auto_pass | admin | person:<id>); with no admin in the company yet, "admin"
+means the requester's manager, and only a requester with neither passes unseen.
 """
 
 from __future__ import annotations
@@ -175,7 +176,10 @@ def _fallback(session: Session, requester: Employee, policy: str) -> list[Step]:
         people = resolve(session, requester, policy)
         return [Step(label="指定人", mode="any", approvers=tuple(p.id for p in people))] if people else []
     admins = resolve(session, requester, "role:admin")
-    return [Step(label="管理员", mode="any", approvers=tuple(p.id for p in admins))] if admins else []
+    if admins:
+        return [Step(label="管理员", mode="any", approvers=tuple(p.id for p in admins))]
+    boss = _manager_at(session, requester, 1)  # no admin set up yet: never pass a request unseen
+    return [Step(label="直属上级", mode="any", approvers=(boss.id,))] if boss else []
 
 
 def _unique(people) -> list[Employee]:

@@ -65,7 +65,8 @@ def preview(session: Session, request: ApprovalRequest) -> Plan:
 
 def facts(request: ApprovalRequest) -> dict:
     details = json.loads(request.details)
-    return {"amount": request.amount, "days": details.get("days"), "category": details.get("category")}
+    return {"amount": request.amount, "days": details.get("days"), "category": details.get("category"),
+            "tier": details.get("tier")}
 
 
 def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,

@@ -98,6 +98,26 @@ def upgrade() -> None:
     with op.batch_alter_table('approval_card', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_approval_card_request_id'), ['request_id'], unique=False)
 
+    op.create_table('payment_plan',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deal_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('paid', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
+    sa.ForeignKeyConstraint(['deal_id'], ['deal.id'], ),
+    sa.ForeignKeyConstraint(['request_id'], ['approval_request.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('payment_plan', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_plan_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_plan_deal_id'), ['deal_id'], unique=False)
+
     _seed_default_rules()
 
 
@@ -131,6 +151,10 @@ def _seed_default_rules() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('payment_plan', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_plan_deal_id'))
+        batch_op.drop_index(batch_op.f('ix_payment_plan_customer_id'))
+    op.drop_table('payment_plan')
     with op.batch_alter_table('approval_card', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_approval_card_request_id'))
     op.drop_table('approval_card')
