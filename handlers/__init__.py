@@ -11,7 +11,8 @@ routes = Router()
 
 def load() -> Router:
     """Import every handler module once and return the populated router."""
-    from handlers import crm, menu  # noqa: F401
+    # checkin imports menu first, so its image/location handlers replace the menu's plain ones.
+    from handlers import checkin, crm, guided, menu, visit  # noqa: F401
 
     return routes
 
