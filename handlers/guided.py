@@ -9,7 +9,8 @@ form from trapping anyone:
   silently and the command runs as if no form had been open ("a command starts fresh").
 - Button taps are never read as answers; a form's own buttons are `form.answer` taps that name the
   question they answer, so a tap on an old question's button cannot answer a newer one.
-- Photos, locations and other non-text events go to their own handlers (签到 may use the form).
+- Photos and locations go to their own handlers, which first offer them to the open form's flow
+  (`offer_media`): the visit form keeps a location for its 签到, an expense form could take an invoice.
 - Silence for `conversations.IDLE_EXPIRY` forgets the form.
 """
 
@@ -43,14 +44,17 @@ class Flow:
     title: str  # what the cancel message calls it: 记拜访, 报销
     # What 取消 says beyond "已取消" (e.g. that a record made earlier in the form stays).
     on_cancel: Optional[Callable[[Context, Form], str]] = None
+    # Takes a photo or location sent while the form is open; None lets the usual handler have it.
+    on_media: Optional[Callable[[Context, Form], Optional[Card]]] = None
 
 
 FLOWS: dict[str, Flow] = {}
 STEPS: dict[tuple[str, str], Step] = {}
 
 
-def register(flow: str, title: str, *, on_cancel: Callable[[Context, Form], str] | None = None) -> None:
-    FLOWS[flow] = Flow(title, on_cancel)
+def register(flow: str, title: str, *, on_cancel: Callable[[Context, Form], str] | None = None,
+             on_media: Callable[[Context, Form], Card | None] | None = None) -> None:
+    FLOWS[flow] = Flow(title, on_cancel, on_media)
 
 
 def step(flow: str, name: str, *, ask: Ask) -> Callable[[Answer], Answer]:
@@ -69,6 +73,13 @@ def ask(ctx: Context, form: Form) -> Card:
 def choice(label: str, form: Form, answer: str, *, style: str = "default", step: str = "") -> Button:
     """A button that answers the open question of `form` with `answer`."""
     return Button(label[:10], "form.answer", f"{form.flow}:{step or form.step} {answer}", style=style)
+
+
+def offer_media(ctx: Context) -> Card | None:
+    """A photo or location for the open form, if its flow takes one; else None."""
+    form = conversations.current(ctx.session, ctx.employee, ctx.now)
+    flow = FLOWS.get(form.flow) if form else None
+    return flow.on_media(ctx, form) if flow and flow.on_media else None
 
 
 # -- routing ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ MENU_BUTTONS = (
 
 # What each area accepts, said the way people type it. Areas still being built say so plainly.
 FEATURES = {
-    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你。",
+    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你。拜访后发位置或照片就是签到。",
                  ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了演示 明天下午3点", "撤销")),
     "menu.expense": ("报销", "说金额和事由，再发发票照片，自动找审批人。",
                      ("报销 出租车 86.5", "报销 招待客户 1200 元")),

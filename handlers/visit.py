@@ -29,8 +29,31 @@ FILLER_TAIL = re.compile(r"[\s，,]*(?:再|再次|继续|到时)?(?:跟进|联�
 SKIP_WORDS = {"跳过", "没有", "无", "略", "不说了"}
 NO_NEXT_WORDS = {"不用", "不需要", "不跟进", "不用了", "没有", "无", "跳过", "暂不", "待定"}
 
-guided.register(FLOW, "记拜访", on_cancel=lambda ctx, form: (
-    "刚才的记录已保存，只是没定下次跟进时间。" if form.data.get("followup_id") else "这次没有记录。"))
+
+
+def _cancelled(ctx: Context, form: Form) -> str:
+    return "刚才的记录已保存，只是没定下次跟进时间。" if form.data.get("followup_id") else "这次没有记录。"
+
+
+def _hold_checkin(ctx: Context, form: Form) -> Card | None:
+    """A location or photo while the visit is still being filled in: keep it for when the visit is
+    logged (签到 does not depend on the order things are sent in). Once the record exists (only the
+    next date is open) the usual 签到 attaches it directly."""
+    if form.data.get("followup_id"):
+        return None
+    held = form.data.get("checkin") or {}
+    if ctx.event.location:
+        held["location"] = list(ctx.event.location)
+    if ctx.event.media_id and ctx.event.media_id not in held.setdefault("photos", []):
+        held["photos"].append(ctx.event.media_id)
+    form = conversations.advance(ctx.session, ctx.employee, form.step, ctx.now, checkin=held)
+    question = guided.ask(ctx, form)
+    what = "位置" if ctx.event.kind == "location" else "照片"
+    return Card(title=question.title, body=f"收到{what}，记完这次拜访就签到。\n{question.body}",
+                fields=question.fields, buttons=question.buttons, footer=question.footer)
+
+
+guided.register(FLOW, "记拜访", on_cancel=_cancelled, on_media=_hold_checkin)
 
 
 def source_key(platform: str, event_id: str) -> str:
