@@ -30,7 +30,6 @@ SKIP_WORDS = {"跳过", "没有", "无", "略", "不说了"}
 NO_NEXT_WORDS = {"不用", "不需要", "不跟进", "不用了", "没有", "无", "跳过", "暂不", "待定"}
 
 
-
 def _cancelled(ctx: Context, form: Form) -> str:
     return "刚才的记录已保存，只是没定下次跟进时间。" if form.data.get("followup_id") else "这次没有记录。"
 
@@ -38,8 +37,8 @@ def _cancelled(ctx: Context, form: Form) -> str:
 def _hold_checkin(ctx: Context, form: Form) -> Card | None:
     """A location or photo while the visit is still being filled in: keep it for when the visit is
     logged (签到 does not depend on the order things are sent in). Once the record exists (only the
-    next date is open) the usual 签到 attaches it directly."""
-    if form.data.get("followup_id"):
+    next date is open) the usual 签到 attaches it directly. Calls and WeChat are not visits."""
+    if form.data.get("followup_id") or form.data.get("method") != "拜访":
         return None
     held = form.data.get("checkin") or {}
     if ctx.event.location:

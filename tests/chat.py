@@ -140,6 +140,10 @@ class Chat:
         before = len(self.messages())
         assert send().status_code == 200
         wait_for(lambda: len(self.messages()) > before)
+        # Let the exchange finish (the reply row marked sent, any retry made) before the next step:
+        # a test that moves the clock on must not find a send still leased.
+        wait_for(lambda: self.stack.count("outbox", "WHERE status = 'pending' AND "
+                                                    "(key LIKE 'inbound:%' OR key LIKE 'reply:%')") == 0)
         return self.replies()[before]
 
 

@@ -115,3 +115,12 @@ def test_a_held_location_is_dropped_with_a_cancelled_form(team):
     chat.say("取消")
     assert rows(team, "SELECT count(*) FROM follow_up WHERE place <> ''")[0][0] == 0
     assert _audited(team) == 0
+
+
+def test_a_photo_during_a_phone_call_form_is_not_a_check_in(team):
+    chat = Chat(team, "wecom")
+    chat.say("电话 腾讯")  # the form asks what was discussed
+    hint = chat.photo("MEDIA-P")
+    assert hint.title == "收到图片" and "先发「拜访 客户 …」" in hint.text
+    ask = chat.say("约了演示")  # the form is still there
+    assert "下次什么时候跟进" in ask.text

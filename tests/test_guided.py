@@ -230,3 +230,29 @@ def test_cancelling_the_date_question_keeps_the_visit(team):
     assert len(visits(team)) == 1 and visits(team)[0][3] is None
     settle(0.2)
     assert _open_forms(team) == 0
+
+
+def test_the_form_store_keeps_one_form_per_person_and_forgets_idle_ones(stack_factory):
+    from datetime import timedelta
+
+    from storage.db import session_scope
+    from storage.models import Employee
+    from workflows import conversations
+
+    stack = stack_factory(start_workers=False)
+    now = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+    with session_scope(stack.runtime.engine) as session:
+        rep = Employee(name="张三", role="rep")
+        session.add(rep)
+        session.flush()
+        conversations.start(session, rep, "crm.visit", "customer", {"method": "拜访"}, now)
+        form = conversations.advance(session, rep, "content", now + timedelta(minutes=9), customer_id=7)
+        assert (form.step, form.data) == ("content", {"method": "拜访", "customer_id": 7})
+        assert conversations.current(session, rep, now + timedelta(minutes=18)) is not None  # renewed at 9
+        conversations.start(session, rep, "oa.expense", "amount", {}, now)  # replaces, never a second row
+        assert conversations.current(session, rep, now).flow == "oa.expense"
+        assert conversations.current(session, rep, now + conversations.IDLE_EXPIRY) is None
+        assert conversations.advance(session, rep, "x", now) is None  # the expired row is gone
+        conversations.start(session, rep, "crm.visit", "customer", {}, now)
+        assert conversations.finish(session, rep) and not conversations.finish(session, rep)
+    assert stack.count("conversation") == 0
