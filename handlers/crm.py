@@ -3,7 +3,8 @@
 method word → customer (fuzzy, homophones forgiven) → content → next follow-up time, then a
 confirmation card that echoes what was understood, with 撤销. An unsure customer name gets the top
 three as buttons; a tap carries the original message's delivery key, so the visit is logged from
-that message exactly once however often the button is tapped.
+that message exactly once however often the button is tapped. A message that leaves something out
+(`拜访`, `拜访 腾讯`) opens the guided form in handlers/visit.py, which logs through the same path.
 """
 
 from __future__ import annotations
