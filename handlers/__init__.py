@@ -11,7 +11,9 @@ routes = Router()
 
 def load() -> Router:
     """Import every handler module once and return the populated router."""
-    from handlers import approval_rules, approvals, crm, customer_entry, customers, deals, menu, payments  # noqa: F401
+    # checkin imports menu first, so its image/location handlers replace the menu's plain ones.
+    from handlers import (approval_rules, approvals, checkin, crm, customer_entry, customers,  # noqa: F401
+                          deals, guided, menu, payments, visit)
     import workflows.contracts  # noqa: F401  (subscribes the deal → contract → 回款 loop)
 
     return routes

@@ -3,25 +3,23 @@
 method word → customer (fuzzy, homophones forgiven) → content → next follow-up time, then a
 confirmation card that echoes what was understood, with 撤销. An unsure customer name gets the top
 three as buttons; a tap carries the original message's delivery key, so the visit is logged from
-that message exactly once however often the button is tapped.
+that message exactly once however often the button is tapped. A message that leaves something out
+(`拜访`, `拜访 腾讯`) opens the guided form in handlers/visit.py, which logs through the same path.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from cards import Button, Card
-from handlers import routes
+from handlers import routes, visit
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
 from workflows import customers, followups
 from workflows.followups import TooLate
-from workflows.when import describe, has_time_word, parse_when, strip_when
 
 METHODS = {"拜访": "拜访", "跟进": "拜访", "见面": "拜访", "电话": "电话", "打电话": "电话", "微信": "微信"}
 EXAMPLE = "拜访 腾讯 聊了报价 下周三下午再跟进"
-FILLER_TAIL = re.compile(r"[\s，,]*(?:再|再次|继续|到时)?(?:跟进|联系|聊)[。.！!]?$")
 
 
 @routes.command(*METHODS, prefix=True)
@@ -29,14 +27,19 @@ def log_visit(ctx: Context) -> Card:
     method, rest = _split_method(ctx.event.text.strip())
     query, content = _split_customer(rest)
     if not query:
-        return _usage(f"{method}哪家客户？")
+        return visit.begin(ctx, method)
     found = customers.find(ctx.session, query, owner_id=ctx.employee.id)
     if found.decision == "choose":
+        if not content:
+            return visit.begin(ctx, method, candidates=found.candidates)
         return _choose(query, found, ctx.event.event_id)
     if found.decision == "create":
         return Card(title="没找到这个客户", body=f"客户名单里没有「{query}」。请检查名称，或发完整的公司名。",
                     buttons=MENU_BUTTONS[:1] + (Button("帮助", "help", command="帮助"),))
-    return _log(ctx, found.customer_id, method, content)
+    customer = customers.get(ctx.session, found.customer_id)
+    if not content:
+        return visit.begin(ctx, method, customer=customer)  # asks only what is missing
+    return visit.record(ctx, customer, method, content)
 
 
 @routes.action("crm.pick")
@@ -46,12 +49,15 @@ def pick_customer(ctx: Context) -> Card:
     original = customers.original_text(ctx.session, ctx.event.platform, event_id, ctx.event.sender)
     if not customer_id.isdigit() or original is None:
         return Card(title="这个按钮已失效", body="请重新发送跟进记录。", buttons=MENU_BUTTONS)
-    if followups.logged_from(ctx.session, source_key(ctx.event.platform, event_id)) is not None:
+    if followups.logged_from(ctx.session, visit.source_key(ctx.event.platform, event_id)) is not None:
         return Card(title="已经记过了", body="这条跟进已经记录，不用再点。")
     method, rest = _split_method(original)
     _, content = _split_customer(rest)
+    customer = customers.get(ctx.session, int(customer_id))
+    if customer is None:
+        return Card(title="这个按钮已失效", body="这家客户已经不在名单里了。", buttons=MENU_BUTTONS)
     source = replace(ctx.event, event_id=event_id)
-    return _log(replace(ctx, event=source), int(customer_id), method, content)
+    return visit.record(replace(ctx, event=source), customer, method, content)
 
 
 @routes.command("撤销", "撤回")
@@ -84,47 +90,12 @@ def followed_up(ctx: Context) -> Card:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def source_key(platform: str, event_id: str) -> str:
-    return f"{platform}:{event_id}"
-
-
-def _log(ctx: Context, customer_id: int, method: str, content: str) -> Card:
-    customer = customers.get(ctx.session, customer_id)
-    if not customers.may_log(ctx.session, ctx.employee, customer):
-        owner = customers.owner_name(ctx.session, customer)
-        return Card(title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。")
-    when = parse_when(content, ctx.now, ctx.timezone)
-    note = strip_when(content, when).strip() if when else content.strip()
-    note = FILLER_TAIL.sub("", note)  # "聊了报价 再跟进": the 再跟进 is said by the next-time field
-    record = followups.log_followup(ctx.session, employee=ctx.employee, customer=customer, method=method,
-                                    content=note, next_at=when.start if when else None, now=ctx.now,
-                                    tz=ctx.timezone, source_key=source_key(ctx.event.platform, ctx.event.event_id))
-    if when:
-        next_text = describe(when, ctx.now)
-    elif has_time_word(content):
-        next_text = "没看懂时间，请再发一条带时间的，比如「明天下午3点」"
-    else:
-        next_text = "未设置"
-    return Card(
-        title=f"已记录 · {followups.short_name(customer)}",
-        fields=(("客户", customer.name[:26]), ("方式", method), ("内容", (note or "（无）")[:26]),
-                ("下次跟进", next_text[:26])),
-        buttons=(Button("撤销", "crm.undo", str(record.id), style="danger"),),
-        footer="10分钟内可以撤销",
-    )
-
-
 def _choose(query: str, found, event_id: str) -> Card:
     buttons = tuple(Button(c.name[:10], "crm.pick", f"{c.customer_id} {event_id}", style="primary")
                     for c in found.candidates)
     return Card(title="您说的是哪家？", body=f"「{query}」可能是下面几家，点一下就记上：",
                 fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(found.candidates)),
                 buttons=buttons)
-
-
-def _usage(question: str) -> Card:
-    return Card(title="客户跟进", body=f"{question}\n一句话说完就行，比如「{EXAMPLE}」。",
-                buttons=(Button("返回菜单", "help", command="帮助"),))
 
 
 def _split_method(text: str) -> tuple[str, str]:

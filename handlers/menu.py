@@ -21,7 +21,7 @@ MENU_BUTTONS = (
 
 # What each area accepts, said the way people type it. Areas still being built say so plainly.
 FEATURES = {
-    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你；商机一句话推进。",
+    "menu.crm": ("客户跟进", "记拜访、记电话，顺便定下次跟进时间，到时候提醒你；拜访后发位置或照片就是签到；商机一句话推进。",
                  ("拜访 腾讯 聊了报价 下周三再跟进", "电话 美团 约了演示 明天下午3点", "撤销",
                   "商机 腾讯 方案报价 50万 月底签", "商机 腾讯")),
     "menu.expense": ("报销", "说金额和事由，确认后自动找审批人。",

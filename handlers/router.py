@@ -33,6 +33,9 @@ class Context:
 
 
 Handler = Callable[[Context], Optional[Card]]
+# Sees every event with the handler chosen for it and may return another (an open guided form
+# claims plain text that is not a command); None keeps the choice.
+Guard = Callable[[Context, Optional[Handler]], Optional[Handler]]
 
 _PUNCT_EDGES = " \t\r\n,.!?;:~，。！？；：、…"
 
@@ -51,6 +54,7 @@ class Router:
         self._prefixes: list[tuple[str, Handler]] = []
         self._kinds: dict[str, Handler] = {}
         self._fallback: Handler | None = None
+        self._guard: Guard | None = None
 
     # -- registration -------------------------------------------------------------------------
     def add_action(self, name: str, handler: Handler) -> None:
@@ -88,6 +92,10 @@ class Router:
         self._fallback = fn
         return fn
 
+    def guard(self, fn: Guard) -> Guard:
+        self._guard = fn
+        return fn
+
     # -- dispatch -----------------------------------------------------------------------------
     def resolve(self, event: InboundEvent) -> tuple[Handler | None, InboundEvent]:
         """The handler for `event`, and the event as the handler should see it.
@@ -114,10 +122,19 @@ class Router:
             return self._kinds[event.kind], event
         return self._fallback, event
 
+    def is_command(self, text: str) -> bool:
+        """A whole command: a command word alone, or a prefix word then a space ("拜访 腾讯").
+        "电话里聊了报价" is not one: inside a form that is an answer, not a new request."""
+        text = normalize(text)
+        return text in self._exact or any(
+            text == word or (text.startswith(word) and text[len(word):][:1].isspace()) for word, _ in self._prefixes)
+
     def dispatch(self, ctx: Context) -> Card | None:
         handler, event = self.resolve(ctx.event)
+        ctx.event = event
+        if self._guard is not None:
+            handler = self._guard(ctx, handler) or handler
         if handler is None:
             return None
-        ctx.event = event
         return handler(ctx)
 

@@ -8,11 +8,12 @@ snooze cancels it in the same transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from cards import Button, Card
@@ -21,6 +22,7 @@ from storage.models import Customer, Employee, FollowUp
 from workflows.identity import preferred_identity
 
 UNDO_WINDOW = timedelta(minutes=10)
+CHECKIN_WINDOW = timedelta(minutes=10)  # a location or photo this soon after a visit is its 签到
 WEEKDAYS = "一二三四五六日"
 
 
@@ -83,6 +85,67 @@ def logged_from(session: Session, source_key: str) -> FollowUp | None:
 def latest_id(session: Session, employee: Employee) -> int | None:
     return session.execute(select(FollowUp.id).where(FollowUp.employee_id == employee.id)
                            .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())).scalars().first()
+
+
+def recent_customers(session: Session, employee: Employee, limit: int = 3) -> list[Customer]:
+    """The customers this person followed up most recently, newest first."""
+    last = func.max(FollowUp.happened_at)
+    ids = session.execute(select(FollowUp.customer_id).where(FollowUp.employee_id == employee.id)
+                          .group_by(FollowUp.customer_id).order_by(last.desc()).limit(limit)).scalars().all()
+    return [c for c in (session.get(Customer, i) for i in ids) if c is not None]
+
+
+def recent_visit(session: Session, employee: Employee, now: datetime,
+                 window: timedelta = CHECKIN_WINDOW) -> FollowUp | None:
+    """This person's latest record, if it is a visit (拜访) logged within `window`; locked, so two
+    photos arriving together both land."""
+    latest = latest_id(session, employee)
+    followup = session.execute(select(FollowUp).where(FollowUp.id == latest).with_for_update()
+                               ).scalars().first() if latest else None
+    if followup is None or followup.method != "拜访" or now - followup.happened_at > window:
+        return None
+    return followup
+
+
+def check_in(session: Session, followup: FollowUp, *, now: datetime,
+             location: tuple[float | None, float | None, str] | None = None, photo: str = "") -> bool:
+    """Attach a location (place, coordinates, time) and/or a photo to a visit. A photo already on
+    it is not added again (a repeated delivery). True if anything changed."""
+    changed = False
+    if location is not None:
+        latitude, longitude, label = location
+        followup.latitude, followup.longitude = latitude, longitude
+        followup.place = (label or "")[:128]
+        followup.checked_in_at = now
+        changed = True
+    photos = photos_of(followup)
+    if photo and photo not in photos:
+        followup.photos = json.dumps(photos + [photo])
+        followup.checked_in_at = followup.checked_in_at or now
+        changed = True
+    if changed:
+        session.add(followup)
+        session.flush()
+    return changed
+
+
+def photos_of(followup: FollowUp) -> list[str]:
+    try:
+        photos = json.loads(followup.photos or "[]")
+    except ValueError:
+        return []
+    return [p for p in photos if isinstance(p, str)] if isinstance(photos, list) else []
+
+
+def checkin_text(followup: FollowUp, tz: str) -> str:
+    """签到 as cards show it: 深圳南山腾讯大厦 10:05 · 照片2张; "" when not checked in."""
+    if followup.checked_in_at is None:
+        return ""
+    local = followup.checked_in_at.astimezone(ZoneInfo(tz))
+    parts = [f"{followup.place} {local:%H:%M}".strip()]
+    if photos_of(followup):
+        parts.append(f"照片{len(photos_of(followup))}张")
+    return " · ".join(parts)
 
 
 def snooze_target(now: datetime, how: str, tz: str) -> datetime | None:
