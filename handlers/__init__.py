@@ -11,7 +11,7 @@ routes = Router()
 
 def load() -> Router:
     """Import every handler module once and return the populated router."""
-    from handlers import crm, menu  # noqa: F401
+    from handlers import admin_rules, crm, menu, pool  # noqa: F401
 
     return routes
 
