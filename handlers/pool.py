@@ -29,11 +29,10 @@ def show_pool(ctx: Context) -> Card:
     more = f"还有 {total - len(shown)} 家没列出，发「领取 客户名」直接领。" if total > len(shown) else "点按钮领取，或发「领取 客户名」。"
     return Card(
         title=f"公海 · {total} 家",
-        body="这些客户暂时没人负责，领取后由你跟进。",
+        body=f"这些客户暂时没人负责，领取后由你跟进。{more}",  # in the body: WeCom cards show no footer
         fields=tuple((short_name(c), _about(ctx, c)) for c in shown),
         buttons=tuple(Button(f"领取{short_name(c)}"[:10], "pool.claim", str(c.id),
                              style="primary" if i == 0 else "default") for i, c in enumerate(shown)),
-        footer=more,
     )
 
 
