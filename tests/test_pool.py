@@ -151,3 +151,20 @@ def test_the_pool_list_shows_no_phones_and_points_to_more(stack_factory):
     assert len(card["button_list"]) == 5 and "138" not in json.dumps(card, ensure_ascii=False)
     assert [f["keyname"] for f in card["horizontal_content_list"]][0] == "客户6"  # longest waiting first
     assert "还有 2 家没列出" in listing["text"]
+
+
+def test_the_database_guard_refuses_a_claim_read_before_someone_else_won(stack_factory):
+    """The Python checks pass on a stale read; the conditional UPDATE still refuses, nothing changes."""
+    stack = stack_factory(start_workers=False)
+    team = seed_team(stack, "wecom", at=sh(24, 9))
+    target = add_customer(stack, "招商银行股份有限公司", "招行", owner_id=None, since=sh(20, 2))
+    with session_scope(stack.runtime.engine) as session:
+        stale = session.get(Customer, target)
+        assert stale.owner_id is None
+        with stack.runtime.engine.begin() as other:  # 李四 wins meanwhile, on another connection
+            other.execute(text("UPDATE customer SET owner_id = :o WHERE id = :id"), {"o": team["other"], "id": target})
+        with pytest.raises(Refused) as refused:
+            pool.claim(session, session.get(Employee, team["rep"]), stale, now=sh(24, 10), tz="Asia/Shanghai")
+        assert refused.value.limit == "taken" and "李四" in refused.value.message
+    assert _owner(stack, target) == team["other"]
+    assert stack.count("ownership_change") == 0
