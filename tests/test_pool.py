@@ -41,7 +41,7 @@ def test_warned_then_released_then_claimed_by_someone_else(stack_factory, platfo
     assert chat.titles("zhangsan").count("即将退回公海 · 腾讯") == 1
     assert _owner(stack, tencent) == team["rep"]
 
-    clock.set(sh(23, 10, 30))  # Monday: 30 days are up
+    clock.set(sh(23, 10, 40))  # Monday: 30 days are up, and the warning is 3 days old
     notice = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "已退回公海 · 腾讯"])[0]
     assert "30 天后才能重新领取" in notice["text"]
     assert _owner(stack, tencent) is None
@@ -168,3 +168,37 @@ def test_the_database_guard_refuses_a_claim_read_before_someone_else_won(stack_f
         assert refused.value.limit == "taken" and "李四" in refused.value.message
     assert _owner(stack, target) == team["other"]
     assert stack.count("ownership_change") == 0
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_customer_found_long_past_its_days_is_warned_before_it_goes(stack_factory, platform):
+    """Banli installed over old data (or a rule shortened): a warning first, the release days later."""
+    clock = Clock(sh(24, 10, 30))  # Tuesday
+    stack = stack_factory(start_workers=False, clock=clock)
+    team = seed_team(stack, platform, at=clock())
+    old = add_customer(stack, "招商银行股份有限公司", "招行", tier="A", owner_id=team["rep"],
+                       since=sh(1, 10).replace(month=9))  # 84 days untouched
+    stack.start_workers()
+    chat = Chat(stack, platform)
+    warning = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "即将退回公海 · 招行"])[0]
+    assert "11月27日(周五)将退回公海" in warning["text"]
+    assert _owner(stack, old) == team["rep"]
+    clock.set(sh(26, 10, 30))
+    wait_for(lambda: stack.count("outbox", "WHERE key LIKE 'cron:pool:%-26T02:15%' AND status = 'sent'"))
+    settle(0.5)
+    assert _owner(stack, old) == team["rep"] and chat.titles("zhangsan").count("即将退回公海 · 招行") == 1
+    clock.set(sh(27, 10, 40))
+    wait_for(lambda: "已退回公海 · 招行" in chat.titles("zhangsan"))
+    assert _owner(stack, old) is None
+
+
+def test_one_night_warns_at_most_five_customers_per_owner(stack_factory):
+    stack = stack_factory(start_workers=False)
+    team = seed_team(stack, "wecom", at=sh(24, 9))
+    for n in range(7):
+        add_customer(stack, f"老客户{n}有限公司", f"老客户{n}", tier="C", owner_id=team["rep"], since=sh(1, 10).replace(month=8))
+    with session_scope(stack.runtime.engine) as session:
+        assert pool.sweep(session, now=sh(24, 10), tz="Asia/Shanghai") == {"warned": 5, "released": 0}
+    with session_scope(stack.runtime.engine) as session:  # the next night: the other two
+        assert pool.sweep(session, now=sh(25, 10), tz="Asia/Shanghai") == {"warned": 2, "released": 0}
+    assert stack.count("customer", "WHERE owner_id IS NULL") == 0

@@ -13,6 +13,7 @@ no owner, so of two people tapping 领取 at once exactly one gets it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,12 +23,15 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage import outbox
-from storage.models import Customer, Employee, OwnershipChange
+from storage.models import Customer, Employee, Outbox, OwnershipChange
 from workflows import audit, rules, signals
 from workflows.business_time import push_time_for
 from workflows.followups import day_text, short_name
 from workflows.identity import preferred_identity
 from workflows.overdue import last_touch, withdraw
+
+
+WARNINGS_PER_SWEEP = 5
 
 
 class Refused(Exception):
@@ -52,17 +56,39 @@ def deadline(customer: Customer, pool_days: dict[str, int], warn_days: int) -> D
 
 
 def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
-    """Warn and release what is due. Returns counts for the cron result."""
+    """Warn and release what is due. Returns counts for the cron result.
+
+    Nobody loses a customer without notice: a customer is released only `crm.pool_warn_days` after
+    its owner's warning went out, even when the sweep first meets it already past its days (Banli
+    newly installed over old data, a rule just shortened). Owners nobody can reach (departed, no
+    chat identity) are not waited for. At most WARNINGS_PER_SWEEP new warnings per owner a night:
+    the rest are warned (and so released) on later nights rather than in one burst.
+    """
     counts = {"warned": 0, "released": 0}
+    warned_now: dict[int, int] = defaultdict(int)
     pool_days, warn_days = rules.get(session, "crm.pool_days"), rules.get(session, "crm.pool_warn_days")
     owned = session.execute(select(Customer).where(Customer.owner_id.is_not(None)).order_by(Customer.id))
     for customer in list(owned.scalars()):
         due = deadline(customer, pool_days, warn_days)
-        if now >= due.release_at:
+        if now < due.warn_at:
+            continue
+        key = warning_key(customer)
+        warned_at = _warned_at(session, key)
+        if warned_at is None and warned_now[customer.owner_id] >= WARNINGS_PER_SWEEP:
+            continue
+        if warned_at is None and _warn(session, due, key, now=now, tz=tz, warn_days=warn_days):
+            counts["warned"] += 1
+            warned_now[customer.owner_id] += 1
+            continue
+        release_at = max(due.release_at, warned_at + timedelta(days=warn_days)) if warned_at else due.release_at
+        if now >= release_at:
             counts["released"] += int(release(session, customer, now=now, tz=tz))
-        elif now >= due.warn_at:
-            counts["warned"] += int(_warn(session, due, now=now, tz=tz))
     return counts
+
+
+def warning_key(customer: Customer) -> str:
+    """One warning per customer and stretch without follow-up (the last touch names the stretch)."""
+    return f"pool:warn:{customer.id}:{last_touch(customer).isoformat()}"
 
 
 def release(session: Session, customer: Customer, *, now: datetime, tz: str) -> bool:
@@ -170,14 +196,20 @@ def _taken(session: Session, customer: Customer, employee: Employee) -> str:
     return f"{short_name(customer)}已被{owner.name if owner else '别人'}领走了，看看公海里的其他客户吧。"
 
 
-def _warn(session: Session, due: Deadline, *, now: datetime, tz: str) -> bool:
+def _warned_at(session: Session, key: str) -> datetime | None:
+    """When the owner was (or will be, if held) shown the warning; None if never warned."""
+    due = session.execute(select(Outbox.due_at).where(Outbox.key == key, Outbox.status != "cancelled")).scalar()
+    return due if due is None or due.tzinfo else due.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _warn(session: Session, due: Deadline, key: str, *, now: datetime, tz: str, warn_days: int) -> bool:
     customer = due.customer
     owner = session.get(Employee, customer.owner_id)
     if owner is None or not owner.active:
         return False
-    release_day = due.release_at.astimezone(ZoneInfo(tz)).date()
-    return _push(session, owner, f"pool:warn:{customer.id}:{release_day.isoformat()}",
-                 _warn_card(customer, day_text(release_day)), push_time_for(session, now, tz))
+    shown_at = push_time_for(session, now, tz)
+    release_day = max(due.release_at, shown_at + timedelta(days=warn_days)).astimezone(ZoneInfo(tz)).date()
+    return _push(session, owner, key, _warn_card(customer, day_text(release_day)), shown_at)
 
 
 def _warn_card(customer: Customer, release_day: str) -> Card:
