@@ -147,4 +147,5 @@ def _hint(spec: RuleSpec) -> str:
 def _listing(ctx: Context) -> Card:
     lines = [f"· {spec.label}：{show(spec, rules.get(ctx.session, spec.name))}\n  {spec.name}"
              for spec in rules.SPECS.values()]
-    return Card(title="规则", body="\n".join(lines), footer=f"修改：{EXAMPLE}")  # no buttons: sent as text, so the list is not cut
+    # No buttons: the card goes as plain text, which is not cut short like a button card's body.
+    return Card(title="规则", body="\n".join(lines), footer=f"修改：{EXAMPLE}")

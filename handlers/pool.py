@@ -48,6 +48,8 @@ def claim_by_name(ctx: Context) -> Card:
         return _claim(ctx, found.customer_id)
     if found.decision == "accept" or (found.candidates and not candidates):
         owned = customers.get(ctx.session, found.candidates[0].customer_id)
+        if owned.owner_id == ctx.employee.id:
+            return Card(title="已经是你的客户", body=f"{short_name(owned)}已经由你负责，不用领取。", buttons=(POOL_BUTTON,))
         return Card(title="这家不在公海里", body=f"{short_name(owned)}由{customers.owner_name(ctx.session, owned)}负责，"
                                                  f"不能领取。", buttons=(POOL_BUTTON,))
     if not candidates:

@@ -91,7 +91,8 @@ def seed_team(stack, platform: str, *, at: datetime) -> dict[str, int]:
     """王经理 manages 张三 and 李四; 管理员 is the admin. Each writes from `platform` (same user ids)."""
     names = {"wangjl": "王经理", "admin01": "管理员", "zhangsan": "张三", "lisi": "李四"}
     if stack.dingtalk is not None:  # a copy: the stand-in's directory is shared by every test
-        stack.dingtalk.users = {**stack.dingtalk.users, **{u: {"name": n, "dept_id_list": [20]} for u, n in names.items()}}
+        added = {u: {"name": n, "dept_id_list": [20]} for u, n in names.items()}
+        stack.dingtalk.users = {**stack.dingtalk.users, **added}
     with session_scope(stack.runtime.engine) as session:
         boss = Employee(name="王经理", role="sales_manager", synced_at=at)
         admin = Employee(name="管理员", role="admin", synced_at=at)

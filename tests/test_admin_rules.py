@@ -84,6 +84,14 @@ def test_a_bad_value_names_the_field_and_stores_nothing(office, words, name, say
     assert stack.count("audit_log") == 0
 
 
+def test_a_rule_named_alone_shows_its_value_and_how_to_set_it(office):
+    stack, chat = office
+    reply = _ask(chat, "admin01", "规则 宽限天数")  # part of the label is enough when it is unique
+    assert reply["title"] == "超期提醒升级给经理前的宽限天数"
+    assert "crm.overdue_grace_days 现在是：2" in reply["text"] and "规则 crm.overdue_grace_days 2" in reply["text"]
+    assert stack.count("rule") == 0
+
+
 def test_an_unknown_rule_is_named_back(office):
     stack, chat = office
     reply = _ask(chat, "admin01", "规则 不存在的规则 5")

@@ -4,6 +4,8 @@ allow weekends, and a follow-up logged while an alert is held withdraws it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from conftest import settle, wait_for
@@ -18,7 +20,6 @@ def _world(stack_factory, platform, start, *, overdue_at):
     clock = Clock(start)
     stack = stack_factory(start_workers=False, clock=clock)
     team = seed_team(stack, platform, at=start)
-    from datetime import timedelta
     add_customer(stack, "腾讯科技(深圳)有限公司", "腾讯", tier="A", owner_id=team["rep"],
                  since=overdue_at - timedelta(days=7))
     stack.start_workers()

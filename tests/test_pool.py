@@ -90,11 +90,12 @@ def test_claim_limits_name_the_limit(stack_factory, platform):
     assert third["title"] == "领取不了" and "今天已领取 2 家" in third["text"]
     taken = reply_to("领取 美团", 4)
     assert taken["title"] == "这家不在公海里" and "李四" in taken["text"]
+    assert reply_to("领取 阿里", 5)["title"] == "已经是你的客户"
 
     clock.set(sh(25, 10, 0))  # a new day; now the cap: 张三 holds 阿里, 腾讯, 招行
     chat.say("admin01", "规则 owner_cap 3")
     wait_for(lambda: "已修改 · 每人最多持有客户数" in chat.titles("admin01"))
-    capped = reply_to("领取 字节", 5)
+    capped = reply_to("领取 字节", 6)
     assert capped["title"] == "领取不了" and "已达上限 3 家" in capped["text"]
     with stack.runtime.engine.connect() as conn:
         owned = conn.execute(text("SELECT short_names FROM customer WHERE owner_id = :r ORDER BY id"),
