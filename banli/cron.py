@@ -16,6 +16,7 @@ from croniter import croniter
 from sqlmodel import Session
 
 from storage import outbox
+from workflows import overdue, pool
 from workflows.digest import queue_daily_digests
 
 Run = Callable[[Any, Session], dict[str, Any]]
@@ -42,11 +43,25 @@ def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:
     return {"queued": queue_daily_digests(session, now=runtime.now(), tz=runtime.settings.timezone)}
 
 
+def overdue_alerts(runtime: Any, session: Session) -> dict[str, Any]:
+    return overdue.scan(session, now=runtime.now(), tz=runtime.settings.timezone)
+
+
+def pool_sweep(runtime: Any, session: Session) -> dict[str, Any]:
+    return pool.sweep(session, now=runtime.now(), tz=runtime.settings.timezone)
+
+
 CRON_JOBS: dict[str, CronJob] = {
     job.name: job for job in (
         CronJob("purge", "30 3 * * *", purge_old_records),
         # A digest that could not go out by mid-morning is stale: skip it rather than send at noon.
         CronJob("digest", "0 8 * * *", daily_digests, catch_up=timedelta(hours=3)),
+        # Overdue is counted in days, so hourly is prompt enough and cheap (one pass over owned
+        # customers); :05 keeps it off the busy top of the hour. Quiet hours hold what it queues.
+        CronJob("overdue", "5 * * * *", overdue_alerts, catch_up=timedelta(hours=2)),
+        # Releases happen at night, when nobody is mid-conversation about the customer; warnings and
+        # notices it queues wait for the morning release time. A missed night still runs that day.
+        CronJob("pool", "15 2 * * *", pool_sweep, catch_up=timedelta(hours=20)),
     )
 }
 

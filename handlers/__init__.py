@@ -12,8 +12,8 @@ routes = Router()
 def load() -> Router:
     """Import every handler module once and return the populated router."""
     # checkin imports menu first, so its image/location handlers replace the menu's plain ones.
-    from handlers import (approval_rules, approvals, checkin, crm, customer_entry, customers,  # noqa: F401
-                          deals, guided, menu, payments, visit)
+    from handlers import (admin_rules, approval_rules, approvals, checkin, crm, customer_entry,  # noqa: F401
+                          customers, deals, guided, menu, payments, pool, visit)
     import workflows.contracts  # noqa: F401  (subscribes the deal → contract → 回款 loop)
 
     return routes

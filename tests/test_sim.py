@@ -82,6 +82,7 @@ def demo_factory(tmp_path):
         # reaches anyone's screen, whenever the suite runs.
         demo.clock.jump_to(14)
         prepare_database(database_url, now=demo.clock())
+        _no_background_alerts(demo)
         server = ServerThread(demo.wsgi, port=port).start()
         running.append((demo, server))
         demo.start()
@@ -180,6 +181,18 @@ def test_a_simulator_tap_and_a_hand_made_callback_leave_identical_state(demo_fac
     assert _state(by_sim.demo) == _state(by_hand.demo)
     assert _sent(by_sim.demo) == _sent(by_hand.demo)
     assert [m["kind"] for m in by_hand.bot_messages("wecom", REP.key)] == ["wecom_card", "wecom_card"]
+
+
+def _no_background_alerts(demo: Demo) -> None:
+    """The seeded history has stale customers; their 超期/公海 pushes (tested in test_overdue and
+    test_pool) would otherwise reach screens at whatever hour the suite runs."""
+    from storage.db import session_scope
+    from workflows import rules
+
+    never = {"A": 3650, "B": 3650, "C": 3650}
+    with session_scope(demo.runtime.engine) as session:
+        rules.put(session, "crm.overdue_days", never, by=None)
+        rules.put(session, "crm.pool_days", never, by=None)
 
 
 def _post_wecom(url: str, peer: WeComPeer, inner_xml: str) -> None:

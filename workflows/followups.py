@@ -19,6 +19,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee, FollowUp
+from workflows import signals
 from workflows.identity import preferred_identity
 
 UNDO_WINDOW = timedelta(minutes=10)
@@ -45,6 +46,7 @@ def log_followup(session: Session, *, employee: Employee, customer: Customer, me
     _recompute(session, customer)
     if next_at is not None:
         _schedule_reminder(session, employee, customer, followup, next_at, tz)
+    signals.emit(session, signals.FOLLOWUP_LOGGED, customer=customer, followup=followup, by=employee)
     return followup
 
 

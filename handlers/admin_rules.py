@@ -1,0 +1,151 @@
+"""规则: admins read and set the company's rules in chat.
+
+`规则` lists every rule; `规则 <名称或标签> <值>` sets one, written the way people type:
+    规则 crm.overdue_days A=5 B=10 C=20     (or `A5 B10`, or `5 10 20`; tiers left out keep their value)
+    规则 免打扰时段 22:00-07:30 08:00        (start-end, then when held pushes go out; default: the end)
+    规则 crm.skip_weekends 否
+    规则 crm.deal_stages 初步接触,方案报价,商务谈判,赢单,输单
+    规则 owner_cap 100
+The friendly form becomes the rule's JSON value and goes through `rules.put`, which validates (a bad
+value is refused naming the field, nothing stored) and audits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from cards import Button, Card
+from handlers import routes
+from handlers.menu import MENU_BUTTONS
+from handlers.router import Context
+from storage.models import TIERS
+from workflows import rules
+from workflows.rules import InvalidRule, RuleSpec
+
+EXAMPLE = "规则 crm.overdue_days A=5 B=10 C=20"
+YES = {"是", "开", "开启", "打开", "对", "要", "true", "yes", "on", "1", "y"}
+NO = {"否", "关", "关闭", "不", "不要", "false", "no", "off", "0", "n"}
+LIST_BUTTON = Button("查看规则", "rules.list", command="规则")
+
+
+@routes.command("规则", prefix=True)
+@routes.action("rules.list")
+def rules_command(ctx: Context) -> Card:
+    if ctx.employee.role != "admin":
+        return Card(title="只有管理员能改规则", body="规则（超期天数、公海、免打扰时段等）由管理员设置。需要调整请联系管理员。",
+                    buttons=MENU_BUTTONS)
+    rest = "" if ctx.event.kind == "action" else ctx.event.text.strip()[len("规则"):].strip()
+    if not rest:
+        return _listing(ctx)
+    word, _, value = rest.partition(" ")
+    spec = find_spec(word)
+    if spec is None:
+        return Card(title="没有这条规则", body=f"没有叫「{word}」的规则。发「规则」看全部名称。", buttons=(LIST_BUTTON,))
+    if not value.strip():
+        return Card(title=spec.label, body=f"{spec.name} 现在是：{show(spec, rules.get(ctx.session, spec.name))}\n"
+                                           f"修改：规则 {spec.name} {_hint(spec)}", buttons=(LIST_BUTTON,))
+    try:
+        parsed = parse(spec, value.strip(), rules.get(ctx.session, spec.name))
+        stored = rules.put(ctx.session, spec.name, parsed, by=ctx.employee, platform=ctx.event.platform)
+    except InvalidRule as bad:
+        return Card(title="没有保存", body=f"{bad.field}：{bad.message}\n例如：规则 {spec.name} {_hint(spec)}",
+                    buttons=(LIST_BUTTON,))
+    return Card(title=f"已修改 · {spec.label}"[:36], body=f"{spec.name} 现在是：{show(spec, stored)}",
+                buttons=(LIST_BUTTON,), footer="修改已记入审计日志")
+
+
+def find_spec(word: str) -> RuleSpec | None:
+    """By name (`crm.owner_cap`, or without `crm.`) or by label (`免打扰时段`)."""
+    word = word.strip().lower()
+    for spec in rules.SPECS.values():
+        if word in (spec.name, spec.name.split(".", 1)[-1], spec.label.lower()):
+            return spec
+    partial = [spec for spec in rules.SPECS.values() if len(word) >= 2 and word in spec.label.lower()]
+    return partial[0] if len(partial) == 1 else None
+
+
+def parse(spec: RuleSpec, text: str, current: Any) -> Any:
+    """The friendly form → the JSON value the rule stores, by the shape of its default."""
+    default = spec.default
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word in YES or word in NO:
+            return word in YES
+        raise InvalidRule(spec.label, f"应为 是/否，收到「{text}」")
+    if isinstance(default, int):
+        number = re.fullmatch(r"(-?\d+)\s*(天|家|个|次)?", text)
+        if not number:
+            raise InvalidRule(spec.label, f"应为整数，收到「{text}」")
+        return int(number.group(1))
+    if isinstance(default, list):
+        return [s for s in re.split(r"[,，、;；/\s]+", text) if s]
+    if isinstance(default, dict) and set(default) == set(TIERS):
+        return _per_tier(spec, text, current)
+    if isinstance(default, dict) and "release" in default:
+        return _quiet(spec, text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidRule(spec.label, f"看不懂「{text}」") from None
+
+
+def show(spec: RuleSpec, value: Any) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "，".join(value)
+    if isinstance(value, dict) and set(value) == set(TIERS):
+        return " / ".join(f"{t} {value[t]}天" for t in TIERS)
+    if isinstance(value, dict) and "release" in value:
+        return f"{value['start']}–{value['end']}，{value['release']} 补发"
+    return str(value)
+
+
+def _per_tier(spec: RuleSpec, text: str, current: dict[str, int]) -> dict[str, Any]:
+    tagged = re.findall(r"([A-Za-z])\s*[=:：]?\s*(\d+)", text)
+    if tagged:
+        value = dict(current)
+        for tier, days in tagged:
+            if tier.upper() not in TIERS:
+                raise InvalidRule(spec.label, f"等级只有 {'/'.join(TIERS)}，收到「{tier}」")
+            value[tier.upper()] = int(days)
+        return value
+    numbers = re.findall(r"\d+", text)
+    if len(numbers) == len(TIERS):
+        return dict(zip(TIERS, map(int, numbers)))
+    raise InvalidRule(spec.label, f"请写成 {_hint(spec)}")
+
+
+def _quiet(spec: RuleSpec, text: str) -> dict[str, str]:
+    times = [_hhmm(t) for t in re.findall(r"\d{1,2}[:：]\d{2}", text)]
+    if len(times) not in (2, 3):
+        raise InvalidRule(spec.label, f"请写成「开始-结束 补发时间」，如 {_hint(spec)}")
+    start, end = times[:2]
+    return {"start": start, "end": end, "release": times[2] if len(times) == 3 else end}
+
+
+def _hhmm(text: str) -> str:
+    hours, minutes = re.split(r"[:：]", text)
+    return f"{int(hours):02d}:{minutes}"
+
+
+def _hint(spec: RuleSpec) -> str:
+    default = spec.default
+    if isinstance(default, bool):
+        return "是 / 否"
+    if isinstance(default, int):
+        return str(default)
+    if isinstance(default, list):
+        return ",".join(default)
+    if isinstance(default, dict) and "release" in default:
+        return "21:00-08:00 08:30"
+    return " ".join(f"{t}={default[t]}" for t in TIERS)
+
+
+def _listing(ctx: Context) -> Card:
+    lines = [f"· {spec.label}：{show(spec, rules.get(ctx.session, spec.name))}\n  {spec.name}"
+             for spec in rules.SPECS.values()]
+    # No buttons: the card goes as plain text, which is not cut short like a button card's body.
+    return Card(title="规则", body="\n".join(lines), footer=f"修改：{EXAMPLE}")

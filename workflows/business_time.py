@@ -1,0 +1,68 @@
+"""When a push may reach someone's phone: not in quiet hours, not at weekends (admin rules).
+
+Alerts Banli raises on its own (overdue, 公海 warnings) are queued with `due_at = push_time(...)`, so
+the outbox simply holds them: a scan at 22:00 writes a row due at 08:30 the next morning. Replies to
+what a person just typed never go through here — they asked.
+
+Rules: `crm.quiet_hours` {start, end, release} and `crm.skip_weekends`. A moment inside the quiet
+period is released at `release` on the day the period ends (or at `end` itself, if `release` is set
+earlier than `end`). With `skip_weekends`, a release that lands on Saturday or Sunday moves to
+Monday at `release`. Public holidays are not known here (a calendar is a later feature).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from workflows import rules
+
+SATURDAY = 5
+
+
+def push_time(moment: datetime, *, quiet: dict[str, str], skip_weekends: bool, tz: str) -> datetime:
+    """The earliest moment at or after `moment` when a push may go out, as aware UTC."""
+    zone = ZoneInfo(tz)
+    local = moment.astimezone(zone)
+    start, end, release = (_clock(quiet[k]) for k in ("start", "end", "release"))
+    out = _after_quiet(local, start, end, release, zone)
+    if skip_weekends and out.weekday() >= SATURDAY:
+        monday = out.date() + timedelta(days=7 - out.weekday())
+        out = _at(monday, release, zone)
+    return out.astimezone(timezone.utc)
+
+
+def push_time_for(session: Session, moment: datetime, tz: str) -> datetime:
+    """`push_time` with the company's current rules."""
+    return push_time(moment, quiet=rules.get(session, "crm.quiet_hours"),
+                     skip_weekends=rules.get(session, "crm.skip_weekends"), tz=tz)
+
+
+def is_quiet(local: time, start: time, end: time) -> bool:
+    """Quiet periods may wrap midnight (21:00–08:00) or not (12:00–13:30); start == end: none."""
+    if start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def _after_quiet(local: datetime, start: time, end: time, release: time, zone: ZoneInfo) -> datetime:
+    now = local.time().replace(tzinfo=None)
+    if not is_quiet(now, start, end):
+        return local
+    # The day the quiet period ends: tomorrow if we are in the evening part of a wrapping period.
+    ends_on = local.date() + timedelta(days=1) if start > end and now >= start else local.date()
+    return max(_at(ends_on, release, zone), _at(ends_on, end, zone))
+
+
+def _at(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, clock, tzinfo=zone)
+
+
+def _clock(text: Any) -> time:
+    hours, minutes = str(text).split(":")
+    return time(int(hours), int(minutes))
