@@ -65,7 +65,8 @@ def pick_customer(ctx: Context) -> Card:
 def undo(ctx: Context) -> Card:
     target = int(ctx.event.value) if ctx.event.value.isdigit() else followups.latest_id(ctx.session, ctx.employee)
     try:
-        undone = followups.undo_last(ctx.session, employee=ctx.employee, followup_id=target or 0, now=ctx.now)
+        undone = followups.undo_last(ctx.session, employee=ctx.employee, followup_id=target or 0, now=ctx.now,
+                                     platform=ctx.event.platform)
     except TooLate:
         return Card(title="撤销不了", body="只能撤销自己最近一条记录，而且要在10分钟内。", buttons=MENU_BUTTONS)
     return Card(title="已撤销", body=f"刚才对{followups.short_name(undone.customer)}的跟进记录已删除，提醒也已取消。")
@@ -76,7 +77,8 @@ def snooze(ctx: Context) -> Card:
     followup_id, _, how = ctx.event.value.partition(":")
     until = followups.snooze_target(ctx.now, how, ctx.timezone)
     moved = followups.snooze(ctx.session, employee=ctx.employee, followup_id=int(followup_id or 0),
-                             until=until, tz=ctx.timezone) if followup_id.isdigit() and until else None
+                             until=until, tz=ctx.timezone, platform=ctx.event.platform) \
+        if followup_id.isdigit() and until else None
     if moved is None:
         return Card(title="这个按钮已失效", body="这条提醒不是你的，或者已经处理过了。")
     return Card(title="已推迟", body=f"改到 {followups.when_text(until, ctx.timezone)} 提醒你。")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
-from handlers import routes
+from handlers import routes, visit
 from handlers.menu import MENU_BUTTONS, not_understood
 from handlers.router import Context
 from storage.models import Customer
@@ -56,12 +56,9 @@ def show_phones(ctx: Context) -> Card:
 
 @routes.action("customer.visit")
 def visit_customer(ctx: Context) -> Card:
+    """记拜访 on the customer card: the visit form, with the customer already filled in."""
     customer = _customer_from(ctx)
-    if customer is None:
-        return _gone()
-    name = short_name(customer)
-    return Card(title=f"记拜访 · {name}", body=f"直接发一句话就行，比如：\n「拜访 {name} 聊了报价 下周三再跟进」\n"
-                f"「电话 {name} 约了演示 明天下午3点」", buttons=(HELP_BUTTON,))
+    return visit.begin(ctx, "拜访", customer=customer) if customer else _gone()
 
 
 @routes.command("我的客户", "我的客户列表", "客户列表")

@@ -76,7 +76,8 @@ def record(ctx: Context, customer: Customer, method: str, content: str, *, when:
     note = FILLER_TAIL.sub("", note)  # "聊了报价 再跟进": the 再跟进 is said by the next-time field
     followup = followups.log_followup(ctx.session, employee=ctx.employee, customer=customer, method=method,
                                       content=note, next_at=when.start if when else None, now=ctx.now,
-                                      tz=ctx.timezone, source_key=source_key(ctx.event.platform, ctx.event.event_id))
+                                      tz=ctx.timezone, source_key=source_key(ctx.event.platform, ctx.event.event_id),
+                                      platform=ctx.event.platform)
     if held:
         attach_checkin(ctx, followup, location=held.get("location"), photos=held.get("photos", []))
     if when is None and not asked and has_time_word(content):
@@ -237,7 +238,8 @@ def _set_next(ctx: Context, followup_id: int, when) -> Card:
     if followup is None or followup.employee_id != ctx.employee.id:
         return Card(title="这条记录已经没有了", body="可能已经撤销。需要的话重新记一条。", buttons=MENU_BUTTONS)
     if when is not None:
-        followups.snooze(ctx.session, employee=ctx.employee, followup_id=followup.id, until=when.start, tz=ctx.timezone)
+        followups.snooze(ctx.session, employee=ctx.employee, followup_id=followup.id, until=when.start,
+                         tz=ctx.timezone, platform=ctx.event.platform)
     customer = customers.get(ctx.session, followup.customer_id)
     return logged_card(ctx, customer, followup, title="已更新",
                        next_text=describe(when, ctx.now) if when else "未设置")

@@ -201,3 +201,25 @@ def test_an_unsure_name_offers_the_candidates(crm):
     assert card["main_title"]["title"] in ("您要找哪家客户？", "没听明白")
     if card["main_title"]["title"] == "您要找哪家客户？":
         assert all(k.startswith("customer.show|") for k in _buttons(card).values())
+
+
+def test_log_a_visit_from_the_customer_card_asks_only_what_is_missing(crm):
+    crm.post_wecom(crm.wecom_peer.text("zhangsan", "腾讯"))
+    card = _last_card(crm, "zhangsan")
+    _tap(crm, "zhangsan", card, "记拜访", 1)
+    asked = wait_for(lambda: len(crm.wecom.messages_to("zhangsan")) >= 2 and crm.wecom.messages_to("zhangsan"))[1]
+    assert "聊了什么" in json.dumps(asked, ensure_ascii=False)  # the customer is already known
+
+
+def test_every_change_to_a_follow_up_is_audited_with_its_platform(crm):
+    crm.post_dingtalk(crm.dingtalk_peer.text("0147001", "电话 腾讯 约了演示 明天下午3点"))
+    wait_for(lambda: crm.dingtalk.messages_to("0147001"))
+    crm.post_dingtalk(crm.dingtalk_peer.text("0147001", "撤销"))
+    wait_for(lambda: len(crm.dingtalk.messages_to("0147001")) >= 2)
+    actions = [(a, p) for a, p in _audit_actions(crm)]
+    assert ("followup.create", "dingtalk") in actions and ("followup.undo", "dingtalk") in actions
+
+
+def _audit_actions(stack):
+    with stack.runtime.engine.connect() as conn:
+        return conn.execute(text("SELECT action, platform FROM audit_log ORDER BY id")).all()

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee, FollowUp
-from workflows import signals
+from workflows import audit, signals
 from workflows.identity import preferred_identity
 
 UNDO_WINDOW = timedelta(minutes=10)
@@ -38,7 +38,8 @@ class TooLate(Exception):
 
 
 def log_followup(session: Session, *, employee: Employee, customer: Customer, method: str, content: str,
-                 next_at: datetime | None, now: datetime, tz: str, source_key: str | None = None) -> FollowUp:
+                 next_at: datetime | None, now: datetime, tz: str, source_key: str | None = None,
+                 platform: str = "") -> FollowUp:
     followup = FollowUp(customer_id=customer.id, employee_id=employee.id, method=method, content=content,
                         happened_at=now, next_at=next_at, source_key=source_key)
     session.add(followup)
@@ -46,11 +47,14 @@ def log_followup(session: Session, *, employee: Employee, customer: Customer, me
     _recompute(session, customer)
     if next_at is not None:
         _schedule_reminder(session, employee, customer, followup, next_at, tz)
+    audit.record(session, actor=employee, action="followup.create", subject=f"customer:{customer.id}",
+                 platform=platform, at=now, detail={"followup": followup.id, "method": method, "content": content,
+                                                    "next_at": next_at})
     signals.emit(session, signals.FOLLOWUP_LOGGED, customer=customer, followup=followup, by=employee)
     return followup
 
 
-def undo_last(session: Session, *, employee: Employee, followup_id: int, now: datetime) -> Undone:
+def undo_last(session: Session, *, employee: Employee, followup_id: int, now: datetime, platform: str = "") -> Undone:
     """Take back `followup_id` if it is this employee's latest record and at most ten minutes old."""
     followup = session.get(FollowUp, followup_id)
     latest = session.execute(select(FollowUp).where(FollowUp.employee_id == employee.id)
@@ -59,19 +63,25 @@ def undo_last(session: Session, *, employee: Employee, followup_id: int, now: da
         raise TooLate()
     customer = session.get(Customer, followup.customer_id)
     outbox.cancel(session, reminder_key(followup.id) + ":")  # whatever time it was last set for
+    audit.record(session, actor=employee, action="followup.undo", subject=f"customer:{customer.id}",
+                 platform=platform, at=now, detail={"followup": followup.id, "method": followup.method,
+                                                    "content": followup.content})
     session.delete(followup)
     session.flush()
     _recompute(session, customer)
     return Undone(customer=customer, followup_id=followup_id)
 
 
-def snooze(session: Session, *, employee: Employee, followup_id: int, until: datetime, tz: str) -> FollowUp | None:
+def snooze(session: Session, *, employee: Employee, followup_id: int, until: datetime, tz: str,
+           platform: str = "") -> FollowUp | None:
     """Move a planned follow-up (and its reminder) to `until`. None if it is not this person's."""
     followup = session.get(FollowUp, followup_id)
     if followup is None or followup.employee_id != employee.id:
         return None
     customer = session.get(Customer, followup.customer_id)
     outbox.cancel(session, reminder_key(followup.id, followup.next_at))
+    audit.record(session, actor=employee, action="followup.reschedule", subject=f"customer:{customer.id}",
+                 platform=platform, detail={"followup": followup.id, "before": followup.next_at, "after": until})
     followup.next_at = until
     session.add(followup)
     session.flush()
