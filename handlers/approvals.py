@@ -13,26 +13,88 @@ from handlers import routes
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
 from storage.models import ApprovalRequest, ApprovalTask
+from handlers import guided
+from workflows import conversations, followups
+from workflows.approvals import attachments
 from workflows.approvals import cards as views
 from workflows.approvals import requests
 from workflows.approvals.chain import plan
-from workflows.approvals.parse import TYPE_WORDS, Draft, parse_request
+from workflows.approvals.parse import TYPE_WORDS, Draft, Missing, parse_request
+from workflows.conversations import Form
 from workflows.approvals.requests import NotYours, Stale
 from workflows.followups import when_text
 
 HELP_BUTTON = Button("帮助", "help", command="帮助")
+FORM = "approval.new"
+MAX_MISSES = 2
 NUMBER = re.compile(r"[Rr]-?\s*(\d{4,})")
 
 
 @routes.command(*TYPE_WORDS, prefix=True)
 def new_request(ctx: Context) -> Card:
-    parsed = parse_request(ctx.event.text.strip(), ctx.now, ctx.timezone)
-    if not isinstance(parsed, Draft):
-        return Card(title=parsed.type if parsed else "申请", body=parsed.question if parsed else "要申请什么？",
-                    buttons=(HELP_BUTTON,))
+    return _understood(ctx, ctx.event.text.strip(), misses=0)
+
+
+def _understood(ctx: Context, text: str, *, misses: int) -> Card:
+    """A draft and its confirmation card, or the one question still open (a guided form that keeps
+    what was said so far and adds each answer to it)."""
+    parsed = parse_request(text, ctx.now, ctx.timezone)
+    if parsed is None:
+        return Card(title="申请", body="要申请什么？比如「报销 出租车 86.5」。", buttons=(HELP_BUTTON,))
+    if isinstance(parsed, Missing):
+        if misses >= MAX_MISSES:
+            conversations.finish(ctx.session, ctx.employee)
+            return Card(title=f"{parsed.type}没有提交", body=f"还是没看懂。{parsed.question}", buttons=MENU_BUTTONS)
+        form = conversations.start(ctx.session, ctx.employee, FORM, "missing",
+                                   {"text": text, "question": parsed.question, "type": parsed.type,
+                                    "misses": misses}, ctx.now)
+        return guided.ask(ctx, form)
+    conversations.finish(ctx.session, ctx.employee)
     request = requests.draft(ctx.session, ctx.employee, parsed, source_key=f"{ctx.event.platform}:{ctx.event.event_id}",
                              now=ctx.now)
     return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
+
+
+def _ask_missing(ctx: Context, form: Form) -> Card:
+    return Card(title=form.data["type"], body=form.data["question"] + "\n直接回答就行，不用重说一遍。",
+                buttons=(guided.CANCEL_BUTTON,))
+
+
+guided.register(FORM, "申请")
+
+
+@guided.step(FORM, "missing", ask=_ask_missing)
+def _answer_missing(ctx: Context, form: Form, answer: str) -> Card:
+    return _understood(ctx, f"{form.data['text']} {answer}", misses=form.data["misses"] + 1)
+
+
+@routes.command("报销", "请假", "出差", "采购", "申请")
+def request_word_alone(ctx: Context) -> Card:
+    """The word alone (or the menu button's words) opens the form at its first question."""
+    return _understood(ctx, ctx.event.text.strip(), misses=0)
+
+
+@routes.action("menu.expense")
+def expense_from_menu(ctx: Context) -> Card:
+    return _understood(ctx, "报销", misses=0)
+
+
+@routes.action("menu.leave")
+def leave_from_menu(ctx: Context) -> Card:
+    return _understood(ctx, "请假", misses=0)
+
+
+def attach_invoice(ctx: Context) -> Card | None:
+    """A photo right after an expense (or purchase, trip) request: its invoice. None if there is none."""
+    request = attachments.recent_request(ctx.session, ctx.employee, ctx.now)
+    latest_visit = followups.recent_visit(ctx.session, ctx.employee, ctx.now)
+    if request is None or (latest_visit is not None and latest_visit.happened_at > request.created_at):
+        return None  # the visit was more recent: the photo is its 签到
+    added = attachments.attach_photo(ctx.session, request, ctx.event.media_id, by=ctx.employee,
+                                     platform=ctx.event.platform, now=ctx.now)
+    count = attachments.photo_count(request)
+    said = f"已附在{request.type}「{request.summary}」上，共 {count} 张。" if added else "这张已经收到过了。"
+    return Card(title=f"收到照片 · {request.number if request.status != 'draft' else request.type}", body=said)
 
 
 @routes.action("approval.submit")

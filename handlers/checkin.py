@@ -7,7 +7,7 @@ until the visit is logged). Without a recent visit people get a hint about how c
 from __future__ import annotations
 
 from cards import Button, Card
-from handlers import guided, routes, visit
+from handlers import approvals, guided, routes, visit
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
 from workflows import customers, followups
@@ -27,7 +27,7 @@ def on_location(ctx: Context) -> Card:
 def on_image(ctx: Context) -> Card:
     if not ctx.event.media_id:
         return Card(title="收到图片", body="没读到这张图片，请再发一次。", buttons=MENU_BUTTONS)
-    return guided.offer_media(ctx) or _check_in(
+    return guided.offer_media(ctx) or approvals.attach_invoice(ctx) or _check_in(
         ctx, "收到图片", f"{HINT}\n报销的发票照片，请先发「报销 金额 事由」，再发照片。")
 
 

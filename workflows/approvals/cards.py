@@ -121,6 +121,9 @@ def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:
         fields += [("物品", details.get("item", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
     else:
         fields.append(("事由", request.summary[:26]))
+    photos = len(details.get("photos", []))
+    if photos and len(fields) < 5:
+        fields.append(("附件", f"照片 {photos} 张"))
     return tuple((k, v[:26]) for k, v in fields)
 
 
