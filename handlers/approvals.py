@@ -106,7 +106,7 @@ def submit(ctx: Context) -> Card:
         fresh = requests.submit(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
                                 tz=ctx.timezone, card_key=ctx.reply_key)
     except NotYours:
-        return _not_yours()
+        return not_yours_card()
     if not fresh:
         return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交过了，不用再点。")
     return views.submitted_card(ctx.session, request)
@@ -130,7 +130,7 @@ def approve(ctx: Context) -> Card:
 def ask_reason(ctx: Context) -> Card:
     task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
     if task is None or task.approver_id != ctx.employee.id:
-        return _not_yours()
+        return not_yours_card()
     request = ctx.session.get(ApprovalRequest, task.request_id)
     if task.status != "pending" or request.status != "pending":
         return _decide(ctx, task.id, approve=False, comment="")  # answers 已处理 without changing anything
@@ -194,7 +194,7 @@ def my_tasks(ctx: Context) -> Card:
 def open_task(ctx: Context) -> Card:
     task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
     if task is None or task.approver_id != ctx.employee.id:
-        return _not_yours()
+        return not_yours_card()
     request = ctx.session.get(ApprovalRequest, task.request_id)
     if task.status != "pending" or request.status != "pending":
         return _stale_or_not_yours(ctx, request)
@@ -212,7 +212,7 @@ def withdraw(ctx: Context) -> Card:
         requests.withdraw(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
                           tz=ctx.timezone)
     except NotYours:
-        return _not_yours()
+        return not_yours_card()
     except Stale:
         return views.status_card(ctx.session, request, ctx.timezone, headline="已经不能撤回了。")
     return Card(title=f"已撤回 · {request.number}", body=f"{request.type}：{request.summary} 已撤回，审批人也知道了。",
@@ -232,7 +232,7 @@ def nudge(ctx: Context) -> Card:
     try:
         told = requests.nudge(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform)
     except NotYours:
-        return _not_yours()
+        return not_yours_card()
     except Stale:
         return views.status_card(ctx.session, request, ctx.timezone, headline="这一单已经处理完了，不用催。")
     except requests.TooSoon as soon:
@@ -249,7 +249,7 @@ def show(ctx: Context) -> Card:
     request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
     if request is None:
         return Card(title="查哪一单？", body="请带上单号，比如「记录 R-1001」。", buttons=(HELP_BUTTON,))
-    if not _involved(ctx, request):
+    if not is_involved(ctx, request):
         return Card(title="看不了这一单", body="只有申请人、审批人和管理员能看。", buttons=(HELP_BUTTON,))
     return views.status_card(ctx.session, request, ctx.timezone)
 
@@ -271,19 +271,19 @@ def who_approves(ctx: Context) -> Card:
 
 def _decide(ctx: Context, task_id: int | None, *, approve: bool, comment: str) -> Card:
     if task_id is None:
-        return _not_yours()
+        return not_yours_card()
     try:
         outcome = requests.decide(ctx.session, task_id, by=ctx.employee, approve=approve, comment=comment,
                                   now=ctx.now, platform=ctx.event.platform, tz=ctx.timezone)
     except NotYours:
-        return _not_yours()
+        return not_yours_card()
     except Stale as stale:
-        return _already(ctx, stale)
+        return already_card(ctx, stale)
     verb = "已同意" if approve else "已拒绝"
     return views.status_card(ctx.session, outcome.request, ctx.timezone, headline=f"你{verb}，申请人会收到通知。")
 
 
-def _already(ctx: Context, stale: Stale) -> Card:
+def already_card(ctx: Context, stale: Stale) -> Card:
     request = stale.request
     if stale.by and stale.at:
         head = f"已处理：{stale.by} {when_text(stale.at, ctx.timezone)}"
@@ -293,12 +293,12 @@ def _already(ctx: Context, stale: Stale) -> Card:
 
 
 def _stale_or_not_yours(ctx: Context, request: ApprovalRequest) -> Card:
-    if not _involved(ctx, request):
-        return _not_yours()
-    return _already(ctx, requests.already_decided(ctx.session, request))
+    if not is_involved(ctx, request):
+        return not_yours_card()
+    return already_card(ctx, requests.already_decided(ctx.session, request))
 
 
-def _involved(ctx: Context, request: ApprovalRequest) -> bool:
+def is_involved(ctx: Context, request: ApprovalRequest) -> bool:
     me = ctx.employee
     if me.role == "admin" or request.requester_id == me.id:
         return True
@@ -319,7 +319,7 @@ def _task_id(value: str) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-def _not_yours() -> Card:
+def not_yours_card() -> Card:
     return Card(title="这张卡片不是给你的", body="只有卡片上的审批人才能处理。", buttons=(HELP_BUTTON,))
 
 

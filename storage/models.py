@@ -270,14 +270,14 @@ class ApprovalTask(SQLModel, table=True):
     """One approver's part in one step."""
 
     __tablename__ = "approval_task"
-    __table_args__ = (UniqueConstraint("request_id", "step", "approver_id", name="uq_approval_task"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="approval_request.id", index=True)
     step: int
     approver_id: int = Field(foreign_key="employee.id", index=True)
     on_behalf_of_id: Optional[int] = Field(default=None, foreign_key="employee.id")
-    status: str = Field(default="pending", max_length=16)  # waiting | pending | approved | rejected | skipped
+    # pending | approved | rejected | skipped (the step was decided by another) | transferred | returned
+    status: str = Field(default="pending", max_length=16)
     comment: str = Field(default="", max_length=255)
     decided_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)

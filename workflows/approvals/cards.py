@@ -53,7 +53,10 @@ def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask, he
                 fields=(("单号", request.number), ("申请人", f"{requester.name} {requester.department}".strip()))
                 + _fields(request)[1:],
                 buttons=(Button("同意", "approval.approve", str(task.id), style="primary"),
-                         Button("拒绝", "approval.reject", str(task.id), style="danger")),
+                         Button("拒绝", "approval.reject", str(task.id), style="danger"),
+                         Button("转交", "approval.transfer", str(task.id)),
+                         Button("加签", "approval.add_signer", str(task.id)),
+                         Button("退回", "approval.return", str(task.id))),
                 footer=deadlines_text(session, request))
 
 
@@ -95,13 +98,19 @@ def status_card(session: Session, request: ApprovalRequest, tz: str, headline: s
 
 
 TIMELINE = {"approval.remind": "提醒了{approver}", "approval.escalate": "{from}超时，升级给{to}",
+            "approval.transfer": "{from}转交给{to}", "approval.add_signer": "加签{who}",
+            "approval.return": "退回到第{step}步{comment}", "approval.comment": "{by}：{text}",
             "approval.nudge": "申请人催办", "approval.auto_approve": "到期自动同意", "approval.auto_reject": "到期自动拒绝"}
 
 
 def _timeline_text(session: Session, entry) -> str:
     detail = json.loads(entry.detail)
-    names = {k: session.get(Employee, detail[k]).name for k in ("approver", "from", "to") if detail.get(k)}
-    return TIMELINE[entry.action].format(**{"approver": "", "from": "", "to": "", **names})
+    names = {k: session.get(Employee, detail[k]).name for k in ("approver", "from", "to", "who", "by")
+             if detail.get(k)}
+    extra = {"step": detail.get("to_step", 0) + 1, "text": detail.get("text", ""),
+             "comment": f"：{detail['comment']}" if detail.get("comment") else ""}
+    blanks = dict.fromkeys(("approver", "from", "to", "who", "by"), "")
+    return TIMELINE[entry.action].format(**{**blanks, **names, **extra})
 
 
 def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:

@@ -128,22 +128,82 @@ def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: d
     live.refresh(session, request, tz, headline=f"{by.name}撤回了申请。")
 
 
+def transfer(session: Session, task_id: int, *, by: Employee, to: Employee, now: datetime, platform: str,
+             tz: str) -> ApprovalTask:
+    """转交: hand my task to a colleague; the step waits for them instead of me."""
+    task, request = _my_open_task(session, task_id, by)
+    _check_newcomer(session, request, to)
+    if not _bump(session, request):
+        raise already_decided(session, request)
+    task.status, task.decided_at, task.comment = "transferred", now, f"转交给{to.name}"
+    session.add(task)
+    new = _assign(session, request, request.step, to, now, tz)
+    audit.record(session, actor=by, action="approval.transfer", subject=f"approval:{request.id}", platform=platform,
+                 detail={"from": by.id, "to": to.id, "step": request.step}, at=now)
+    live.refresh(session, request, tz, headline=f"{by.name}转交给了{to.name}。")
+    return new
+
+
+def add_signer(session: Session, task_id: int, *, by: Employee, who: Employee, before: bool, now: datetime,
+               platform: str, tz: str) -> None:
+    """加签: put `who` in a step of their own before mine (they decide first, then the step comes
+    back to me) or after mine (they decide once my step is done)."""
+    task, request = _my_open_task(session, task_id, by)
+    _check_newcomer(session, request, who)
+    steps = chain_of(request)
+    added = Step(label=f"加签（{by.name}）", mode="any", approvers=(who.id,))
+    at = request.step if before else request.step + 1
+    steps.insert(at, added)
+    chain = json.dumps([s.to_dict() for s in steps], ensure_ascii=False)
+    if not _bump(session, request, chain=chain):
+        raise already_decided(session, request)
+    audit.record(session, actor=by, action="approval.add_signer", subject=f"approval:{request.id}", platform=platform,
+                 detail={"who": who.id, "before": before, "step": at}, at=now)
+    if before:  # the current step moves one place on; its people are asked again when it comes back
+        for open_task in _open_tasks(session, request):
+            open_task.status, open_task.decided_at, open_task.comment = "skipped", now, f"加签给{who.name}"
+            session.add(open_task)
+        _start_step(session, request, now, tz)
+    live.refresh(session, request, tz, headline=f"{by.name}加签了{who.name}（{'在我之前' if before else '在我之后'}）。")
+
+
+def send_back(session: Session, task_id: int, *, by: Employee, to_step: int | None, comment: str, now: datetime,
+              platform: str, tz: str) -> int:
+    """退回: the request goes back to an earlier step (default: the one before mine), whose people
+    decide again. Returns the step it went back to."""
+    task, request = _my_open_task(session, task_id, by)
+    target = request.step - 1 if to_step is None else to_step
+    if request.step == 0:
+        raise ValueError("这已经是第一步，没有可以退回的")
+    if not 0 <= target < request.step:
+        raise ValueError(f"只能退回到第1到第{request.step}步")
+    for open_task in _open_tasks(session, request):
+        open_task.status, open_task.decided_at = "returned", now
+        open_task.comment = comment[:255] if open_task.id == task.id else open_task.comment
+        session.add(open_task)
+    if not _bump(session, request, step=target):
+        raise already_decided(session, request)
+    audit.record(session, actor=by, action="approval.return", subject=f"approval:{request.id}", platform=platform,
+                 detail={"from_step": task.step, "to_step": target, "comment": comment}, at=now)
+    _start_step(session, request, now, tz)
+    live.refresh(session, request, tz, headline=f"{by.name}退回到第{target + 1}步" + (f"：{comment}" if comment else "。"))
+    return target
+
+
+def comment_on(session: Session, request: ApprovalRequest, *, by: Employee, text: str, now: datetime,
+               platform: str) -> None:
+    """A note on the request's history, by anyone involved."""
+    audit.record(session, actor=by, action="approval.comment", subject=f"approval:{request.id}", platform=platform,
+                 detail={"text": text[:200], "by": by.id}, at=now)
+
+
 def add_approver(session: Session, request: ApprovalRequest, person: Employee, *, on_behalf_of: Employee,
                  now: datetime, tz: str) -> ApprovalTask | None:
     """Put `person` on the current step, deciding on behalf of `on_behalf_of` (escalation).
-    None if they already have a task in this step."""
-    exists = session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id,
-                                                        ApprovalTask.step == request.step,
-                                                        ApprovalTask.approver_id == person.id)).scalars().first()
-    if exists is not None:
+    None if they already have an open task in this step."""
+    if any(t.approver_id == person.id for t in _open_tasks(session, request)):
         return None
-    task = ApprovalTask(request_id=request.id, step=request.step, approver_id=person.id,
-                        on_behalf_of_id=on_behalf_of.id, created_at=now)
-    session.add(task)
-    session.flush()
-    notify.task_assigned(session, request, task)
-    approval_timers.schedule_step(session, request, [task], now, tz)
-    return task
+    return _assign(session, request, request.step, person, now, tz, on_behalf_of=on_behalf_of)
 
 
 def decide_for_step(session: Session, request: ApprovalRequest, *, approve: bool, now: datetime, tz: str) -> None:
@@ -279,6 +339,40 @@ def _headline(by: Employee, approve: bool, comment: str, request: ApprovalReques
     reason = f"（{comment}）" if comment else ""
     then = {"approved": "，审批通过。", "rejected": "，申请未通过。"}.get(request.status, "，等下一位审批。")
     return f"{by.name}{verb}了{reason}{then}"
+
+
+def _my_open_task(session: Session, task_id: int, by: Employee) -> tuple[ApprovalTask, ApprovalRequest]:
+    task = session.get(ApprovalTask, task_id)
+    if task is None or task.approver_id != by.id:
+        raise NotYours()
+    request = session.get(ApprovalRequest, task.request_id)
+    if task.status != "pending" or request.status != "pending" or request.step != task.step:
+        raise already_decided(session, request)
+    return task, request
+
+
+def _check_newcomer(session: Session, request: ApprovalRequest, person: Employee) -> None:
+    if not person.active:
+        raise ValueError(f"{person.name}已离职")
+    if person.id == request.requester_id:
+        raise ValueError("不能交给申请人自己审批")
+    if any(t.approver_id == person.id for t in _open_tasks(session, request)):
+        raise ValueError(f"{person.name}已经在审批这一步了")
+
+
+def _open_tasks(session: Session, request: ApprovalRequest) -> list[ApprovalTask]:
+    return [t for t in tasks_of(session, request) if t.step == request.step and t.status == "pending"]
+
+
+def _assign(session: Session, request: ApprovalRequest, step: int, person: Employee, now: datetime, tz: str,
+            on_behalf_of: Employee | None = None) -> ApprovalTask:
+    task = ApprovalTask(request_id=request.id, step=step, approver_id=person.id, created_at=now,
+                        on_behalf_of_id=on_behalf_of.id if on_behalf_of else None)
+    session.add(task)
+    session.flush()
+    notify.task_assigned(session, request, task)
+    approval_timers.schedule_step(session, request, [task], now, tz)
+    return task
 
 
 def _close_stand_ins(session: Session, request: ApprovalRequest, task: ApprovalTask, now: datetime) -> None:

@@ -74,8 +74,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['approver_id'], ['employee.id'], ),
     sa.ForeignKeyConstraint(['on_behalf_of_id'], ['employee.id'], ),
     sa.ForeignKeyConstraint(['request_id'], ['approval_request.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('request_id', 'step', 'approver_id', name='uq_approval_task')
+    sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('approval_task', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_approval_task_approver_id'), ['approver_id'], unique=False)

@@ -1,0 +1,104 @@
+"""The approver's other buttons: 转交 (to a colleague), 加签 (someone before or after me), 退回 (to
+an earlier step), and 评论. A tap asks one question (who? why?); typing it in one go works too:
+`转交 R-1001 李四`, `加签 R-1001 李四 之后`, `退回 R-1001 金额要重新核对`, `评论 R-1001 已电话确认`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from cards import Card
+from handlers import guided, routes
+from handlers.approvals import HELP_BUTTON, NUMBER, already_card, is_involved, not_yours_card
+from handlers.router import Context
+from storage.models import ApprovalTask, Employee
+from workflows import conversations
+from workflows.approvals import cards as views
+from workflows.approvals import requests
+from workflows.approvals.requests import NotYours, Stale
+from workflows.conversations import Form
+
+FORM = "approval.act"
+ASKS = {"transfer": "转交给谁？回一个同事的名字。", "add_signer": "加签谁？回名字；要加在你之后，名字后面写「之后」。",
+        "return": "退回的原因？（会退回到上一步）"}
+
+
+@routes.action("approval.transfer")
+@routes.action("approval.add_signer")
+@routes.action("approval.return")
+def ask_detail(ctx: Context) -> Card:
+    task = ctx.session.get(ApprovalTask, int(ctx.event.value) if ctx.event.value.isdigit() else 0)
+    if task is None or task.approver_id != ctx.employee.id:
+        return not_yours_card()
+    kind = ctx.event.action.split(".", 1)[1]
+    form = conversations.start(ctx.session, ctx.employee, FORM, kind, {"task_id": task.id}, ctx.now)
+    return guided.ask(ctx, form)
+
+
+def _ask(ctx: Context, form: Form) -> Card:
+    return Card(title={"transfer": "转交", "add_signer": "加签", "return": "退回"}[form.step],
+                body=ASKS[form.step], buttons=(guided.CANCEL_BUTTON,))
+
+
+guided.register(FORM, "审批操作")
+for _kind in ASKS:
+    guided.step(FORM, _kind, ask=_ask)(lambda ctx, form, answer: _act(ctx, form.step, form.data["task_id"], answer))
+
+
+@routes.command("转交", "加签", "退回", "评论", "备注", prefix=True)
+def typed(ctx: Context) -> Card:
+    text = ctx.event.text.strip()
+    verb = text[:2]
+    match = NUMBER.search(text)
+    request = requests.by_number(ctx.session, match.group(1)) if match else None
+    if request is None:
+        return Card(title="哪一单？", body=f"请带上单号，比如「{verb} R-1001 …」。", buttons=(HELP_BUTTON,))
+    rest = text[match.end():].strip()
+    if verb in ("评论", "备注"):
+        if not is_involved(ctx, request) or not rest:
+            return not_yours_card() if rest else Card(title="评论", body="写点什么吧，比如「评论 R-1001 已电话确认」。")
+        requests.comment_on(ctx.session, request, by=ctx.employee, text=rest, now=ctx.now, platform=ctx.event.platform)
+        return views.status_card(ctx.session, request, ctx.timezone, headline="评论已记下。")
+    task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
+    if task is None:
+        return not_yours_card()
+    kind = {"转交": "transfer", "加签": "add_signer", "退回": "return"}[verb]
+    return _act(ctx, kind, task.id, rest)
+
+
+def _act(ctx: Context, kind: str, task_id: int, answer: str) -> Card:
+    conversations.finish(ctx.session, ctx.employee)
+    try:
+        if kind == "return":
+            step = requests.send_back(ctx.session, task_id, by=ctx.employee, to_step=None, comment=answer,
+                                      now=ctx.now, platform=ctx.event.platform, tz=ctx.timezone)
+            return Card(title="已退回", body=f"退回到第{step + 1}步，那一步的审批人会重新收到卡片。")
+        before = not re.search(r"之后|后面|后加", answer)
+        person = _person(ctx, re.sub(r"之前|之后|前面|后面|后加|前加", "", answer).strip())
+        if isinstance(person, Card):
+            return person
+        if kind == "transfer":
+            requests.transfer(ctx.session, task_id, by=ctx.employee, to=person, now=ctx.now,
+                              platform=ctx.event.platform, tz=ctx.timezone)
+            return Card(title="已转交", body=f"已转交给{person.name}，这一单不用你审批了。")
+        requests.add_signer(ctx.session, task_id, by=ctx.employee, who=person, before=before, now=ctx.now,
+                            platform=ctx.event.platform, tz=ctx.timezone)
+        return Card(title="已加签", body=f"已请{person.name}{'先审批，之后再回到你' if before else '在你之后审批'}。")
+    except NotYours:
+        return not_yours_card()
+    except Stale as stale:
+        return already_card(ctx, stale)
+    except ValueError as problem:
+        return Card(title="办不了", body=str(problem), buttons=(HELP_BUTTON,))
+
+
+def _person(ctx: Context, name: str) -> Employee | Card:
+    people = ctx.session.execute(select(Employee).where(Employee.name == name, Employee.active)).scalars().all()
+    if len(people) == 1:
+        return people[0]
+    if not people:
+        return Card(title="找不到这位同事", body=f"没有叫「{name}」的在职同事，请写全名。", buttons=(HELP_BUTTON,))
+    return Card(title="有重名", body=f"有 {len(people)} 位叫「{name}」，请联系管理员区分。", buttons=(HELP_BUTTON,))
+
