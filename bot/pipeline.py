@@ -26,6 +26,7 @@ from workflows.identity import employee_for
 log = logging.getLogger("banli.inbound")
 
 SORRY = Card(title="出了点问题", body="抱歉，刚才没办成，已经记下来了。请稍后再试，或发「帮助」。")
+DEPARTED = Card(title="账号已停用", body="你的办理账号已停用，不能再办理业务。如有疑问，请联系公司管理员。")
 
 
 def accept(runtime: Runtime, event: InboundEvent) -> bool:
@@ -45,7 +46,8 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
-    card = runtime.router.dispatch(ctx)
+    # Someone an admin marked as departed can no longer act: a polite answer, nothing run.
+    card = runtime.router.dispatch(ctx) if employee.active else DEPARTED
     return reply(session, ctx.event, card) if card is not None else None
 
 

@@ -13,7 +13,7 @@ def load() -> Router:
     """Import every handler module once and return the populated router."""
     # checkin imports menu first, so its image/location handlers replace the menu's plain ones.
     from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, crm,  # noqa: F401
-                          customer_entry, customers, deals, guided, menu, payments, pool, visit)
+                          customer_entry, customers, deals, guided, menu, payments, people, pool, visit)
     import workflows.contracts  # noqa: F401  (subscribes the deal → contract → 回款 loop)
 
     return routes

@@ -313,3 +313,15 @@ class PaymentPlan(SQLModel, table=True):
     status: str = Field(default="open", max_length=8)  # open | paid
     request_id: Optional[int] = Field(default=None, foreign_key="approval_request.id")  # the contract
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delegation(SQLModel, table=True):
+    """While `employee` is away (first_day..last_day, business dates), their approval tasks go to
+    `delegate`, recorded as on their behalf."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    delegate_id: int = Field(foreign_key="employee.id")
+    first_day: date
+    last_day: date
+    created_at: datetime = Field(default_factory=utcnow)

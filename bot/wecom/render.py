@@ -48,8 +48,22 @@ def message_body(card: Card, *, to_user: str, agent_id: int, outbox_key: str) ->
     if card.buttons:
         envelope.update(msgtype="template_card", template_card=template_card(card, task_id(outbox_key)))
     else:
-        envelope.update(msgtype="text", text={"content": cut_bytes(card.as_text(), TEXT_LIMIT_BYTES)})
+        tag = invisible_tag(outbox_key)
+        content = cut_bytes(card.as_text(), TEXT_LIMIT_BYTES - len(tag.encode())) + tag
+        envelope.update(msgtype="text", text={"content": content})
     return envelope
+
+
+_ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060")
+
+
+def invisible_tag(outbox_key: str, length: int = 8) -> str:
+    """Zero-width characters derived from the outbox key. WeCom's duplicate check drops a text
+    identical to one sent in the last interval: that is what makes a retried send safe, but it
+    would also swallow a second, legitimately identical answer (tapping a stale card twice). The
+    tag is the same on a retry of one row and differs between rows, and nobody sees it."""
+    digest = hashlib.sha1(outbox_key.encode()).digest()
+    return "".join(_ZERO_WIDTH[b % 4] for b in digest[:length])
 
 
 def cut_bytes(text: str, limit: int) -> str:

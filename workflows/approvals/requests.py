@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows import audit, signals
-from workflows.approvals import live, notify
+from workflows.approvals import away, live, notify
 from workflows.approvals import timers as approval_timers
 from workflows.approvals.chain import Plan, Step, plan
 from workflows.approvals.parse import Draft
@@ -197,6 +197,22 @@ def comment_on(session: Session, request: ApprovalRequest, *, by: Employee, text
                  detail={"text": text[:200], "by": by.id}, at=now)
 
 
+def reassign(session: Session, task: ApprovalTask, to: Employee, *, reason: str, now: datetime, tz: str) -> ApprovalTask:
+    """Move an open task to `to`, on behalf of its approver (a leaver's hand-over)."""
+    request = session.get(ApprovalRequest, task.request_id)
+    leaver = session.get(Employee, task.approver_id)
+    task.status, task.decided_at, task.comment = "transferred", now, reason[:255]
+    session.add(task)
+    _bump(session, request)
+    new = _assign(session, request, task.step, to, now, tz, on_behalf_of=leaver)
+    live.refresh(session, request, tz, headline=f"{leaver.name}{reason}，转给{to.name}。")
+    return new
+
+
+def open_tasks_of(session: Session, employee: Employee) -> list[ApprovalTask]:
+    return [task for task, _ in waiting_for(session, employee)]
+
+
 def add_approver(session: Session, request: ApprovalRequest, person: Employee, *, on_behalf_of: Employee,
                  now: datetime, tz: str) -> ApprovalTask | None:
     """Put `person` on the current step, deciding on behalf of `on_behalf_of` (escalation).
@@ -304,14 +320,8 @@ def _start_step(session: Session, request: ApprovalRequest, now: datetime, tz: s
         notify.finished(session, request, tz)
         signals.emit(session, APPROVAL_DECIDED, request=request, approved=True, by=None)
         return
-    tasks = []
     for approver_id in steps[request.step].approvers:
-        task = ApprovalTask(request_id=request.id, step=request.step, approver_id=approver_id, created_at=now)
-        session.add(task)
-        session.flush()
-        notify.task_assigned(session, request, task)
-        tasks.append(task)
-    approval_timers.schedule_step(session, request, tasks, now, tz)
+        _assign(session, request, request.step, session.get(Employee, approver_id), now, tz)
 
 
 def _after_decision(session: Session, request: ApprovalRequest, task: ApprovalTask, approve: bool,
@@ -366,6 +376,11 @@ def _open_tasks(session: Session, request: ApprovalRequest) -> list[ApprovalTask
 
 def _assign(session: Session, request: ApprovalRequest, step: int, person: Employee, now: datetime, tz: str,
             on_behalf_of: Employee | None = None) -> ApprovalTask:
+    """A task for `person` — or, if they are away, for their stand-in on their behalf."""
+    if on_behalf_of is None:
+        substitute = away.stand_in(session, person, now, tz)
+        if substitute is not None and substitute.id != request.requester_id:
+            person, on_behalf_of = substitute, person
     task = ApprovalTask(request_id=request.id, step=step, approver_id=person.id, created_at=now,
                         on_behalf_of_id=on_behalf_of.id if on_behalf_of else None)
     session.add(task)

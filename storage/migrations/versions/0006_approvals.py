@@ -117,6 +117,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payment_plan_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payment_plan_deal_id'), ['deal_id'], unique=False)
 
+    op.create_table('delegation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('employee_id', sa.Integer(), nullable=False),
+    sa.Column('delegate_id', sa.Integer(), nullable=False),
+    sa.Column('first_day', sa.Date(), nullable=False),
+    sa.Column('last_day', sa.Date(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['delegate_id'], ['employee.id'], ),
+    sa.ForeignKeyConstraint(['employee_id'], ['employee.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('delegation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_delegation_employee_id'), ['employee_id'], unique=False)
+
     _seed_default_rules()
 
 
@@ -150,6 +164,9 @@ def _seed_default_rules() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('delegation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_delegation_employee_id'))
+    op.drop_table('delegation')
     with op.batch_alter_table('payment_plan', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payment_plan_deal_id'))
         batch_op.drop_index(batch_op.f('ix_payment_plan_customer_id'))
