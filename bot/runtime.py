@@ -133,7 +133,8 @@ class Doorbell:
     def ring(self) -> None:
         if self._pid != os.getpid():  # first use, or a forked child with its parent's state
             self._reset()
-        self._wanted.set()
+        if not self._wanted.is_set():  # already set: the push it promises starts after this call
+            self._wanted.set()
         if not self._running:  # read after the set: see _run's exit
             with self._lock:
                 if not self._running:

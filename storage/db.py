@@ -26,7 +26,8 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     # No pre-ping (a SELECT 1 on every checkout, a real share of a webhook's cost): a connection the
     # server dropped fails once, the platform is answered 503 and redelivers, and SQLAlchemy
     # replaces the whole pool on the first disconnect it sees.
-    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    # Autocommit connections hold no transaction, so the pool's rollback on return is a wasted call.
+    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, **options)
 
 

@@ -29,6 +29,9 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 3600
 
+# One encoder: json.dumps with options builds a new JSONEncoder on every call (every callback).
+_json = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def add(
     session: Session | Connection | Engine,
@@ -46,7 +49,7 @@ def add(
     (the webhook's autocommit one), the row is written on its own, committed at once."""
     values = dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
-        payload=json.dumps(payload, ensure_ascii=False), status="pending",
+        payload=_json(payload), status="pending",
         due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}",
         created_at=utcnow(),
     )
