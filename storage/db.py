@@ -8,6 +8,7 @@ from typing import Iterator
 
 from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 
@@ -25,7 +26,8 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     # No pre-ping (a SELECT 1 on every checkout, a real share of a webhook's cost): a connection the
     # server dropped fails once, the platform is answered 503 and redelivers, and SQLAlchemy
     # replaces the whole pool on the first disconnect it sees.
-    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    # Autocommit connections hold no transaction, so the pool's rollback on return is a wasted call.
+    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, **options)
 
 
@@ -50,13 +52,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def insert_ignore(executor: Session | Connection, model: type, values: dict, unique: list[str]) -> bool:
+def insert_ignore(executor: Session | Connection | Engine, model: type, values: dict, unique: list[str]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when this call inserted the row.
 
     Two writers racing for one unique key both keep their transactions: exactly one wins and the
-    other learns it lost, without an IntegrityError to unwind. Works on an ORM session or a bare
-    connection (the webhook's hot path uses the latter: it is several times cheaper).
+    other learns it lost, without an IntegrityError to unwind. Works in an ORM session or on a bare
+    connection, or takes an Engine for one statement on its own: the webhook's hot path, where
+    PostgreSQL runs it straight on psycopg (below).
     """
+    if isinstance(executor, Engine):
+        if executor.dialect.driver == "psycopg":
+            return _insert_ignore_psycopg(executor, model, values, unique)
+        with executor.begin() as conn:
+            return insert_ignore(conn, model, values, unique)
     dialect = executor.dialect if isinstance(executor, Connection) else executor.get_bind().dialect
     stmt = _insert_ignore_statement(model.__table__, dialect.name, tuple(unique), tuple(sorted(values)))
     return executor.execute(stmt, values).first() is not None
@@ -72,6 +80,52 @@ def _insert_ignore_statement(table, dialect: str, unique: tuple[str, ...], colum
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(table).values({c: bindparam(c) for c in columns})
             .on_conflict_do_nothing(index_elements=list(unique)).returning(table.c.id))
+
+
+def _insert_ignore_psycopg(engine: Engine, model: type, values: dict, unique: list[str]) -> bool:
+    """The same statement, compiled once to SQL and run on the pooled psycopg connection itself.
+
+    SQLAlchemy's execute machinery (execution context, parameter construction, result wrapping)
+    cost more CPU than psycopg and the round trip together (bench/README.md). Meant for an
+    AUTOCOMMIT engine; on any other the statement is committed at once. Errors are
+    raised as SQLAlchemy's (OperationalError → the app's 503), and a connection the server dropped
+    is thrown away with the pool's older ones, as Core would.
+    """
+    sql, processors = _compiled_sql(engine.dialect, model.__table__, tuple(unique), tuple(sorted(values)))
+    if processors:
+        values = dict(values)
+        for name, process in processors:
+            values[name] = process(values[name])
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        conn = engine.raw_connection()
+    except dbapi_error as exc:  # the bare pool does not translate a failed connect
+        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
+    try:
+        driver = conn.driver_connection
+        row = driver.execute(sql, values).fetchone()
+        if not driver.autocommit:  # any other engine: the pool's reset on return would roll it back
+            driver.commit()
+    except dbapi_error as exc:
+        gone = engine.dialect.is_disconnect(exc, conn.dbapi_connection, None)
+        if gone:  # as Core does: drop this connection and every older one in the pool
+            engine.pool._invalidate(conn, exc)
+        raise DBAPIError.instance(sql, values, exc, dbapi_error, connection_invalidated=gone,
+                                  dialect=engine.dialect) from exc
+    finally:
+        conn.close()  # back to the pool (or discarded, if invalidated)
+    return row is not None
+
+
+@lru_cache(maxsize=64)
+def _compiled_sql(dialect, table, unique: tuple[str, ...], columns: tuple[str, ...]):
+    """SQL text (with the dialect's casts) and the bind processors of `_insert_ignore_statement`
+    (e.g. SQLModel's aware datetimes → UTC), so the raw path stores exactly what Core would."""
+    compiled = _insert_ignore_statement(table, dialect.name, unique, columns).compile(dialect=dialect)
+    if set(compiled.params) != set(columns):  # placeholders must be the plain column names
+        raise RuntimeError(f"unexpected bind names in {compiled}")
+    processors = tuple((name, proc) for name, proc in (compiled._bind_processors or {}).items() if proc)
+    return str(compiled), processors
 
 
 def fit_key(key: str, limit: int = 255) -> str:

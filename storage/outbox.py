@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from storage.db import insert_ignore
@@ -29,9 +29,12 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 3600
 
+# One encoder: json.dumps with options builds a new JSONEncoder on every call (every callback).
+_json = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def add(
-    session: Session | Connection,
+    session: Session | Connection | Engine,
     *,
     key: str,
     kind: str,
@@ -42,10 +45,11 @@ def add(
     due_at: datetime | None = None,
 ) -> bool:
     """Insert a row unless one with `key` exists (a redelivered callback, a retried cause, two
-    dispatchers claiming one cron slot). Returns True when this call created it."""
+    dispatchers claiming one cron slot). Returns True when this call created it. Given an Engine
+    (the webhook's autocommit one), the row is written on its own, committed at once."""
     values = dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
-        payload=json.dumps(payload, ensure_ascii=False), status="pending",
+        payload=_json(payload), status="pending",
         due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}",
         created_at=utcnow(),
     )
