@@ -96,3 +96,24 @@ def test_from_dingtalk_too(admin):
     admin.post_dingtalk(admin.dingtalk_peer.text("0147014", "审批规则 新增 通用 类别 == \"用章\"：法务"))
     message = wait_for(lambda: admin.dingtalk.messages_to("0147014"))[0]
     assert message["title"].startswith("已新增")
+
+
+def test_cc_at_submission_and_after_approval(admin):
+    _say(admin, "linhao", "审批规则 修改 1 金额 <= 1000：直属上级 抄送 刘总监 通过后抄送 钱会计", 1)
+    said = _say(admin, "linhao", "审批规则", 2)
+    assert "#1 报销 金额 <= 1000：直属上级 抄送刘总监 通过后抄送钱会计" in said
+    admin.post_wecom(admin.wecom_peer.text("zhangsan", "报销 打车 50"))
+    confirm = wait_for(lambda: admin.wecom.messages_to("zhangsan"))[0]
+    card = confirm["template_card"]
+    key = next(b["key"] for b in card["button_list"] if b["text"] == "提交")
+    admin.post_wecom(admin.wecom_peer.card_click("zhangsan", key, card["task_id"],
+                                                 admin.wecom.issue_response_code(card["task_id"])))
+    told = wait_for(lambda: admin.wecom.messages_to("director"))[0]
+    assert "抄送给你" in json.dumps(told, ensure_ascii=False)
+    assert admin.wecom.messages_to("qian") == []  # not before it is approved
+    task = wait_for(lambda: admin.wecom.messages_to("wangjl"))[0]["template_card"]
+    key = next(b["key"] for b in task["button_list"] if b["text"] == "同意")
+    admin.post_wecom(admin.wecom_peer.card_click("wangjl", key, task["task_id"],
+                                                 admin.wecom.issue_response_code(task["task_id"])))
+    after = wait_for(lambda: admin.wecom.messages_to("qian"))[0]
+    assert "已审批通过，抄送给你" in json.dumps(after, ensure_ascii=False)

@@ -28,6 +28,7 @@ ROLE_NAMES = {"finance": "财务", "legal": "法务", "ceo": "总经理", "sales
               "sales_manager": "销售经理", "admin": "管理员", "hr": "人事"}
 MODES = {"any": "或签", "all": "会签"}
 CHAIN_LIMIT = 10  # manager chains longer than this are a loop in the data
+AFTER = "after:"  # a CC spec with this prefix is told when the request is approved, not when submitted
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Step:
 class Plan:
     rule: ApprovalRule | None
     steps: tuple[Step, ...]
-    cc: tuple[int, ...] = ()
+    cc: tuple[int, ...] = ()  # told at submission
+    cc_after: tuple[int, ...] = ()  # told once it is approved
 
 
 def plan(session: Session, requester: Employee, request_type: str, facts: dict[str, Any]) -> Plan:
@@ -66,8 +68,11 @@ def plan(session: Session, requester: Employee, request_type: str, facts: dict[s
             steps.extend(_fallback(session, requester, rule.no_approver))
         elif not steps or set(steps[-1].approvers) != set(step.approvers):
             steps.append(step)
-    cc = _unique(p for spec in json.loads(rule.cc or "[]") for p in resolve(session, requester, spec))
-    return Plan(rule=rule, steps=tuple(steps), cc=tuple(p.id for p in cc))
+    specs = json.loads(rule.cc or "[]")
+    cc = _unique(p for spec in specs if not spec.startswith(AFTER) for p in resolve(session, requester, spec))
+    after = _unique(p for spec in specs if spec.startswith(AFTER)
+                    for p in resolve(session, requester, spec[len(AFTER):]))
+    return Plan(rule=rule, steps=tuple(steps), cc=tuple(p.id for p in cc), cc_after=tuple(p.id for p in after))
 
 
 def choose_rule(session: Session, request_type: str, facts: dict[str, Any]) -> ApprovalRule | None:
@@ -105,7 +110,8 @@ def check_spec(spec: str) -> None:
         raise ValueError(f"审批人写法不对：{spec}（可用 直属上级、第N级上级、部门负责人、角色、指定人）")
 
 
-def check_rule(request_type: str, condition: str, steps: list[dict[str, Any]], no_approver: str) -> None:
+def check_rule(request_type: str, condition: str, steps: list[dict[str, Any]], no_approver: str,
+               cc: list[str] = ()) -> None:
     """Validate a rule before it is saved; ValueError / BadCondition name the bad field."""
     if request_type not in (*REQUEST_TYPES, "*"):
         raise ValueError(f"类型：不认识「{request_type}」，可用 {'、'.join(REQUEST_TYPES)}")
@@ -120,6 +126,8 @@ def check_rule(request_type: str, condition: str, steps: list[dict[str, Any]], n
             raise ValueError(f"审批步骤 第{n}步：要有审批人，方式为或签或会签")
         for spec in step["approvers"]:
             check_spec(spec)
+    for spec in cc:
+        check_spec(spec.removeprefix(AFTER))
     if no_approver not in ("auto_pass", "admin") and not (no_approver.startswith("person:")
                                                          and no_approver[7:].isdigit()):
         raise ValueError("找不到审批人时：可用 自动通过、管理员、指定人")

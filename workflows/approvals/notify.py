@@ -6,6 +6,8 @@ repeated tap never sends the same news twice.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -46,6 +48,10 @@ def finished(session: Session, request: ApprovalRequest, tz: str, task: Approval
         headline = f"{who.name if who else ''}拒绝了" + (f"，原因：{task.comment}" if task and task.comment else "。")
     _push(session, request.requester_id, f"approval:done:{request.id}",
           cards.status_card(session, request, tz, headline=headline))
+    if request.status == "approved":
+        for person in json.loads(request.details).get("cc_after", []):
+            _push(session, person, f"approval:cc_after:{request.id}:{person}",
+                  cards.status_card(session, request, tz, headline="已审批通过，抄送给你，供知悉。"))
 
 
 def withdrawn(session: Session, request: ApprovalRequest) -> None:

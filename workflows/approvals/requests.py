@@ -77,7 +77,9 @@ def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: dat
         raise NotYours()
     chosen = preview(session, request)
     steps = [s.to_dict() for s in chosen.steps]
-    if not _bump(session, request, expect_status="draft", status="pending", submitted_at=now,
+    # Pinned with the chain: who hears of the approval.
+    details = json.dumps({**json.loads(request.details), "cc_after": list(chosen.cc_after)}, ensure_ascii=False)
+    if not _bump(session, request, expect_status="draft", status="pending", submitted_at=now, details=details,
                  chain=json.dumps(steps, ensure_ascii=False), step=0, rule_id=chosen.rule.id if chosen.rule else None,
                  rule_version=chosen.rule.version if chosen.rule else 0):
         return False

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from storage.models import ApprovalRule, Employee, utcnow
 from workflows import audit
-from workflows.approvals.chain import ROLE_NAMES, check_rule, spec_label
+from workflows.approvals.chain import AFTER, ROLE_NAMES, check_rule, spec_label
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
 _ROLE_WORDS = {name: f"role:{role}" for role, name in ROLE_NAMES.items()} | {"CEO": "role:ceo", "老板": "role:ceo"}
@@ -45,12 +45,14 @@ class RuleText:
 def parse_rule_text(session: Session, text: str) -> RuleText:
     """`金额 > 5000：直属上级 → 财务(会签)  抄送 法务  找不到时 自动通过`."""
     text, no_approver = _take(text, r"找不到(?:审批人)?时?\s*(\S+)")
+    text, after_words = _take(text, r"(?:通过后|批准后)抄送\s*(\S+)")
     text, cc_words = _take(text, r"抄送\s*(\S+)")
     condition, sep, chain = re.split(r"([:：])", text, maxsplit=1) if re.search(r"[:：]", text) else ("", "", text)
     if not chain.strip():
         raise RuleError("审批步骤：冒号后面写审批人，比如「金额 > 5000：直属上级 → 财务」")
     steps = [_step(session, part) for part in ARROWS.split(chain.strip()) if part.strip()]
     cc = [_approver(session, word) for word in re.split(r"[、,，/]", cc_words) if word] if cc_words else []
+    cc += [AFTER + _approver(session, word) for word in re.split(r"[、,，/]", after_words) if word]
     return RuleText(condition=condition.strip(), steps=steps, cc=cc,
                     no_approver=_no_approver(session, no_approver) if no_approver else "admin")
 
@@ -96,7 +98,9 @@ def describe(session: Session, rule: ApprovalRule) -> str:
     chain = " → ".join("、".join(_spec_name(session, s) for s in step["approvers"])
                        + ("(会签)" if step.get("mode") == "all" else "") for step in steps)
     cc = json.loads(rule.cc or "[]")
-    extra = f" 抄送{'、'.join(_spec_name(session, s) for s in cc)}" if cc else ""
+    now_cc = [_spec_name(session, s) for s in cc if not s.startswith(AFTER)]
+    after_cc = [_spec_name(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
+    extra = (f" 抄送{'、'.join(now_cc)}" if now_cc else "") + (f" 通过后抄送{'、'.join(after_cc)}" if after_cc else "")
     off = "（已停用）" if not rule.active else ""
     return f"#{rule.id} {rule.request_type} {rule.condition or '其他情况'}：{chain}{extra}{off}"
 
@@ -112,7 +116,7 @@ def snapshot(rule: ApprovalRule) -> dict[str, Any]:
 
 def _validate(request_type: str, words: RuleText) -> None:
     try:
-        check_rule(request_type, words.condition, words.steps, words.no_approver)
+        check_rule(request_type, words.condition, words.steps, words.no_approver, words.cc)
     except ValueError as e:
         raise RuleError(str(e)) from None
 
