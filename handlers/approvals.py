@@ -128,12 +128,10 @@ def approve(ctx: Context) -> Card:
 
 @routes.action("approval.reject")
 def ask_reason(ctx: Context) -> Card:
-    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
-    if task is None or task.approver_id != ctx.employee.id:
-        return not_yours_card()
-    request = ctx.session.get(ApprovalRequest, task.request_id)
-    if task.status != "pending" or request.status != "pending":
-        return _decide(ctx, task.id, approve=False, comment="")  # answers 已处理 without changing anything
+    found = _my_open_task(ctx)
+    if isinstance(found, Card):
+        return found
+    task, request = found
     return views.reject_reason_card(request, task)
 
 
@@ -192,12 +190,10 @@ def my_tasks(ctx: Context) -> Card:
 
 @routes.action("approval.open")
 def open_task(ctx: Context) -> Card:
-    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
-    if task is None or task.approver_id != ctx.employee.id:
-        return not_yours_card()
-    request = ctx.session.get(ApprovalRequest, task.request_id)
-    if task.status != "pending" or request.status != "pending":
-        return _stale_or_not_yours(ctx, request)
+    found = _my_open_task(ctx)
+    if isinstance(found, Card):
+        return found
+    task, request = found
     return views.task_card(ctx.session, request, task)
 
 
@@ -290,6 +286,17 @@ def already_card(ctx: Context, stale: Stale) -> Card:
     else:
         head = f"这一单{views.STATUS_TEXT[request.status]}，不用再处理了。"
     return views.status_card(ctx.session, request, ctx.timezone, headline=head)
+
+
+def _my_open_task(ctx: Context) -> tuple[ApprovalTask, ApprovalRequest] | Card:
+    """The tapped task if it is mine and still open; else the card that says why not."""
+    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
+    if task is None or task.approver_id != ctx.employee.id:
+        return not_yours_card()
+    request = ctx.session.get(ApprovalRequest, task.request_id)
+    if task.status != "pending" or request.status != "pending":
+        return _stale_or_not_yours(ctx, request)
+    return task, request
 
 
 def _stale_or_not_yours(ctx: Context, request: ApprovalRequest) -> Card:

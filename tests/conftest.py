@@ -46,8 +46,9 @@ WECOM_DEPARTMENTS = {1: "总经办", 2: "销售一部"}
 DINGTALK_USERS = {
     "0147001": {"name": "李四", "dept_id_list": [20], "manager_userid": "0147002"},
     "0147002": {"name": "周经理", "dept_id_list": [20]},
+    "0147011": {"name": "钱会计", "dept_id_list": [30]},
 }
-DINGTALK_DEPARTMENTS = {20: "销售二部"}
+DINGTALK_DEPARTMENTS = {20: "销售二部", 30: "财务部"}
 
 
 def backend_label() -> str:

@@ -14,14 +14,13 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from cards import Button, Card
-from storage import outbox
 from storage.models import ApprovalRequest, Customer, Deal, DealStageChange, Employee, utcnow
 from workflows import deals, payments, signals
 from workflows.approvals import cards as approval_cards
 from workflows.approvals import requests
 from workflows.approvals.parse import Draft
 from workflows.followups import short_name
-from workflows.identity import preferred_identity
+from workflows.pushes import push
 
 SIGNED, RENEGOTIATE = deals.SIGNED, "商务谈判"
 TZ = "Asia/Shanghai"  # the business zone: subscribers get no settings (see workflows.deals.BUSINESS_TZ)
@@ -79,8 +78,5 @@ def _rejection_reason(session: Session, request: ApprovalRequest) -> str:
 
 
 def _push(session: Session, employee_id: int, key: str, card: Card) -> None:
-    identity = preferred_identity(session, employee_id)
-    if identity is not None:
-        outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                   payload={"card": card.to_dict(), "reply": {}})
+    push(session, employee_id, key, card)
 

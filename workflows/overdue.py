@@ -30,7 +30,7 @@ from storage.models import Customer, Employee
 from workflows import rules, signals
 from workflows.business_time import push_time_for
 from workflows.followups import short_name
-from workflows.identity import preferred_identity
+from workflows.pushes import push
 
 PER_SCAN = 3
 LEVELS = ("owner", "manager")
@@ -126,8 +126,4 @@ def _manager_card(item: Overdue, owner: Employee, grace_days: int) -> Card:
 
 
 def _queue(session: Session, person: Employee, key: str, card: Card, due_at: datetime) -> bool:
-    identity = preferred_identity(session, person.id)
-    if identity is None:
-        return False
-    return outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                      due_at=due_at, payload={"card": card.to_dict(), "reply": {}})
+    return push(session, person.id, key, card, due_at=due_at)

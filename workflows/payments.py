@@ -17,12 +17,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from cards import Button, Card
-from storage import outbox
 from storage.models import Customer, Deal, Employee, PaymentPlan
 from workflows import audit
 from workflows.followups import day_text, short_name
-from workflows.identity import preferred_identity
 from workflows.timers import schedule, timer
+from workflows.pushes import push
 
 DEFAULT_TERM_DAYS = 30  # one instalment, due a month after the contract is approved (editable)
 REMIND_DAYS_BEFORE = 3
@@ -136,9 +135,6 @@ def _tell(session: Session, plan_id: int, kind: str, title: str, says) -> dict[s
                 buttons=(Button("查看客户", "customer.show", str(customer.id)),))
     told = []
     for person in dict.fromkeys([deal.owner_id, *finance]):
-        identity = preferred_identity(session, person)
-        if identity is not None and outbox.add(
-                session, key=f"payment:{kind}:{row.id}:{row.due_date}:to:{person}", kind="message",
-                platform=identity.platform, recipient=identity.user_id, payload={"card": card.to_dict(), "reply": {}}):
+        if push(session, person, f"payment:{kind}:{row.id}:{row.due_date}:to:{person}", card):
             told.append(person)
     return {"told": told}

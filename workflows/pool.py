@@ -27,8 +27,8 @@ from storage.models import Customer, Employee, Outbox, OwnershipChange
 from workflows import audit, rules, signals
 from workflows.business_time import push_time_for
 from workflows.followups import day_text, short_name
-from workflows.identity import preferred_identity
 from workflows.overdue import last_touch, withdraw
+from workflows.pushes import push
 
 
 WARNINGS_PER_SWEEP = 5
@@ -233,8 +233,4 @@ def _released_card(customer: Customer, wait_days: int) -> Card:
 
 
 def _push(session: Session, person: Employee, key: str, card: Card, due_at: datetime) -> bool:
-    identity = preferred_identity(session, person.id)
-    if identity is None:
-        return False
-    return outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                      due_at=due_at, payload={"card": card.to_dict(), "reply": {}})
+    return push(session, person.id, key, card, due_at=due_at)

@@ -12,10 +12,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from cards import Card
-from storage import outbox
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows.approvals import cards, live
-from workflows.identity import preferred_identity
+from workflows.pushes import push
 
 def task_assigned(session: Session, request: ApprovalRequest, task: ApprovalTask) -> None:
     key = _push(session, task.approver_id, f"approval:task:{task.id}", cards.task_card(session, request, task))
@@ -66,9 +65,4 @@ def withdrawn(session: Session, request: ApprovalRequest) -> None:
 
 def _push(session: Session, employee_id: int, key: str, card: Card) -> str:
     """The outbox key of the message, or "" when the person cannot be reached."""
-    identity = preferred_identity(session, employee_id)
-    if identity is None:
-        return ""
-    outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-               payload={"card": card.to_dict(), "reply": {}})
-    return key
+    return key if push(session, employee_id, key, card) else ""
