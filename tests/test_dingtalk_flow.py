@@ -78,9 +78,8 @@ def test_group_reply_goes_to_the_group(stack):
                                   with_webhook=False))
     stack.post_dingtalk(peer.text(USER, "请假", conversation_type="2", conversation_id="cidSales=="))
 
-    first, second = replies(stack, "cidSales==", 2)
-    assert (first["via"], first["title"]) == ("groupSend", "办理 · 主菜单")
-    assert (second["via"], second["title"]) == ("webhook", "请假")
+    both = replies(stack, "cidSales==", 2)  # two workers may answer in either order
+    assert sorted((m["via"], m["title"]) for m in both) == [("groupSend", "办理 · 主菜单"), ("webhook", "请假")]
     assert stack.dingtalk.messages_to(USER) == []
 
 
