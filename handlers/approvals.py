@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from cards import Button, Card
 from handlers import routes
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
-from storage.models import ApprovalRequest, ApprovalTask
+from storage.models import ApprovalRequest, ApprovalTask, Employee
 from handlers import guided
 from workflows import conversations, followups
 from workflows.approvals import attachments
@@ -84,6 +86,40 @@ def leave_from_menu(ctx: Context) -> Card:
     return _understood(ctx, "请假", misses=0)
 
 
+@routes.action("approval.choose")
+def choose(ctx: Context) -> Card:
+    request = _request(ctx)
+    if request is None or request.requester_id != ctx.employee.id or request.status != "draft":
+        return _gone()
+    return _ask_choice(ctx, request)
+
+
+def _ask_choice(ctx: Context, request: ApprovalRequest) -> Card:
+    form = conversations.start(ctx.session, ctx.employee, FORM, "chosen", {"request_id": request.id}, ctx.now)
+    return guided.ask(ctx, form)
+
+
+def _ask_chosen(ctx: Context, form: Form) -> Card:
+    return Card(title="选审批人", body="请回一位同事的名字，由他/她审批这一步。", buttons=(guided.CANCEL_BUTTON,))
+
+
+@guided.step(FORM, "chosen", ask=_ask_chosen)
+def _answer_chosen(ctx: Context, form: Form, answer: str) -> Card:
+    request = ctx.session.get(ApprovalRequest, form.data["request_id"])
+    people = ctx.session.execute(select(Employee).where(Employee.name == answer.strip(), Employee.active)).scalars().all()
+    if len(people) != 1:
+        return Card(title="选审批人", body=f"没找到唯一一位叫「{answer.strip()}」的在职同事，请写全名。",
+                    buttons=(guided.CANCEL_BUTTON,))
+    try:
+        requests.choose_approver(ctx.session, request, people[0], by=ctx.employee)
+    except NotYours:
+        return _gone()
+    except ValueError as problem:
+        return Card(title="选审批人", body=str(problem), buttons=(guided.CANCEL_BUTTON,))
+    conversations.finish(ctx.session, ctx.employee)
+    return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
+
+
 def attach_invoice(ctx: Context) -> Card | None:
     """A photo right after an expense (or purchase, trip) request: its invoice. None if there is none."""
     request = attachments.recent_request(ctx.session, ctx.employee, ctx.now)
@@ -107,6 +143,8 @@ def submit(ctx: Context) -> Card:
                                 tz=ctx.timezone, card_key=ctx.reply_key)
     except NotYours:
         return not_yours_card()
+    except requests.NeedsChoice:
+        return _ask_choice(ctx, request)
     if not fresh:
         return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交过了，不用再点。")
     return views.submitted_card(ctx.session, request)

@@ -117,3 +117,17 @@ def test_cc_at_submission_and_after_approval(admin):
                                                  admin.wecom.issue_response_code(task["task_id"])))
     after = wait_for(lambda: admin.wecom.messages_to("qian"))[0]
     assert "已审批通过，抄送给你" in json.dumps(after, ensure_ascii=False)
+
+
+def test_a_step_of_the_requesters_choice(admin):
+    _say(admin, "linhao", "审批规则 修改 5 天数 <= 3：申请人自选", 1)
+    admin.post_wecom(admin.wecom_peer.text("zhangsan", "请假 事假 下周一"))
+    confirm = wait_for(lambda: admin.wecom.messages_to("zhangsan"))[0]["template_card"]
+    assert "（你来选）" in json.dumps(confirm, ensure_ascii=False)
+    key = next(b["key"] for b in confirm["button_list"] if b["text"] == "选审批人")
+    admin.post_wecom(admin.wecom_peer.card_click("zhangsan", key, confirm["task_id"],
+                                                 admin.wecom.issue_response_code(confirm["task_id"])))
+    wait_for(lambda: len(admin.wecom.messages_to("zhangsan")) >= 2)
+    said = _say(admin, "zhangsan", "李四", 3)
+    assert "预计审批人" in said and "李四" in said and "提交" in said
+    assert admin.count("approval_request", "WHERE status = 'draft'") == 1

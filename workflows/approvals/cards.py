@@ -28,6 +28,12 @@ def chain_text(session: Session, steps: tuple[Step, ...] | list[Step]) -> str:
 
 
 def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan) -> Card:
+    if chosen.needs_choice:
+        chain = chain_text(session, chosen.steps) if chosen.steps else ""
+        return Card(title=f"{request.type} · 请确认", body="这一单有一步由你选审批人，选好后再提交。",
+                    fields=_fields(request) + (("预计审批人", (chain + " → " if chain else "") + "（你来选）"),),
+                    buttons=(Button("选审批人", "approval.choose", str(request.id), style="primary"),
+                             Button("取消", "approval.discard", str(request.id))))
     return Card(title=f"{request.type} · 请确认", body="核对一下，没问题就点「提交」。",
                 fields=_fields(request) + (("预计审批人", chain_text(session, chosen.steps)[:26]),),
                 buttons=(Button("提交", "approval.submit", str(request.id), style="primary"),

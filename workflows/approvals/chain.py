@@ -28,6 +28,7 @@ ROLE_NAMES = {"finance": "财务", "legal": "法务", "ceo": "总经理", "sales
               "sales_manager": "销售经理", "admin": "管理员", "hr": "人事"}
 MODES = {"any": "或签", "all": "会签"}
 CHAIN_LIMIT = 10  # manager chains longer than this are a loop in the data
+CHOSEN = "chosen"  # the requester picks this step's approver when submitting
 AFTER = "after:"  # a CC spec with this prefix is told when the request is approved, not when submitted
 
 
@@ -51,6 +52,7 @@ class Plan:
     steps: tuple[Step, ...]
     cc: tuple[int, ...] = ()  # told at submission
     cc_after: tuple[int, ...] = ()  # told once it is approved
+    needs_choice: bool = False  # a step is the requester's choice and nobody is chosen yet
 
 
 def plan(session: Session, requester: Employee, request_type: str, facts: dict[str, Any]) -> Plan:
@@ -60,8 +62,13 @@ def plan(session: Session, requester: Employee, request_type: str, facts: dict[s
     if rule is None:
         return Plan(rule=None, steps=_fallback(session, requester, "admin"))
     steps: list[Step] = []
+    needs_choice = False
     for raw in json.loads(rule.steps):
-        people = _unique(p for spec in raw["approvers"] for p in resolve(session, requester, spec))
+        if CHOSEN in raw["approvers"] and not facts.get("chosen"):
+            needs_choice = True
+            continue
+        people = _unique(p for spec in raw["approvers"]
+                         for p in resolve(session, requester, _chosen(spec, facts)))
         step = Step(label="、".join(spec_label(spec) for spec in raw["approvers"]), mode=raw.get("mode", "any"),
                     approvers=tuple(p.id for p in people))
         if not step.approvers:
@@ -72,7 +79,13 @@ def plan(session: Session, requester: Employee, request_type: str, facts: dict[s
     cc = _unique(p for spec in specs if not spec.startswith(AFTER) for p in resolve(session, requester, spec))
     after = _unique(p for spec in specs if spec.startswith(AFTER)
                     for p in resolve(session, requester, spec[len(AFTER):]))
-    return Plan(rule=rule, steps=tuple(steps), cc=tuple(p.id for p in cc), cc_after=tuple(p.id for p in after))
+    return Plan(rule=rule, steps=tuple(steps), cc=tuple(p.id for p in cc), cc_after=tuple(p.id for p in after),
+                needs_choice=needs_choice)
+
+
+def _chosen(spec: str, facts: dict[str, Any]) -> str:
+    """The requester's choice is a named person once they have picked one."""
+    return f"person:{facts['chosen']}" if spec == CHOSEN else spec
 
 
 def choose_rule(session: Session, request_type: str, facts: dict[str, Any]) -> ApprovalRule | None:
@@ -105,7 +118,7 @@ def check_spec(spec: str) -> None:
     kind, _, arg = spec.partition(":")
     ok = ((kind == "manager" and (not arg or (arg.isdigit() and 1 <= int(arg) <= 5)))
           or (kind == "dept_head" and not arg) or (kind == "role" and arg in ROLE_NAMES)
-          or (kind == "person" and arg.isdigit()))
+          or (kind == "person" and arg.isdigit()) or spec == CHOSEN)
     if not ok:
         raise ValueError(f"审批人写法不对：{spec}（可用 直属上级、第N级上级、部门负责人、角色、指定人）")
 
@@ -139,6 +152,8 @@ def spec_label(spec: str) -> str:
         return "直属上级" if arg in ("", "1") else f"第{arg}级上级"
     if kind == "dept_head":
         return "部门负责人"
+    if spec == CHOSEN:
+        return "申请人自选"
     if kind == "role":
         return ROLE_NAMES.get(arg, arg)
     return "指定人"

@@ -35,6 +35,19 @@ class Stale(Exception):
         self.request, self.by, self.at = request, by, at
 
 
+class NeedsChoice(Exception):
+    """A step of this request is the requester's choice: pick someone before submitting."""
+
+
+def choose_approver(session: Session, request: ApprovalRequest, person: Employee, *, by: Employee) -> None:
+    if request.requester_id != by.id or request.status != "draft":
+        raise NotYours()
+    if person.id == by.id or not person.active:
+        raise ValueError("请选另一位在职同事")
+    request.details = json.dumps({**json.loads(request.details), "chosen": person.id}, ensure_ascii=False)
+    session.add(request)
+
+
 class NotYours(Exception):
     """Someone tapped a card that is not theirs to act on."""
 
@@ -66,7 +79,7 @@ def preview(session: Session, request: ApprovalRequest) -> Plan:
 def facts(request: ApprovalRequest) -> dict:
     details = json.loads(request.details)
     return {"amount": request.amount, "days": details.get("days"), "category": details.get("category"),
-            "tier": details.get("tier")}
+            "tier": details.get("tier"), "chosen": details.get("chosen")}
 
 
 def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,
@@ -76,6 +89,8 @@ def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: dat
     if request.requester_id != by.id:
         raise NotYours()
     chosen = preview(session, request)
+    if chosen.needs_choice:
+        raise NeedsChoice()
     steps = [s.to_dict() for s in chosen.steps]
     # Pinned with the chain: who hears of the approval.
     details = json.dumps({**json.loads(request.details), "cc_after": list(chosen.cc_after)}, ensure_ascii=False)

@@ -24,7 +24,7 @@ from workflows.approvals.chain import AFTER, ROLE_NAMES, check_rule, spec_label
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
 _ROLE_WORDS = {name: f"role:{role}" for role, name in ROLE_NAMES.items()} | {"CEO": "role:ceo", "老板": "role:ceo"}
-_POSITION_WORDS = {"直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
+_POSITION_WORDS = {"申请人自选": "chosen", "自选": "chosen", "直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
                    "上上级": "manager:2", "部门负责人": "dept_head", "部门领导": "dept_head"}
 _NO_APPROVER = {"自动通过": "auto_pass", "管理员": "admin"}
 _LEVELS = {"2": 2, "3": 3, "4": 4, "5": 5, "二": 2, "三": 3, "四": 4, "五": 5}
