@@ -16,7 +16,8 @@ from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from handlers import guided
-from workflows import conversations, followups
+from workflows import contracts, conversations, customers, deals, followups
+from workflows.amounts import find_amount
 from workflows.approvals import attachments
 from workflows.approvals import cards as views
 from workflows.approvals import requests
@@ -131,6 +132,26 @@ def attach_invoice(ctx: Context) -> Card | None:
     count = attachments.photo_count(request)
     said = f"已附在{request.type}「{request.summary}」上，共 {count} 张。" if added else "这张已经收到过了。"
     return Card(title=f"收到照片 · {request.number if request.status != 'draft' else request.type}", body=said)
+
+
+@routes.command("合同", "合同审批", prefix=True)
+def contract(ctx: Context) -> Card:
+    """`合同 腾讯 50万`: a contract approval typed by hand (赢单 raises one by itself)."""
+    words = re.sub(r"^(合同审批|合同)\s*", "", ctx.event.text.strip())
+    found = find_amount(words)
+    name = (words[:found[1]] + " " + words[found[2]:]).strip().split(" ")[0] if found else words.split(" ")[0]
+    match = customers.find(ctx.session, name, owner_id=ctx.employee.id) if name else None
+    if found is None or match is None or match.decision != "accept":
+        return Card(title="合同", body="说客户和金额，比如「合同 腾讯 50万」。赢单的商机会自动发起合同审批。",
+                    buttons=(HELP_BUTTON,))
+    customer = customers.get(ctx.session, match.customer_id)
+    if not customers.may_log(ctx.session, ctx.employee, customer):
+        return Card(title="不是你的客户", body=f"{customer.name[:16]}由{customers.owner_name(ctx.session, customer)}负责。",
+                    buttons=(HELP_BUTTON,))
+    draft = contracts.contract_draft(customer, found[0], deals.latest_deal(ctx.session, customer.id))
+    request = requests.draft(ctx.session, ctx.employee, draft, source_key=f"{ctx.event.platform}:{ctx.event.event_id}",
+                             now=ctx.now)
+    return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
 
 
 @routes.action("approval.submit")

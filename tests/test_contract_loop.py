@@ -119,3 +119,15 @@ def test_from_dingtalk_the_owner_wins_and_hears_back(sales):
     wait_for(lambda: any("合同审批已自动发起" in json.dumps(m, ensure_ascii=False)
                          for m in sales.dingtalk.messages_to("0147001") + sales.wecom.messages_to("zhangsan")))
     assert _title(_nth(sales, "director", 1)) == "待你审批 · 合同"
+
+
+def test_a_contract_typed_by_hand_goes_by_the_contract_rules(sales):
+    sales.post_wecom(sales.wecom_peer.text("zhangsan", "合同 腾讯 8万"))
+    confirm = _nth(sales, "zhangsan", 1)
+    assert _title(confirm) == "合同 · 请确认"
+    fields = {f["keyname"]: f["value"] for f in confirm["template_card"]["horizontal_content_list"]}
+    assert fields["客户"] == "腾讯科技(深圳)有限公司" and fields["金额"] == "¥80,000.00"
+    # ≥ 50,000: legal then the CEO; this company has no legal person and no admin, so the manager stands in.
+    assert fields["预计审批人"] == "王经理 → 总经理 陈总"
+    sales.post_wecom(sales.wecom_peer.text("lisi", "合同 腾讯 8万"))
+    assert _title(_nth(sales, "lisi", 1)) == "不是你的客户"

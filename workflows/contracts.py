@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -36,9 +37,7 @@ def raise_contract(session: Session, *, deal: Deal, from_stage: str, to_stage: s
     customer = session.get(Customer, deal.customer_id)
     wins = session.execute(select(func.count(DealStageChange.id)).where(
         DealStageChange.deal_id == deal.id, DealStageChange.to_stage == deals.WON)).scalar()
-    draft = Draft(type="合同", summary=f"{short_name(customer)} {deal.title}"[:60], amount=deal.amount,
-                  details={"customer_id": customer.id, "customer": customer.name, "deal_id": deal.id,
-                           "tier": customer.tier})
+    draft = contract_draft(customer, deal.amount, deal)
     request = requests.draft(session, owner, draft, source_key=f"deal:{deal.id}:won:{wins}", now=now)
     if request.status != "draft":
         return  # this win already raised its contract
@@ -48,14 +47,22 @@ def raise_contract(session: Session, *, deal: Deal, from_stage: str, to_stage: s
         session, request, headline=f"{short_name(customer)}赢单了！合同审批已自动发起，审批结果会告诉你。"))
 
 
+def contract_draft(customer: Customer, amount: Decimal, deal: Deal | None) -> Draft:
+    """A 合同 request for `customer` (and its deal, when there is one)."""
+    title = deal.title if deal else "合同"
+    return Draft(type="合同", summary=f"{short_name(customer)} {title}"[:60], amount=amount,
+                 details={"customer_id": customer.id, "customer": customer.name, "deal_id": deal.id if deal else None,
+                          "tier": customer.tier})
+
+
 @signals.subscribe(requests.APPROVAL_DECIDED)
 def contract_decided(session: Session, *, request: ApprovalRequest, approved: bool, by: Employee | None, **_) -> None:
     if request.type != "合同":
         return
     details = json.loads(request.details)
-    deal = session.get(Deal, details["deal_id"])
+    deal = session.get(Deal, details["deal_id"]) if details.get("deal_id") else None
     if deal is None:
-        return
+        return  # a contract typed for a customer without a deal: nothing on the CRM side to move
     now = request.decided_at or utcnow()
     if approved:
         deals.set_stage_by_system(session, deal, SIGNED, now=now, reason=f"合同 {request.number} 审批通过")
