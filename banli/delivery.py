@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from rq import get_current_job
@@ -143,8 +143,9 @@ def _update_card(runtime: Runtime, row: Outbox, session: Session) -> dict[str, A
 
 
 def _updatable(runtime: Runtime, target: Outbox, sent: dict[str, Any]) -> bool:
-    if target.platform == "wecom":
-        fresh = target.sent_at is not None and runtime.now() - target.sent_at < WECOM_CODE_LIFETIME
+    if target.platform == "wecom":  # a code lives 72 h from the send or from the tap that brought it
+        issued = datetime.fromisoformat(sent["code_at"]) if sent.get("code_at") else target.sent_at
+        fresh = issued is not None and runtime.now() - issued < WECOM_CODE_LIFETIME
         return bool(sent.get("response_code")) and fresh
     return bool(sent.get("out_track_id"))
 

@@ -43,6 +43,8 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
 
 def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
+    if event.reply.get("response_code") and event.reply.get("task_id"):
+        outbox.remember_card_code(session, event.reply["task_id"], event.reply["response_code"], now=runtime.now())
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))

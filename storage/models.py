@@ -70,6 +70,9 @@ class Outbox(SQLModel, table=True):
     lease_token: str = Field(default="", max_length=64)
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     result: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))  # JSON
+    # The platform's id of the card this row sent (WeCom task_id, DingTalk outTrackId): a tap on that
+    # card names it, and brings WeCom's fresh single-use code for updating it.
+    card_ref: str = Field(default="", max_length=128, index=True, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: Optional[datetime] = None
 

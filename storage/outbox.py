@@ -113,7 +113,8 @@ def mark_done(session: Session, row_id: int, token: str, *, now: datetime, resul
         update(Outbox)
         .where(Outbox.id == row_id, Outbox.lease_token == token, Outbox.status == "pending")
         .values(status="sent", sent_at=now, lease_until=None, attempts=Outbox.attempts + 1,
-                result=json.dumps(result, ensure_ascii=False), last_error="")
+                result=json.dumps(result, ensure_ascii=False), last_error="",
+                card_ref=str(result.get("task_id") or result.get("out_track_id") or "")[:128])
     )
     return res.rowcount == 1
 
@@ -134,6 +135,19 @@ def mark_failed(session: Session, row_id: int, token: str, *, now: datetime, err
     row.due_at = now if dead else now + timedelta(seconds=delay)
     session.add(row)
     return row.status
+
+
+def remember_card_code(session: Session, card_ref: str, code: str, *, now: datetime) -> bool:
+    """A tap on a card brought a fresh single-use update code (WeCom): keep it with the card's row,
+    so the next update of that card can use it. False if no sent card has that reference."""
+    row = session.execute(select(Outbox).where(Outbox.card_ref == card_ref, Outbox.kind == "message")
+                          .order_by(Outbox.id)).scalars().first()
+    if row is None:
+        return False
+    row.result = json.dumps({**json.loads(row.result or "{}"), "response_code": code, "code_at": now.isoformat()},
+                            ensure_ascii=False)
+    session.add(row)
+    return True
 
 
 def cancel(session: Session, key: str) -> bool:

@@ -314,3 +314,15 @@ def test_each_step_updates_the_cards_it_can_and_a_spent_code_is_not_reused(oa):
     assert len(_updates_for(oa, submitted)) == 1
     assert _title(_nth(oa, "zhangsan", 4)) == "R-1001 · 已通过"
     assert oa.count("outbox", "WHERE status = 'dead'") == 0
+
+
+def test_a_tap_on_a_card_brings_a_fresh_code_so_it_can_be_updated_again(oa):
+    _, submitted = _submit_expense(oa, "报销 招待客户 3000 元")
+    _tap(oa, "wangjl", _nth(oa, "wangjl", 1), "同意")
+    wait_for(lambda: _updates_for(oa, submitted))  # the send's code: used
+    _tap(oa, "zhangsan", submitted, "我的申请", 5)  # the requester taps their card: WeCom issues a new code
+    _nth(oa, "zhangsan", 4)
+    _tap(oa, "qian", _nth(oa, "qian", 1), "同意", 6)
+    updates = wait_for(lambda: len(_updates_for(oa, submitted)) >= 2 and _updates_for(oa, submitted))
+    assert updates[-1]["main_title"]["title"] == "R-1001 · 已通过"
+    assert oa.count("outbox", "WHERE status = 'dead'") == 0

@@ -131,6 +131,11 @@ def upgrade() -> None:
     with op.batch_alter_table('delegation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delegation_employee_id'), ['employee_id'], unique=False)
 
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('card_ref', sqlmodel.sql.sqltypes.AutoString(length=128), server_default='',
+                                      nullable=False))
+        batch_op.create_index(batch_op.f('ix_outbox_card_ref'), ['card_ref'], unique=False)
+
     _seed_default_rules()
 
 
@@ -164,6 +169,9 @@ def _seed_default_rules() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_card_ref'))
+        batch_op.drop_column('card_ref')
     with op.batch_alter_table('delegation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delegation_employee_id'))
     op.drop_table('delegation')
