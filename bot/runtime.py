@@ -67,6 +67,12 @@ class Runtime:
             return self.engine  # one writer at a time anyway; keep a single pool
         return make_engine(self.settings.database_url, autocommit=True)
 
+    def close(self) -> None:
+        """Give back every database connection this runtime opened (both pools)."""
+        for name in ("autocommit_engine", "engine"):
+            if name in self.__dict__:  # only the pools that were created
+                self.__dict__[name].dispose()
+
     @cached_property
     def redis(self) -> Redis:
         if self.settings.embedded:

@@ -221,7 +221,7 @@ def stack_factory(database_url):
         stack.stop_workers()
         for server in stack.servers:
             server.stop()
-        stack.runtime.engine.dispose()
+        stack.runtime.close()
 
 
 @pytest.fixture

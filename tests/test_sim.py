@@ -92,7 +92,7 @@ def demo_factory(tmp_path):
     for demo, server in running:
         demo.stop()
         server.stop()
-        demo.runtime.engine.dispose()
+        demo.runtime.close()
 
 
 @pytest.fixture
