@@ -50,7 +50,7 @@ def add(
     values = dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
         payload=_json(payload), status="pending",
-        due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}",
+        due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}", card_ref="",
         created_at=utcnow(),
     )
     return insert_ignore(session, Outbox, values, ["key"])
