@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from cards import Card
 from handlers import guided, routes
+from handlers.people import person_named
 from handlers.approvals import HELP_BUTTON, NUMBER, already_card, is_involved, not_yours_card
 from handlers.router import Context
-from storage.models import ApprovalTask, Employee
+from storage.models import ApprovalTask
 from workflows import conversations
 from workflows.approvals import cards as views
 from workflows.approvals import requests
@@ -76,7 +75,7 @@ def _act(ctx: Context, kind: str, task_id: int, answer: str) -> Card:
                                       now=ctx.now, platform=ctx.event.platform, tz=ctx.timezone)
             return Card(title="已退回", body=f"退回到第{step + 1}步，那一步的审批人会重新收到卡片。")
         before = not re.search(r"之后|后面|后加", answer)
-        person = _person(ctx, re.sub(r"之前|之后|前面|后面|后加|前加", "", answer).strip())
+        person = person_named(ctx, re.sub(r"之前|之后|前面|后面|后加|前加", "", answer).strip())
         if isinstance(person, Card):
             return person
         if kind == "transfer":
@@ -93,12 +92,4 @@ def _act(ctx: Context, kind: str, task_id: int, answer: str) -> Card:
     except ValueError as problem:
         return Card(title="办不了", body=str(problem), buttons=(HELP_BUTTON,))
 
-
-def _person(ctx: Context, name: str) -> Employee | Card:
-    people = ctx.session.execute(select(Employee).where(Employee.name == name, Employee.active)).scalars().all()
-    if len(people) == 1:
-        return people[0]
-    if not people:
-        return Card(title="找不到这位同事", body=f"没有叫「{name}」的在职同事，请写全名。", buttons=(HELP_BUTTON,))
-    return Card(title="有重名", body=f"有 {len(people)} 位叫「{name}」，请联系管理员区分。", buttons=(HELP_BUTTON,))
 

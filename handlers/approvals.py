@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from cards import Button, Card
 from handlers import routes
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context
-from storage.models import ApprovalRequest, ApprovalTask, Employee
+from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided
 from workflows import contracts, conversations, customers, deals, followups
 from workflows.amounts import find_amount
@@ -26,6 +24,7 @@ from workflows.approvals.parse import TYPE_WORDS, Draft, Missing, parse_request
 from workflows.conversations import Form
 from workflows.approvals.requests import NotYours, Stale
 from workflows.followups import when_text
+from workflows.identity import employees_named
 
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 FORM = "approval.new"
@@ -107,7 +106,7 @@ def _ask_chosen(ctx: Context, form: Form) -> Card:
 @guided.step(FORM, "chosen", ask=_ask_chosen)
 def _answer_chosen(ctx: Context, form: Form, answer: str) -> Card:
     request = ctx.session.get(ApprovalRequest, form.data["request_id"])
-    people = ctx.session.execute(select(Employee).where(Employee.name == answer.strip(), Employee.active)).scalars().all()
+    people = employees_named(ctx.session, answer)
     if len(people) != 1:
         return Card(title="选审批人", body=f"没找到唯一一位叫「{answer.strip()}」的在职同事，请写全名。",
                     buttons=(guided.CANCEL_BUTTON,))

@@ -131,7 +131,7 @@ def _act(ctx: Context, customer: Customer, tail: str, *, create: bool = False) -
         if not opened:
             deal = deals.create_deal(ctx.session, customer=customer, by=ctx.employee, stage=asked.stage,
                                      amount=asked.amount, expected_close=asked.close,
-                                     platform=ctx.event.platform, now=ctx.now)
+                                     platform=ctx.event.platform, now=ctx.now, tz=ctx.timezone)
             return deal_card(ctx, deal, title=f"已新建商机 · {short_name(customer)}", note=_leftover(asked))
         deal = opened[0]
         changed = _apply(ctx, deal, asked)
@@ -148,7 +148,7 @@ def _apply(ctx: Context, deal: Deal, asked: Asked) -> bool:
     changed = False
     if asked.stage is not None:
         changed = deals.move_stage(ctx.session, deal, asked.stage, by=ctx.employee, platform=ctx.event.platform,
-                                   now=ctx.now) is not None
+                                   now=ctx.now, tz=ctx.timezone) is not None
     if asked.amount is not None:
         changed |= deals.set_amount(ctx.session, deal, asked.amount, by=ctx.employee, platform=ctx.event.platform)
     if asked.close is not None:
@@ -160,7 +160,8 @@ def _apply(ctx: Context, deal: Deal, asked: Asked) -> bool:
 def _move(ctx: Context, deal: Deal, stage: str) -> Card:
     before = deal.stage
     try:
-        deals.move_stage(ctx.session, deal, stage, by=ctx.employee, platform=ctx.event.platform, now=ctx.now)
+        deals.move_stage(ctx.session, deal, stage, by=ctx.employee, platform=ctx.event.platform, now=ctx.now,
+                         tz=ctx.timezone)
     except StageRefused as refused:
         return deal_card(ctx, deal, title="没有改动", note=refused.reason)
     return deal_card(ctx, deal, title=f"商机已推进 · {_short(ctx, deal)}", note=f"{before} → {stage}")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from cards import Button, Card
 from handlers import routes
 from handlers.router import Context
 from storage.models import Employee
 from workflows import leavers
+from workflows.identity import employees_named
 from workflows.approvals import away
 from workflows.followups import day_text
 from workflows.when import parse_when
@@ -29,7 +28,7 @@ HELP_BUTTON = Button("帮助", "help", command="帮助")
 def delegate(ctx: Context) -> Card:
     words = re.sub(r"^(委托|代理审批|请人代批)\s*", "", ctx.event.text.strip())
     name, _, when_words = words.partition(" ")
-    person = _person(ctx, name)
+    person = person_named(ctx, name)
     when = parse_when(when_words, ctx.now, ctx.timezone) if when_words else None
     if isinstance(person, Card):
         return person
@@ -61,8 +60,8 @@ def depart(ctx: Context) -> Card:
     to_pool = bool(re.search(r"客户(进|回|到|放)?公海", words))
     successor_name = re.search(r"交接给\s*(\S+)", words)
     name = re.split(r"\s", words, maxsplit=1)[0] if words else ""
-    leaver = _person(ctx, name, include_departed=True)
-    successor = _person(ctx, successor_name.group(1)) if successor_name else None
+    leaver = person_named(ctx, name, include_departed=True)
+    successor = person_named(ctx, successor_name.group(1)) if successor_name else None
     for found in (leaver, successor):
         if isinstance(found, Card):
             return found
@@ -79,11 +78,9 @@ def depart(ctx: Context) -> Card:
     return Card(title=f"已办理离职 · {leaver.name}", body=f"{tasks}；{done.customers} 个客户{owners}。\n{leaver.name}之后发消息会收到已停用的提示。")
 
 
-def _person(ctx: Context, name: str, *, include_departed: bool = False) -> Employee | Card:
-    query = select(Employee).where(Employee.name == name)
-    if not include_departed:
-        query = query.where(Employee.active)
-    people = ctx.session.execute(query).scalars().all()
+def person_named(ctx: Context, name: str, *, include_departed: bool = False) -> Employee | Card:
+    """The one colleague called `name`, or the card that says why there is not exactly one."""
+    people = employees_named(ctx.session, name, include_departed=include_departed)
     if len(people) == 1:
         return people[0]
     if not people:

@@ -4,6 +4,9 @@ Alerts Banli raises on its own (overdue, 公海 warnings) are queued with `due_a
 the outbox simply holds them: a scan at 22:00 writes a row due at 08:30 the next morning. Replies to
 what a person just typed never go through here — they asked.
 
+Approval reminders use working time instead (`next_working_moment`, rule `oa.working_hours`):
+Monday–Friday within working hours, so an approver is nudged at the desk, not at 08:30 on a Sunday.
+
 Rules: `crm.quiet_hours` {start, end, release} and `crm.skip_weekends`. A moment inside the quiet
 period is released at `release` on the day the period ends (or at `end` itself, if `release` is set
 earlier than `end`). With `skip_weekends`, a release that lands on Saturday or Sunday moves to
@@ -39,6 +42,21 @@ def push_time_for(session: Session, moment: datetime, tz: str) -> datetime:
     """`push_time` with the company's current rules."""
     return push_time(moment, quiet=rules.get(session, "crm.quiet_hours"),
                      skip_weekends=rules.get(session, "crm.skip_weekends"), tz=tz)
+
+
+def next_working_moment(moment: datetime, tz: str, start: str = "09:00", end: str = "18:00") -> datetime:
+    """`moment` if it is inside working time (Mon–Fri, start–end), else the start of the next one."""
+    zone = ZoneInfo(tz)
+    local = moment.astimezone(zone)
+    opens, closes = _clock(start), _clock(end)
+    day = local.date()
+    if local.weekday() < SATURDAY and opens <= local.time() < closes:
+        return moment
+    if local.weekday() >= SATURDAY or local.time() >= closes:
+        day += timedelta(days=1)
+    while day.weekday() >= SATURDAY:
+        day += timedelta(days=1)
+    return _at(day, opens, zone).astimezone(moment.tzinfo)
 
 
 def is_quiet(local: time, start: time, end: time) -> bool:

@@ -24,12 +24,11 @@ from workflows.followups import short_name
 from workflows.pushes import push
 
 SIGNED, RENEGOTIATE = deals.SIGNED, "商务谈判"
-TZ = "Asia/Shanghai"  # the business zone: subscribers get no settings (see workflows.deals.BUSINESS_TZ)
 
 
 @signals.subscribe(signals.DEAL_STAGE_CHANGED)
 def raise_contract(session: Session, *, deal: Deal, from_stage: str, to_stage: str, by: Employee | None,
-                   now: datetime | None = None, **_) -> None:
+                   now: datetime | None = None, tz: str = deals.DEFAULT_TZ, **_) -> None:
     if to_stage != deals.WON:
         return
     now = now or utcnow()
@@ -42,7 +41,7 @@ def raise_contract(session: Session, *, deal: Deal, from_stage: str, to_stage: s
     if request.status != "draft":
         return  # this win already raised its contract
     key = f"approval:contract:{request.id}"
-    requests.submit(session, request, by=owner, now=now, platform="system", tz=TZ, card_key=key)
+    requests.submit(session, request, by=owner, now=now, platform="system", tz=tz, card_key=key)
     _push(session, owner.id, key, approval_cards.submitted_card(
         session, request, headline=f"{short_name(customer)}赢单了！合同审批已自动发起，审批结果会告诉你。"))
 
@@ -56,7 +55,8 @@ def contract_draft(customer: Customer, amount: Decimal, deal: Deal | None) -> Dr
 
 
 @signals.subscribe(requests.APPROVAL_DECIDED)
-def contract_decided(session: Session, *, request: ApprovalRequest, approved: bool, by: Employee | None, **_) -> None:
+def contract_decided(session: Session, *, request: ApprovalRequest, approved: bool, by: Employee | None,
+                     tz: str = deals.DEFAULT_TZ, **_) -> None:
     if request.type != "合同":
         return
     details = json.loads(request.details)
@@ -65,15 +65,16 @@ def contract_decided(session: Session, *, request: ApprovalRequest, approved: bo
         return  # a contract typed for a customer without a deal: nothing on the CRM side to move
     now = request.decided_at or utcnow()
     if approved:
-        deals.set_stage_by_system(session, deal, SIGNED, now=now, reason=f"合同 {request.number} 审批通过")
-        rows = payments.plan_default(session, deal, request_id=request.id, now=now, tz=TZ)
+        deals.set_stage_by_system(session, deal, SIGNED, now=now, reason=f"合同 {request.number} 审批通过", tz=tz)
+        rows = payments.plan_default(session, deal, request_id=request.id, now=now, tz=tz)
         _push(session, deal.owner_id, f"contract:signed:{request.id}", Card(
             title=f"已签约 · {deal.title[:20]}", body="合同审批通过，回款计划已生成：\n" + payments.plan_text(rows),
             footer="到期前3天会提醒你和财务；要分期，发「回款计划 客户名 金额 日期, 金额 日期」",
             buttons=(Button("查看客户", "customer.show", str(deal.customer_id)),)))
     else:
         reason = _rejection_reason(session, request)
-        deals.set_stage_by_system(session, deal, RENEGOTIATE, now=now, reason=f"合同 {request.number} 被拒绝：{reason}")
+        deals.set_stage_by_system(session, deal, RENEGOTIATE, now=now, reason=f"合同 {request.number} 被拒绝：{reason}",
+                                  tz=tz)
         _push(session, deal.owner_id, f"contract:rejected:{request.id}", Card(
             title=f"合同未通过 · {deal.title[:18]}", body=f"原因：{reason}\n商机已退回「{RENEGOTIATE}」，改好后再推进到赢单即可重新发起。",
             buttons=(Button("查看客户", "customer.show", str(deal.customer_id)),)))

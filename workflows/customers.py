@@ -47,7 +47,7 @@ def may_log(session: Session, employee: Employee, customer: Customer) -> bool:
     """The owner, anyone above the owner, admins, and anyone on a 公海 customer (no owner)."""
     if customer.owner_id is None or customer.owner_id == employee.id or employee.role == "admin":
         return True
-    return employee.id in _managers_of(session, customer.owner_id)
+    return employee.id in managers_of(session, customer.owner_id)
 
 
 def may_see_details(session: Session, employee: Employee, customer: Customer) -> bool:
@@ -55,7 +55,7 @@ def may_see_details(session: Session, employee: Employee, customer: Customer) ->
     A 公海 customer has no owner, so only admins see its details."""
     if employee.role == "admin" or (customer.owner_id is not None and customer.owner_id == employee.id):
         return True
-    return customer.owner_id is not None and employee.id in _managers_of(session, customer.owner_id)
+    return customer.owner_id is not None and employee.id in managers_of(session, customer.owner_id)
 
 
 def owner_name(session: Session, customer: Customer) -> str:
@@ -70,7 +70,8 @@ def original_text(session: Session, platform: str, event_id: str, sender: str) -
     return json.loads(payload).get("text") if payload else None
 
 
-def _managers_of(session: Session, employee_id: int, limit: int = 10) -> set[int]:
+def managers_of(session: Session, employee_id: int, limit: int = 10) -> set[int]:
+    """Everyone above `employee_id` in the manager chain (a loop in the data stops at `limit`)."""
     chain: set[int] = set()
     current = session.get(Employee, employee_id)
     while current and current.manager_id and current.manager_id not in chain and len(chain) < limit:

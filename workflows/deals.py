@@ -25,7 +25,7 @@ from workflows import audit, customers, rules, signals
 
 WON, LOST = "赢单", "输单"
 SIGNED = "已签约"  # after 赢单, once the contract approval passes (workflows/contracts.py); not on the list
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_TZ = "Asia/Shanghai"  # callers pass the configured business zone (settings.timezone)
 ENDINGS = (WON, LOST)  # the closing stages a person picks
 CLOSED = (WON, LOST, SIGNED)
 
@@ -98,7 +98,7 @@ def may_move(session: Session, employee: Employee, deal: Deal) -> bool:
 
 def may_reopen(session: Session, employee: Employee, deal: Deal) -> bool:
     """Move a closed deal: only the deal owner's managers up the chain, and admins."""
-    return employee.role == "admin" or employee.id in customers._managers_of(session, deal.owner_id)
+    return employee.role == "admin" or employee.id in customers.managers_of(session, deal.owner_id)
 
 
 def may_see_amount(session: Session, employee: Employee, deal: Deal) -> bool:
@@ -136,7 +136,7 @@ def match_stage(session: Session, word: str) -> str | None:
 
 def create_deal(session: Session, *, customer: Customer, by: Employee, stage: str | None = None,
                 amount: Decimal | None = None, expected_close: date | None = None, title: str = "",
-                platform: str = "", now: datetime | None = None) -> Deal:
+                platform: str = "", now: datetime | None = None, tz: str = DEFAULT_TZ) -> Deal:
     """A new deal at `stage` (default: the first one). The owner is the customer's owner, or the
     creator for a 公海 customer. Raises StageRefused for a stage not on the list."""
     if not customers.may_log(session, by, customer):
@@ -147,7 +147,7 @@ def create_deal(session: Session, *, customer: Customer, by: Employee, stage: st
         raise StageRefused(f"没有「{stage}」这个阶段，可选：{'、'.join(names)}")
     at = now or utcnow()
     deal = Deal(customer_id=customer.id, owner_id=customer.owner_id or by.id,
-                title=(title or _default_title(customer, at))[:128], amount=amount or Decimal("0"),
+                title=(title or _default_title(customer, at, tz))[:128], amount=amount or Decimal("0"),
                 stage=stage, expected_close=expected_close, created_at=at)
     session.add(deal)
     session.flush()
@@ -156,12 +156,13 @@ def create_deal(session: Session, *, customer: Customer, by: Employee, stage: st
                  detail={"customer_id": customer.id, "title": deal.title, "stage": stage,
                          "amount": str(deal.amount), "expected_close": expected_close})
     session.flush()
-    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage="", to_stage=stage, by=by, now=at)
+    signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage="", to_stage=stage, by=by, now=at,
+                 tz=tz)
     return deal
 
 
 def move_stage(session: Session, deal: Deal, to_stage: str, *, by: Employee, platform: str = "",
-               now: datetime | None = None) -> DealStageChange | None:
+               now: datetime | None = None, tz: str = DEFAULT_TZ) -> DealStageChange | None:
     """Move `deal` to `to_stage`; None (and nothing written) if it is already there.
     Raises StageRefused for an unknown stage, a non-permitted asker, or a closed deal moved by
     someone other than the owner's managers or an admin."""
@@ -182,11 +183,12 @@ def move_stage(session: Session, deal: Deal, to_stage: str, *, by: Employee, pla
                  detail={"from": from_stage, "to": to_stage, "reopened": from_stage in CLOSED})
     session.flush()
     signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage=from_stage, to_stage=to_stage, by=by,
-                 now=change.at)
+                 now=change.at, tz=tz)
     return change
 
 
-def set_stage_by_system(session: Session, deal: Deal, to_stage: str, *, now: datetime, reason: str) -> DealStageChange:
+def set_stage_by_system(session: Session, deal: Deal, to_stage: str, *, now: datetime, reason: str,
+                        tz: str = DEFAULT_TZ) -> DealStageChange:
     """A move made by Banli itself (a contract approved → 已签约, rejected → back to 商务谈判): no
     permission check, no stage-list check (已签约 comes after the list), audited with the reason."""
     change = DealStageChange(deal_id=deal.id, from_stage=deal.stage, to_stage=to_stage, employee_id=None, at=now)
@@ -196,7 +198,7 @@ def set_stage_by_system(session: Session, deal: Deal, to_stage: str, *, now: dat
                  detail={"from": from_stage, "to": to_stage, "reason": reason}, at=now)
     session.flush()
     signals.emit(session, signals.DEAL_STAGE_CHANGED, deal=deal, from_stage=from_stage, to_stage=to_stage, by=None,
-                 now=now)
+                 now=now, tz=tz)
     return change
 
 
@@ -222,8 +224,8 @@ def set_expected_close(session: Session, deal: Deal, day: date, *, by: Employee,
     return True
 
 
-def _default_title(customer: Customer, started: datetime) -> str:
+def _default_title(customer: Customer, started: datetime, tz: str) -> str:
     """Customer short name + the day it started, e.g. 腾讯 11月21日: enough to tell two deals apart."""
     short = (customer.short_names.split(",")[0] or customer.name)[:12]
-    day = started.astimezone(BUSINESS_TZ) if started.tzinfo else started
+    day = started.astimezone(ZoneInfo(tz)) if started.tzinfo else started
     return f"{short} {day.month}月{day.day}日"

@@ -14,10 +14,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from cards import Button, Card
-from storage import outbox
 from storage.models import Customer, Employee
 from workflows.followups import day_text, short_name
-from workflows.identity import preferred_identity
+from workflows.pushes import push
 
 LIST_LIMIT = 5  # names on one card: more is a wall of text on a phone
 
@@ -99,9 +98,4 @@ def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date
 
 
 def _queue(session: Session, employee: Employee, today: date, card: Card, kind: str = "own") -> int:
-    identity = preferred_identity(session, employee.id)
-    if identity is None:
-        return 0
-    return int(outbox.add(session, key=f"digest:{kind}:{employee.id}:{today.isoformat()}", kind="message",
-                          platform=identity.platform, recipient=identity.user_id,
-                          payload={"card": card.to_dict(), "reply": {}}))
+    return int(push(session, employee.id, f"digest:{kind}:{employee.id}:{today.isoformat()}", card))

@@ -20,7 +20,7 @@ from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee, FollowUp
 from workflows import audit, signals
-from workflows.identity import preferred_identity
+from workflows.pushes import push
 
 UNDO_WINDOW = timedelta(minutes=10)
 CHECKIN_WINDOW = timedelta(minutes=10)  # a location or photo this soon after a visit is its 签到
@@ -203,12 +203,7 @@ def short_name(customer: Customer) -> str:
 
 def _schedule_reminder(session: Session, employee: Employee, customer: Customer, followup: FollowUp,
                        due: datetime, tz: str) -> None:
-    identity = preferred_identity(session, employee.id)
-    if identity is None:
-        return
-    outbox.add(session, key=reminder_key(followup.id, due), kind="message", platform=identity.platform,
-               recipient=identity.user_id, due_at=due,
-               payload={"card": reminder_card(customer, followup, tz).to_dict(), "reply": {}})
+    push(session, employee.id, reminder_key(followup.id, due), reminder_card(customer, followup, tz), due_at=due)
 
 
 def _recompute(session: Session, customer: Customer) -> None:

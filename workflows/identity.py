@@ -85,3 +85,11 @@ def _find(session: Session, platform: str, user_id: str) -> Employee | None:
         select(Employee).join(Identity, Identity.employee_id == Employee.id)
         .where(Identity.platform == platform, Identity.user_id == user_id)
     ).scalars().first()
+
+
+def employees_named(session: Session, name: str, *, include_departed: bool = False) -> list[Employee]:
+    """Colleagues with exactly this name (admins and approvers name people in chat)."""
+    query = select(Employee).where(Employee.name == name.strip())
+    if not include_departed:
+        query = query.where(Employee.active)
+    return list(session.execute(query.order_by(Employee.id)).scalars())

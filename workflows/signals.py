@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 Subscriber = Callable[..., None]
 
-DEAL_STAGE_CHANGED = "deal.stage_changed"  # deal, from_stage, to_stage, by (Employee | None), now
+DEAL_STAGE_CHANGED = "deal.stage_changed"  # deal, from_stage, to_stage, by (Employee | None), now, tz
 FOLLOWUP_LOGGED = "followup.logged"  # customer, followup, by (Employee)
 
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)

@@ -24,7 +24,7 @@ from workflows.approvals import timers as approval_timers
 from workflows.approvals.chain import Plan, Step, plan
 from workflows.approvals.parse import Draft
 
-APPROVAL_DECIDED = "approval.decided"  # request, approved (bool), by
+APPROVAL_DECIDED = "approval.decided"  # request, approved (bool), by, tz
 
 
 class Stale(Exception):
@@ -128,7 +128,8 @@ def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comme
     finished = _after_decision(session, request, task, approve, now, tz)
     live.refresh(session, request, tz, headline=_headline(by, approve, comment, request))
     if request.status in ("approved", "rejected"):
-        signals.emit(session, APPROVAL_DECIDED, request=request, approved=request.status == "approved", by=by)
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=request.status == "approved", by=by,
+                     tz=tz)
     return Outcome(request=request, finished_step=finished)
 
 
@@ -252,7 +253,7 @@ def decide_for_step(session: Session, request: ApprovalRequest, *, approve: bool
     else:
         _bump(session, request, status="rejected", decided_at=now)
         notify.finished(session, request, tz)
-        signals.emit(session, APPROVAL_DECIDED, request=request, approved=False, by=None)
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=False, by=None, tz=tz)
     live.refresh(session, request, tz, headline="到期自动" + ("同意" if approve else "拒绝") + "。")
 
 
@@ -335,7 +336,7 @@ def _start_step(session: Session, request: ApprovalRequest, now: datetime, tz: s
     if request.step >= len(steps):  # nobody to ask (auto-pass rule): approved as submitted
         _bump(session, request, status="approved", decided_at=now)
         notify.finished(session, request, tz)
-        signals.emit(session, APPROVAL_DECIDED, request=request, approved=True, by=None)
+        signals.emit(session, APPROVAL_DECIDED, request=request, approved=True, by=None, tz=tz)
         return
     for approver_id in steps[request.step].approvers:
         _assign(session, request, request.step, session.get(Employee, approver_id), now, tz)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from storage.models import ApprovalRule, Employee, utcnow
 from workflows import audit
+from workflows.identity import employees_named
 from workflows.approvals.chain import AFTER, ROLE_NAMES, check_rule, spec_label
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
@@ -143,7 +144,7 @@ def _approver(session: Session, word: str) -> str:
     level = re.fullmatch(r"第([2-5二三四五])级上级", word)
     if level:
         return f"manager:{_LEVELS[level.group(1)]}"
-    people = session.execute(select(Employee).where(Employee.name == word, Employee.active)).scalars().all()
+    people = employees_named(session, word)
     if len(people) == 1:
         return f"person:{people[0].id}"
     if len(people) > 1:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows import audit, rules
 from workflows.approvals import notify
-from workflows.business_hours import next_working_moment
+from workflows.business_time import next_working_moment
 from workflows.timers import schedule, timer
 
 REMIND, ESCALATE, AUTO = "approval.remind", "approval.escalate", "approval.auto"
