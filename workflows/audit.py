@@ -37,3 +37,15 @@ def entries(session: Session, *, subject: str | None = None, action: str | None 
     if action is not None:
         query = query.where(AuditLog.action == action)
     return list(session.execute(query.order_by(AuditLog.id.desc()).limit(limit)).scalars())
+
+
+REFUSED = "refused"
+
+
+def refused(session: Session, *, actor: Employee | None, attempted: str, why: str, subject: str = "",
+            platform: str = "", at: datetime | None = None) -> AuditLog:
+    """One row for an attempt that was turned down: who tried what on which record, and why not.
+    After an incident this is where an admin looks, so every refusal writes one — in the handler's
+    own transaction, which commits with the polite answer."""
+    return record(session, actor=actor, action=REFUSED, subject=subject, platform=platform,
+                  detail={"attempted": attempted, "why": why}, at=at)
