@@ -18,9 +18,10 @@ from sqlmodel import Session
 from bot.runtime import Runtime
 from cards import Card
 from handlers.events import InboundEvent
-from handlers.router import Context
+from handlers.router import Abandon, Context
 from storage import outbox
 from storage.db import fit_key
+from workflows import audit
 from workflows.identity import employee_for
 
 log = logging.getLogger("banli.inbound")
@@ -43,14 +44,26 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
 
 def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
-    if event.reply.get("response_code") and event.reply.get("task_id"):
-        outbox.remember_card_code(session, event.reply["task_id"], event.reply["response_code"], now=runtime.now())
+    _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
-    # Someone an admin marked as departed can no longer act: a polite answer, nothing run.
-    card = runtime.router.dispatch(ctx) if employee.active else DEPARTED
+    if not employee.active:  # marked as departed: a polite answer, nothing run
+        audit.refused(session, actor=employee, attempted=event.action or "message", why="departed",
+                      platform=event.platform, at=ctx.now)
+        return reply(session, event, DEPARTED)
+    try:
+        card = runtime.router.dispatch(ctx)
+    except Abandon as abandoned:  # a "no" found midway: nothing the handler wrote stays
+        session.rollback()
+        _remember_card_code(runtime, session, event)
+        card = abandoned.card
     return reply(session, ctx.event, card) if card is not None else None
+
+
+def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent) -> None:
+    if event.reply.get("response_code") and event.reply.get("task_id"):
+        outbox.remember_card_code(session, event.reply["task_id"], event.reply["response_code"], now=runtime.now())
 
 
 def reply(session: Session, event: InboundEvent, card: Card) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from cards import Button, Card
 from handlers import routes
 from handlers.menu import MENU_BUTTONS
+from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import TIERS
 from workflows import rules
@@ -34,8 +35,8 @@ LIST_BUTTON = Button("查看规则", "rules.list", command="规则")
 @routes.action("rules.list")
 def rules_command(ctx: Context) -> Card:
     if ctx.employee.role != "admin":
-        return Card(title="只有管理员能改规则", body="规则（超期天数、公海、免打扰时段等）由管理员设置。需要调整请联系管理员。",
-                    buttons=MENU_BUTTONS)
+        return refused(ctx, attempted="rules", why="not an admin", subject="rules", title="只有管理员能改规则",
+                       body="规则（超期天数、公海、免打扰时段等）由管理员设置。需要调整请联系管理员。", buttons=MENU_BUTTONS)
     rest = "" if ctx.event.kind == "action" else ctx.event.text.strip()[len("规则"):].strip()
     if not rest:
         return _listing(ctx)

@@ -10,10 +10,10 @@ import re
 from cards import Card
 from handlers import guided, routes
 from handlers.people import person_named
-from handlers.approvals import HELP_BUTTON, NUMBER, already_card, is_involved, not_yours_card
-from handlers.router import Context
-from storage.models import ApprovalTask
+from handlers.approvals import HELP_BUTTON, NUMBER, already_card, guard, my_open_task, refuse
+from handlers.router import Abandon, Context
 from workflows import conversations
+from workflows.approvals import access
 from workflows.approvals import cards as views
 from workflows.approvals import requests
 from workflows.approvals.requests import NotYours, Stale
@@ -28,9 +28,10 @@ ASKS = {"transfer": "转交给谁？回一个同事的名字。", "add_signer": 
 @routes.action("approval.add_signer")
 @routes.action("approval.return")
 def ask_detail(ctx: Context) -> Card:
-    task = ctx.session.get(ApprovalTask, int(ctx.event.value) if ctx.event.value.isdigit() else 0)
-    if task is None or task.approver_id != ctx.employee.id:
-        return not_yours_card()
+    found = my_open_task(ctx, int(ctx.event.value) if ctx.event.value.isdigit() else None)
+    if isinstance(found, Card):
+        return found
+    task, _ = found
     kind = ctx.event.action.split(".", 1)[1]
     form = conversations.start(ctx.session, ctx.employee, FORM, kind, {"task_id": task.id}, ctx.now)
     return guided.ask(ctx, form)
@@ -51,18 +52,21 @@ def typed(ctx: Context) -> Card:
     text = ctx.event.text.strip()
     verb = text[:2]
     match = NUMBER.search(text)
-    request = requests.by_number(ctx.session, match.group(1)) if match else None
-    if request is None:
+    if match is None:
         return Card(title="哪一单？", body=f"请带上单号，比如「{verb} R-1001 …」。", buttons=(HELP_BUTTON,))
+    request = requests.by_number(ctx.session, match.group(1))
     rest = text[match.end():].strip()
+    refused = guard(ctx, request, "comment" if verb in ("评论", "备注") else "decide")
+    if refused is not None:
+        return refused
     if verb in ("评论", "备注"):
-        if not is_involved(ctx, request) or not rest:
-            return not_yours_card() if rest else Card(title="评论", body="写点什么吧，比如「评论 R-1001 已电话确认」。")
+        if not rest:
+            return Card(title="评论", body=f"写点什么吧，比如「评论 {request.number} 已电话确认」。")
         requests.comment_on(ctx.session, request, by=ctx.employee, text=rest, now=ctx.now, platform=ctx.event.platform)
         return views.status_card(ctx.session, request, ctx.timezone, headline="评论已记下。")
     task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
     if task is None:
-        return not_yours_card()
+        return already_card(ctx, requests.already_decided(ctx.session, request))
     kind = {"转交": "transfer", "加签": "add_signer", "退回": "return"}[verb]
     return _act(ctx, kind, task.id, rest)
 
@@ -86,10 +90,10 @@ def _act(ctx: Context, kind: str, task_id: int, answer: str) -> Card:
                             platform=ctx.event.platform, tz=ctx.timezone)
         return Card(title="已加签", body=f"已请{person.name}{'先审批，之后再回到你' if before else '在你之后审批'}。")
     except NotYours:
-        return not_yours_card()
+        return refuse(ctx, access.NOT_YOURS, kind, None)
     except Stale as stale:
         return already_card(ctx, stale)
-    except ValueError as problem:
-        return Card(title="办不了", body=str(problem), buttons=(HELP_BUTTON,))
+    except ValueError as problem:  # may come after some writes (nobody but the requester to take a seat)
+        raise Abandon(Card(title="办不了", body=str(problem), buttons=(HELP_BUTTON,))) from None
 
 

@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 from cards import Button, Card
 from handlers import routes
 from handlers.menu import MENU_BUTTONS
+from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided
 from workflows import contracts, conversations, customers, deals, followups
 from workflows.amounts import find_amount
-from workflows.approvals import attachments
+from workflows.approvals import access, attachments
 from workflows.approvals import cards as views
 from workflows.approvals import requests
 from workflows.approvals.chain import plan
@@ -89,7 +90,10 @@ def leave_from_menu(ctx: Context) -> Card:
 @routes.action("approval.choose")
 def choose(ctx: Context) -> Card:
     request = _request(ctx)
-    if request is None or request.requester_id != ctx.employee.id or request.status != "draft":
+    refused = guard(ctx, request, "choose")
+    if refused is not None:
+        return refused
+    if request.status != "draft":
         return _gone()
     return _ask_choice(ctx, request)
 
@@ -113,7 +117,7 @@ def _answer_chosen(ctx: Context, form: Form, answer: str) -> Card:
     try:
         requests.choose_approver(ctx.session, request, people[0], by=ctx.employee)
     except NotYours:
-        return _gone()
+        return refuse(ctx, access.NOT_YOURS, "choose", request)
     except ValueError as problem:
         return Card(title="选审批人", body=str(problem), buttons=(guided.CANCEL_BUTTON,))
     conversations.finish(ctx.session, ctx.employee)
@@ -156,13 +160,14 @@ def contract(ctx: Context) -> Card:
 @routes.action("approval.submit")
 def submit(ctx: Context) -> Card:
     request = _request(ctx)
-    if request is None:
-        return _gone()
+    refused = guard(ctx, request, "submit")
+    if refused is not None:
+        return refused
     try:
         fresh = requests.submit(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
                                 tz=ctx.timezone, card_key=ctx.reply_key)
     except NotYours:
-        return not_yours_card()
+        return refuse(ctx, access.NOT_YOURS, "submit", request)
     except requests.NeedsChoice:
         return _ask_choice(ctx, request)
     if not fresh:
@@ -173,10 +178,13 @@ def submit(ctx: Context) -> Card:
 @routes.action("approval.discard")
 def discard(ctx: Context) -> Card:
     request = _request(ctx)
-    if request is not None and request.requester_id == ctx.employee.id and request.status == "draft":
+    refused = guard(ctx, request, "discard")
+    if refused is not None:
+        return refused
+    if request.status == "draft":
         ctx.session.delete(request)
         return Card(title="已取消", body="这条申请没有提交。需要时重新发一条就行。", buttons=MENU_BUTTONS)
-    return _gone() if request is None else views.status_card(ctx.session, request, ctx.timezone)
+    return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交了，要撤回请点「撤回」。")
 
 
 @routes.action("approval.approve")
@@ -186,7 +194,7 @@ def approve(ctx: Context) -> Card:
 
 @routes.action("approval.reject")
 def ask_reason(ctx: Context) -> Card:
-    found = _my_open_task(ctx)
+    found = my_open_task(ctx, _task_id(ctx.event.value))
     if isinstance(found, Card):
         return found
     task, request = found
@@ -210,14 +218,17 @@ def decide_by_words(ctx: Context) -> Card:
     text = ctx.event.text.strip()
     approve = text.startswith(("同意", "批准"))
     match = NUMBER.search(text)
-    request = requests.by_number(ctx.session, match.group(1)) if match else None
-    if request is None:
+    if match is None:
         return Card(title="哪一单？", body="请带上单号，比如「同意 R-1001」或「拒绝 R-1001 缺少发票」。",
                     buttons=(Button("我的审批", "approval.todo", command="我的审批"), HELP_BUTTON))
+    request = requests.by_number(ctx.session, match.group(1))
+    refused = guard(ctx, request, "decide")
+    if refused is not None:
+        return refused
     task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
     comment = text[match.end():].strip(" ，,：:") if not approve else ""
     if task is None:
-        return _stale_or_not_yours(ctx, request)
+        return already_card(ctx, requests.already_decided(ctx.session, request))
     if not approve and not comment:
         return views.reject_reason_card(request, task)
     return _decide(ctx, task.id, approve=approve, comment=comment)
@@ -248,7 +259,7 @@ def my_tasks(ctx: Context) -> Card:
 
 @routes.action("approval.open")
 def open_task(ctx: Context) -> Card:
-    found = _my_open_task(ctx)
+    found = my_open_task(ctx, _task_id(ctx.event.value))
     if isinstance(found, Card):
         return found
     task, request = found
@@ -259,14 +270,17 @@ def open_task(ctx: Context) -> Card:
 @routes.action("approval.withdraw")
 def withdraw(ctx: Context) -> Card:
     request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
-    if request is None:
+    if request is None and not _names_a_number(ctx):
         return Card(title="撤回哪一单？", body="请带上单号，比如「撤回 R-1001」。只发「撤回」是撤销刚记的跟进。",
                     buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
+    refused = guard(ctx, request, "withdraw")
+    if refused is not None:
+        return refused
     try:
         requests.withdraw(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform,
                           tz=ctx.timezone)
     except NotYours:
-        return not_yours_card()
+        return refuse(ctx, access.NOT_YOURS, "withdraw", request)
     except Stale:
         return views.status_card(ctx.session, request, ctx.timezone, headline="已经不能撤回了。")
     return Card(title=f"已撤回 · {request.number}", body=f"{request.type}：{request.summary} 已撤回，审批人也知道了。",
@@ -277,16 +291,19 @@ def withdraw(ctx: Context) -> Card:
 @routes.action("approval.nudge")
 def nudge(ctx: Context) -> Card:
     request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
-    if request is None:
+    if request is None and not _names_a_number(ctx):
         mine = [r for r in requests.mine(ctx.session, ctx.employee) if r.status == "pending"]
         request = mine[0] if len(mine) == 1 else None
-    if request is None:
-        return Card(title="催哪一单？", body="请带上单号，比如「催办 R-1001」。",
-                    buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
+        if request is None:
+            return Card(title="催哪一单？", body="请带上单号，比如「催办 R-1001」。",
+                        buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
+    refused = guard(ctx, request, "nudge")
+    if refused is not None:
+        return refused
     try:
         told = requests.nudge(ctx.session, request, by=ctx.employee, now=ctx.now, platform=ctx.event.platform)
     except NotYours:
-        return not_yours_card()
+        return refuse(ctx, access.NOT_YOURS, "nudge", request)
     except Stale:
         return views.status_card(ctx.session, request, ctx.timezone, headline="这一单已经处理完了，不用催。")
     except requests.TooSoon as soon:
@@ -301,10 +318,11 @@ def nudge(ctx: Context) -> Card:
 @routes.action("approval.show")
 def show(ctx: Context) -> Card:
     request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
-    if request is None:
+    if request is None and not _names_a_number(ctx):
         return Card(title="查哪一单？", body="请带上单号，比如「记录 R-1001」。", buttons=(HELP_BUTTON,))
-    if not is_involved(ctx, request):
-        return Card(title="看不了这一单", body="只有申请人、审批人和管理员能看。", buttons=(HELP_BUTTON,))
+    refused = guard(ctx, request, "view")
+    if refused is not None:
+        return refused
     return views.status_card(ctx.session, request, ctx.timezone)
 
 
@@ -324,13 +342,14 @@ def who_approves(ctx: Context) -> Card:
 
 
 def _decide(ctx: Context, task_id: int | None, *, approve: bool, comment: str) -> Card:
-    if task_id is None:
-        return not_yours_card()
+    found = my_open_task(ctx, task_id)
+    if isinstance(found, Card):
+        return found
     try:
         outcome = requests.decide(ctx.session, task_id, by=ctx.employee, approve=approve, comment=comment,
                                   now=ctx.now, platform=ctx.event.platform, tz=ctx.timezone)
     except NotYours:
-        return not_yours_card()
+        return refuse(ctx, access.NOT_YOURS, "decide", found[1])
     except Stale as stale:
         return already_card(ctx, stale)
     verb = "已同意" if approve else "已拒绝"
@@ -346,28 +365,28 @@ def already_card(ctx: Context, stale: Stale) -> Card:
     return views.status_card(ctx.session, request, ctx.timezone, headline=head)
 
 
-def _my_open_task(ctx: Context) -> tuple[ApprovalTask, ApprovalRequest] | Card:
-    """The tapped task if it is mine and still open; else the card that says why not."""
-    task = ctx.session.get(ApprovalTask, _task_id(ctx.event.value) or 0)
-    if task is None or task.approver_id != ctx.employee.id:
-        return not_yours_card()
-    request = ctx.session.get(ApprovalRequest, task.request_id)
-    if task.status != "pending" or request.status != "pending":
-        return _stale_or_not_yours(ctx, request)
+def my_open_task(ctx: Context, task_id: int | None) -> tuple[ApprovalTask, ApprovalRequest] | Card:
+    """The tapped task if it is mine to decide and still open; else the card that says why not."""
+    task = ctx.session.get(ApprovalTask, task_id) if task_id is not None else None
+    request = ctx.session.get(ApprovalRequest, task.request_id) if task is not None else None
+    refused = guard(ctx, request, "decide", task=task)
+    if refused is not None:
+        return refused
+    if task.status != "pending" or request.status != "pending" or request.step != task.step:
+        return already_card(ctx, requests.already_decided(ctx.session, request))
     return task, request
 
 
-def _stale_or_not_yours(ctx: Context, request: ApprovalRequest) -> Card:
-    if not is_involved(ctx, request):
-        return not_yours_card()
-    return already_card(ctx, requests.already_decided(ctx.session, request))
+def guard(ctx: Context, request: ApprovalRequest | None, action: str, task: ApprovalTask | None = None) -> Card | None:
+    """The one check before any approval action: None if allowed, else the refusal, audited."""
+    refusal = access.check(ctx.session, ctx.employee, request, action, task)
+    return None if refusal is None else refuse(ctx, refusal, action, request)
 
 
-def is_involved(ctx: Context, request: ApprovalRequest) -> bool:
-    me = ctx.employee
-    if me.role == "admin" or request.requester_id == me.id:
-        return True
-    return any(t.approver_id == me.id for t in requests.tasks_of(ctx.session, request))
+def refuse(ctx: Context, refusal: access.Refusal, action: str, request: ApprovalRequest | None) -> Card:
+    subject = f"approval:{request.id}" if request is not None else f"approval:?{ctx.event.value or ctx.event.text}"
+    return refused(ctx, attempted=f"approval.{action}", why=refusal.why, subject=subject, title=refusal.title,
+                   body=refusal.body)
 
 
 def _request(ctx: Context) -> ApprovalRequest | None:
@@ -380,14 +399,15 @@ def _numbered(ctx: Context) -> ApprovalRequest | None:
     return requests.by_number(ctx.session, match.group(1)) if match else None
 
 
+def _names_a_number(ctx: Context) -> bool:
+    """A tap (it carries an id) or typed words with a request number: the person meant one request,
+    so a number that finds nothing is refused like someone else's, not asked about again."""
+    return ctx.event.kind == "action" or bool(NUMBER.search(ctx.event.text) or re.search(r"\d{4,}", ctx.event.text))
+
+
 def _task_id(value: str) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-def not_yours_card() -> Card:
-    return Card(title="这张卡片不是给你的", body="只有卡片上的审批人才能处理。", buttons=(HELP_BUTTON,))
-
-
 def _gone() -> Card:
     return Card(title="这个按钮已失效", body="这条申请已经取消或不存在了。", buttons=MENU_BUTTONS)
-

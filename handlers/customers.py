@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from cards import Button, Card
 from handlers import routes, visit
 from handlers.menu import MENU_BUTTONS, not_understood
+from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import Customer
 from workflows import customer_views as views
@@ -46,8 +47,8 @@ def show_phones(ctx: Context) -> Card:
         return _gone()
     contacts = views.reveal_phones(ctx.session, ctx.employee, customer, platform=ctx.event.platform)
     if contacts is None:
-        return Card(title="看不了电话", body=f"{short_name(customer)}的联系电话只有负责人和他的上级能看。",
-                    buttons=(HELP_BUTTON,))
+        return refused(ctx, attempted="customer.phone", why="not the owner's chain", subject=f"customer:{customer.id}",
+                       title="看不了电话", body=f"{short_name(customer)}的联系电话只有负责人和他的上级能看。")
     if not contacts:
         return Card(title=f"电话 · {short_name(customer)}", body="还没有登记联系人电话。")
     return Card(title=f"电话 · {short_name(customer)}", body="仅供联系客户使用，本次查看已记录。",

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from cards import Button, Card
 from handlers import routes
 from handlers.menu import MENU_BUTTONS
+from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import Customer, Deal, DealStageChange, Employee
 from workflows import customers, deals
@@ -116,8 +117,9 @@ def _act(ctx: Context, customer: Customer, tail: str, *, create: bool = False) -
         return _show(ctx, customer, opened)
     if not customers.may_log(ctx.session, ctx.employee, customer):
         owner = customers.owner_name(ctx.session, customer)
-        return Card(title="不是你的客户", body=f"{short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
-                    buttons=MENU_BUTTONS)
+        return refused(ctx, attempted="deal.change", why="not the owner's chain", subject=f"customer:{customer.id}",
+                       title="不是你的客户", body=f"{short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
+                       buttons=MENU_BUTTONS)
     if len(opened) > 1:
         return _choose_deal(ctx, customer, opened, asked)
     if create and opened:  # 新建商机 tapped again

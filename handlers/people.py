@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from cards import Button, Card
 from handlers import routes
-from handlers.router import Context
+from handlers.refusals import refused
+from handlers.router import Abandon, Context
 from storage.models import Employee
 from workflows import leavers
 from workflows.identity import employees_named
@@ -55,7 +56,8 @@ def end_delegation(ctx: Context) -> Card:
 @routes.command("离职", "办理离职", prefix=True)
 def depart(ctx: Context) -> Card:
     if ctx.employee.role != "admin":
-        return Card(title="只有管理员能办", body="员工离职交接由管理员办理。", buttons=(HELP_BUTTON,))
+        return refused(ctx, attempted="employee.depart", why="not an admin", subject="employees",
+                       title="只有管理员能办", body="员工离职交接由管理员办理。")
     words = re.sub(r"^(办理离职|离职)\s*", "", ctx.event.text.strip())
     to_pool = bool(re.search(r"客户(进|回|到|放)?公海", words))
     successor_name = re.search(r"交接给\s*(\S+)", words)
@@ -71,8 +73,8 @@ def depart(ctx: Context) -> Card:
     try:
         done = leavers.mark_departed(ctx.session, leaver, by=ctx.employee, successor=successor, customers_to_pool=to_pool,
                                      now=ctx.now, tz=ctx.timezone, platform=ctx.event.platform)
-    except ValueError as problem:
-        return Card(title="没有办理", body=str(problem), buttons=(HELP_BUTTON,))
+    except ValueError as problem:  # found midway (a task nobody can take): undo the whole hand-over
+        raise Abandon(Card(title="没有办理", body=str(problem), buttons=(HELP_BUTTON,))) from None
     tasks = f"{done.tasks} 个待审批交给{done.tasks_to.name}" if done.tasks else "没有待审批"
     owners = f"交给{done.customers_to.name}" if done.customers_to else "进了公海"
     return Card(title=f"已办理离职 · {leaver.name}", body=f"{tasks}；{done.customers} 个客户{owners}。\n{leaver.name}之后发消息会收到已停用的提示。")

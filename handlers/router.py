@@ -32,6 +32,16 @@ class Context:
     reply_key: str = ""
 
 
+class Abandon(Exception):
+    """A handler's way to give up midway with an answer: everything it wrote in this transaction is
+    rolled back (bot.pipeline), then the person sees `card`. For a "no" that is only found after
+    some writes — a hand-over that finds nobody to take a task — so nothing is left half-done."""
+
+    def __init__(self, card: Card) -> None:
+        super().__init__(card.title)
+        self.card = card
+
+
 Handler = Callable[[Context], Optional[Card]]
 # Sees every event with the handler chosen for it and may return another (an open guided form
 # claims plain text that is not a command); None keeps the choice.

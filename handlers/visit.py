@@ -16,6 +16,7 @@ from cards import Button, Card
 from handlers import guided
 from handlers.guided import CANCEL_BUTTON, choice
 from handlers.menu import MENU_BUTTONS
+from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import Customer, FollowUp
 from workflows import audit, conversations, customers, followups
@@ -68,8 +69,9 @@ def record(ctx: Context, customer: Customer, method: str, content: str, *, when:
     `content`, unless it was `asked` separately (then `when`, None for 不用)."""
     if not customers.may_log(ctx.session, ctx.employee, customer):
         owner = customers.owner_name(ctx.session, customer)
-        return Card(title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
-                    buttons=MENU_BUTTONS)
+        return refused(ctx, attempted="followup.log", why="not the owner's chain", subject=f"customer:{customer.id}",
+                       title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
+                       buttons=MENU_BUTTONS)
     if not asked:
         when = parse_when(content, ctx.now, ctx.timezone)
     note = strip_when(content, when).strip() if when and not asked else content.strip()

@@ -65,7 +65,7 @@ def test_the_first_step_cannot_be_sent_back_and_strangers_cannot_act(oa):  # noq
     oa.post_wecom(oa.wecom_peer.text("wangjl", "退回 R-1001 不对"))
     assert "第一步" in _said(_nth(oa, "wangjl", 2))
     oa.post_wecom(oa.wecom_peer.text("lisi", "转交 R-1001 刘总监"))
-    assert _title(_nth(oa, "lisi", 1)) == "这张卡片不是给你的"
+    assert _title(_nth(oa, "lisi", 1)) == "这不是你的申请"
     oa.post_wecom(oa.wecom_peer.text("wangjl", "转交 R-1001 张三"))
     assert "不能交给申请人" in _said(_nth(oa, "wangjl", 3))
     assert _requests(oa)[0].status == "pending"
@@ -77,4 +77,4 @@ def test_comments_go_on_the_history(oa):  # noqa: F811
     oa.post_wecom(oa.wecom_peer.text("wangjl", "评论 R-1001 已电话确认"))
     assert "王经理：已电话确认" in _said(_nth(oa, "wangjl", 2))
     oa.post_wecom(oa.wecom_peer.text("lisi", "评论 R-1001 我也看看"))
-    assert _title(_nth(oa, "lisi", 1)) == "这张卡片不是给你的"
+    assert _title(_nth(oa, "lisi", 1)) == "这不是你的申请"

@@ -75,4 +75,4 @@ def test_nudge_once_an_hour(oa):  # noqa: F811
     assert _title(_nth(oa, "zhangsan", 5)) == "已催办 · R-1001"
     assert len(wait_for(lambda: len(oa.wecom.messages_to("wangjl")) >= 3 and oa.wecom.messages_to("wangjl"))) == 3
     oa.post_wecom(oa.wecom_peer.text("lisi", "催办 R-1001"))
-    assert _title(_nth(oa, "lisi", 1)) == "这张卡片不是给你的"
+    assert _title(_nth(oa, "lisi", 1)) == "这不是你的申请"

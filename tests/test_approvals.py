@@ -166,7 +166,7 @@ def test_someone_else_cannot_decide_and_nothing_changes(oa):
     with oa.runtime.engine.connect() as conn:
         task_id = conn.execute(text("SELECT id FROM approval_task")).scalar()
     oa.post_wecom(oa.wecom_peer.text("lisi", f"#approval.approve {task_id}"))
-    assert _title(_nth(oa, "lisi", 1)) == "这张卡片不是给你的"
+    assert _title(_nth(oa, "lisi", 1)) == "这不是你的申请"
     assert _requests(oa)[0].status == "pending" and oa.count("audit_log", "WHERE action = 'approval.approve'") == 0
 
 

@@ -106,7 +106,8 @@ def status_card(session: Session, request: ApprovalRequest, tz: str, headline: s
 TIMELINE = {"approval.remind": "提醒了{approver}", "approval.escalate": "{from}超时，升级给{to}",
             "approval.transfer": "{from}转交给{to}", "approval.add_signer": "加签{who}",
             "approval.return": "退回到第{step}步{comment}", "approval.comment": "{by}：{text}",
-            "approval.nudge": "申请人催办", "approval.auto_approve": "到期自动同意", "approval.auto_reject": "到期自动拒绝"}
+            "approval.nudge": "申请人催办", "approval.auto_approve": "到期自动同意", "approval.auto_reject": "到期自动拒绝",
+            "approval.reroute": "{from}是申请人，不能审批自己的申请，改由{to}审批"}
 
 
 def _timeline_text(session: Session, entry) -> str:

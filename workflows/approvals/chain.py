@@ -113,6 +113,16 @@ def resolve(session: Session, requester: Employee, spec: str) -> list[Employee]:
     return []
 
 
+def instead_of_requester(session: Session, requester: Employee) -> Employee | None:
+    """Who takes a seat that would otherwise fall to the requester: the first active manager above
+    them, else an admin, else nobody (a company with no one above the requester)."""
+    boss = _manager_at(session, requester, 1)
+    if boss is not None and boss.id != requester.id:
+        return boss
+    admins = resolve(session, requester, "role:admin")
+    return admins[0] if admins else None
+
+
 def check_spec(spec: str) -> None:
     """Raise ValueError naming the problem if `spec` is not an approver description."""
     kind, _, arg = spec.partition(":")

@@ -21,7 +21,7 @@ from storage.models import ApprovalRequest, ApprovalTask, Employee
 from workflows import audit, signals
 from workflows.approvals import away, live, notify
 from workflows.approvals import timers as approval_timers
-from workflows.approvals.chain import Plan, Step, plan
+from workflows.approvals.chain import Plan, Step, instead_of_requester, plan
 from workflows.approvals.parse import Draft
 
 APPROVAL_DECIDED = "approval.decided"  # request, approved (bool), by, tz
@@ -50,6 +50,10 @@ def choose_approver(session: Session, request: ApprovalRequest, person: Employee
 
 class NotYours(Exception):
     """Someone tapped a card that is not theirs to act on."""
+
+
+class OwnRequest(NotYours):
+    """The requester tried to decide their own request."""
 
 
 @dataclass(frozen=True)
@@ -109,16 +113,12 @@ def submit(session: Session, request: ApprovalRequest, *, by: Employee, now: dat
 def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comment: str, now: datetime,
            platform: str, tz: str) -> Outcome:
     task = session.get(ApprovalTask, task_id)
-    if task is None:
+    if task is None or task.approver_id != by.id:
         raise NotYours()
     request = session.get(ApprovalRequest, task.request_id)
-    if task.approver_id != by.id:
-        raise NotYours()
-    if task.status != "pending" or request.status != "pending" or request.step != task.step:
-        raise already_decided(session, request)
-    if not _bump(session, request):
-        session.refresh(request)
-        raise already_decided(session, request)
+    if request.requester_id == by.id:  # no path assigns this any more; old rows must not slip through
+        raise OwnRequest()
+    _take_turn(session, request, task)
     task.status, task.comment, task.decided_at = ("approved" if approve else "rejected"), comment[:255], now
     session.add(task)
     _close_stand_ins(session, request, task, now)
@@ -131,6 +131,26 @@ def decide(session: Session, task_id: int, *, by: Employee, approve: bool, comme
         signals.emit(session, APPROVAL_DECIDED, request=request, approved=request.status == "approved", by=by,
                      tz=tz)
     return Outcome(request=request, finished_step=finished)
+
+
+TURN_TRIES = 20  # more than the approvers of any real step
+
+
+def _take_turn(session: Session, request: ApprovalRequest, task: ApprovalTask) -> None:
+    """Win the request's guarded version bump for `task`, or raise Stale.
+
+    Losing the bump means someone else changed the request first. In a 或签 step (or a rejection)
+    that made my task stale; in a 会签 step it did not — their approval and mine both count. So read
+    both rows again and try again: on PostgreSQL the losing UPDATE waited for the winner's commit,
+    so the second read sees it, and the last of the step's approvers finds the step complete."""
+    for _ in range(TURN_TRIES):
+        if task.status != "pending" or request.status != "pending" or request.step != task.step:
+            raise already_decided(session, request)
+        if _bump(session, request):
+            return
+        session.refresh(request)
+        session.refresh(task)
+    raise already_decided(session, request)
 
 
 def withdraw(session: Session, request: ApprovalRequest, *, by: Employee, now: datetime, platform: str,
@@ -223,7 +243,7 @@ def reassign(session: Session, task: ApprovalTask, to: Employee, *, reason: str,
     session.add(task)
     _bump(session, request)
     new = _assign(session, request, task.step, to, now, tz, on_behalf_of=leaver)
-    live.refresh(session, request, tz, headline=f"{leaver.name}{reason}，转给{to.name}。")
+    live.refresh(session, request, tz, headline=f"{leaver.name}{reason}，转给{session.get(Employee, new.approver_id).name}。")
     return new
 
 
@@ -312,8 +332,11 @@ def chain_of(request: ApprovalRequest) -> list[Step]:
 
 
 def tasks_of(session: Session, request: ApprovalRequest) -> list[ApprovalTask]:
+    """Fresh from the database: a 会签 decision must see a co-approver's decision committed a moment
+    ago, not the copy this session loaded before it (populate_existing; pending changes flush first)."""
     return list(session.execute(select(ApprovalTask).where(ApprovalTask.request_id == request.id)
-                                .order_by(ApprovalTask.step, ApprovalTask.id)).scalars())
+                                .order_by(ApprovalTask.step, ApprovalTask.id)
+                                .execution_options(populate_existing=True)).scalars())
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -389,16 +412,29 @@ def _check_newcomer(session: Session, request: ApprovalRequest, person: Employee
 
 
 def _open_tasks(session: Session, request: ApprovalRequest) -> list[ApprovalTask]:
-    return [t for t in tasks_of(session, request) if t.step == request.step and t.status == "pending"]
+    return _open_tasks_in(session, request, request.step)
+
+
+def _open_tasks_in(session: Session, request: ApprovalRequest, step: int) -> list[ApprovalTask]:
+    return [t for t in tasks_of(session, request) if t.step == step and t.status == "pending"]
 
 
 def _assign(session: Session, request: ApprovalRequest, step: int, person: Employee, now: datetime, tz: str,
             on_behalf_of: Employee | None = None) -> ApprovalTask:
-    """A task for `person` — or, if they are away, for their stand-in on their behalf."""
+    """The one place a task is created — for `person`, or for their stand-in if they are away.
+
+    Every way a seat is filled (the chain, 转交, 加签, a leaver's hand-over, escalation, delegation,
+    approved leave) ends here, so this is where self-approval is ruled out: a seat that would fall
+    to the requester goes up the chain instead, and the history says why."""
     if on_behalf_of is None:
         substitute = away.stand_in(session, person, now, tz)
         if substitute is not None and substitute.id != request.requester_id:
             person, on_behalf_of = substitute, person
+    if person.id == request.requester_id:
+        person = _instead_of_requester(session, request, step, now)
+    already = next((t for t in _open_tasks_in(session, request, step) if t.approver_id == person.id), None)
+    if already is not None:
+        return already  # the seat went to someone already deciding this step: one task is enough
     task = ApprovalTask(request_id=request.id, step=step, approver_id=person.id, created_at=now,
                         on_behalf_of_id=on_behalf_of.id if on_behalf_of else None)
     session.add(task)
@@ -406,6 +442,21 @@ def _assign(session: Session, request: ApprovalRequest, step: int, person: Emplo
     notify.task_assigned(session, request, task)
     approval_timers.schedule_step(session, request, [task], now, tz)
     return task
+
+
+class NoApprover(ValueError):
+    """Nobody but the requester could take a seat: the change is refused, nothing is written."""
+
+
+def _instead_of_requester(session: Session, request: ApprovalRequest, step: int, now: datetime) -> Employee:
+    requester = session.get(Employee, request.requester_id)
+    person = instead_of_requester(session, requester)
+    if person is None:
+        raise NoApprover(f"这一步只能交给{requester.name}本人，申请人不能审批自己的申请；请另选一位审批人")
+    audit.record(session, actor=None, action="approval.reroute", subject=f"approval:{request.id}",
+                 detail={"from": requester.id, "to": person.id, "step": step,
+                         "why": "申请人不能审批自己的申请"}, at=now)
+    return person
 
 
 def _close_stand_ins(session: Session, request: ApprovalRequest, task: ApprovalTask, now: datetime) -> None:
