@@ -1,4 +1,5 @@
-"""Periodic work with exactly one run per slot across any number of dispatchers (design §3).
+"""Periodic work with exactly one run per slot across any number of dispatchers
+(docs/architecture.md §3).
 
 Each dispatcher tick inserts an outbox row keyed `cron:<name>:<slot>` for the latest slot of each
 job; the unique key lets one insert win, and the row is then performed like any other outbox row. A

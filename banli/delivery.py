@@ -28,7 +28,7 @@ from workflows.identity import apply_directory
 
 log = logging.getLogger("banli.delivery")
 
-# A WeCom response code works once, within 72 h (reference/wecom.md §3.2); keep a margin for the call.
+# A WeCom response code works once, within 72 h (docs/wecom.md §3.2); keep a margin for the call.
 WECOM_CODE_LIFETIME = timedelta(hours=71)
 
 # Runtimes by queue name: a worker serves its queue's runtime (tests run several side by side).

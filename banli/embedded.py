@@ -1,5 +1,6 @@
 """Embedded mode: the whole system in one process — in-process fakeredis, a worker thread and the
-dispatcher thread beside the web server (design §3). Used when REDIS_URL is unset, and by tests."""
+dispatcher thread beside the web server (docs/architecture.md §3). Used when REDIS_URL is unset,
+and by tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one module that reads the environment (design §1).
+"""The one module that reads the environment (docs/architecture.md §1).
 
 Everything else receives a `Settings`; tests build their own instead of patching os.environ.
 """
@@ -114,7 +114,7 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
     return DingTalkSettings(
         app_key=env["DINGTALK_APP_KEY"],
         app_secret=env["DINGTALK_APP_SECRET"],
-        # An internal app's robotCode is its AppKey (reference/dingtalk.md §1.1).
+        # An internal app's robotCode is its AppKey (docs/dingtalk.md §1.1).
         robot_code=env.get("DINGTALK_ROBOT_CODE") or env["DINGTALK_APP_KEY"],
         api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),

@@ -1,4 +1,4 @@
-"""How fast and how right customer-name matching is at 2k and 100k customers (design §4).
+"""How fast and how right customer-name matching is at 2k and 100k customers (docs/architecture.md §4).
 
 For each size: generate that many distinct legal names (deterministic), compute their stored forms
 (`workflows.names.forms`, the pinyin cost paid once per create/rename), build a `CustomerIndex` from
@@ -293,7 +293,7 @@ def section(results: list[dict], n_queries: int) -> str:
     busy = ", ".join(f"{r['size']:,}: {r['background']:.0f}%" for r in results)
     return f"""{SECTION} — customer-name matching cost
 
-How long `CustomerIndex.match()` takes (design §4: character + syllable similarity with an
+How long `CustomerIndex.match()` takes (docs/architecture.md §4: character + syllable similarity with an
 idf-weighted shortlist) and how much the in-memory index costs, at 2k and 100k customers.
 
 ```sh

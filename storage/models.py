@@ -1,4 +1,4 @@
-"""SQL tables. SQL is the truth; Redis only rings the doorbell (design §3).
+"""SQL tables. SQL is the truth; Redis only rings the doorbell (docs/architecture.md §3).
 
 Times are timezone-aware and stored as UTC (sqlmodel's UTCDateTime refuses naive ones);
 business-time conversions (quiet hours, "today") happen in workflows.

@@ -1,4 +1,5 @@
-"""The outbox: deferred work as SQL rows with unique keys, leases and retry counts (design §3).
+"""The outbox: deferred work as SQL rows with unique keys, leases and retry counts
+(docs/architecture.md §3).
 
 Life of a row: `add` (same transaction as its cause) → `lease_due` (dispatcher stamps a lease token and
 rings RQ) → `claim` (the worker proves the lease is still its own) → `mark_done` or `mark_failed`

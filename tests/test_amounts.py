@@ -1,4 +1,4 @@
-"""workflows.amounts (design §4 "Amounts"): exact Decimal values, and what is not money."""
+"""workflows.amounts (docs/architecture.md §4 "Amounts"): exact Decimal values, and what is not money."""
 
 from __future__ import annotations
 

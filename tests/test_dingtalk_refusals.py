@@ -1,5 +1,5 @@
 """Bad DingTalk callbacks are refused with the right status, one log line, and no trace in the
-database or chat (reference/dingtalk.md §1.2 robot signature, §4.6 card callback signature)."""
+database or chat (docs/dingtalk.md §1.2 robot signature, §4.6 card callback signature)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_signed_card_callback_without_an_action_is_200_and_ignored(stack, caplog
 
 
 def test_signatures_match_the_reference_values():
-    """reference/dingtalk.md §1.2 and §4.6 (computed there, DingTalk publishes no expected output)."""
+    """docs/dingtalk.md §1.2 and §4.6 (computed there, DingTalk publishes no expected output)."""
     from bot.dingtalk import verify
 
     assert verify.robot_sign("1577262236757", "this is a secret") == "DJrE6qdyVGCQz9z5r2MDuNcNAhwYnuAkyj13cx169CA="

@@ -1,5 +1,5 @@
-"""design §1: handlers/ workflows/ cards/ storage/ never import Flask or a platform module, and the
-import direction is bot → handlers → workflows → storage."""
+"""docs/architecture.md §1: handlers/ workflows/ cards/ storage/ never import Flask or a platform
+module, and the import direction is bot → handlers → workflows → storage."""
 
 from __future__ import annotations
 

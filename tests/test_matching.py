@@ -1,5 +1,5 @@
-"""Customer-name matching (design §4): normalised forms, the two-stage index, and the accept / choose /
-create policy, on the demo company's 200 customers plus a few hand-added ones."""
+"""Customer-name matching (docs/architecture.md §4): normalised forms, the two-stage index, and the
+accept / choose / create policy, on the demo company's 200 customers plus a few hand-added ones."""
 
 from __future__ import annotations
 

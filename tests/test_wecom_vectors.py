@@ -1,4 +1,4 @@
-"""WeCom's published test vectors (reference/wecom.md §2) against Banli's verification and parsing."""
+"""WeCom's published test vectors (docs/wecom.md §2) against Banli's verification and parsing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""workflows.when on a fixed clock (design §4 "Dates and times").
+"""workflows.when on a fixed clock (docs/architecture.md §4 "Dates and times").
 
 Expected values are written compactly and compared with a rendering of the parsed When:
   "2026-11-25"                 a day (has_time False)

@@ -1,8 +1,8 @@
 """New customers: validate what was typed or imported, warn of likely duplicates, create one.
 
-Duplicates are stopped at entry (design §5): a strong fuzzy match on the legal name or a 简称
-(the same matcher that finds customers for visit logging, design §4), or the same phone number on
-an existing contact. Callers decide what a person may see of a duplicate; this module only finds them.
+Duplicates are stopped at entry (docs/architecture.md §5): a strong fuzzy match on the legal name or
+a 简称 (the same matcher that finds customers for visit logging, docs/architecture.md §4), or the
+same phone number on an existing contact. Callers decide what a person may see of a duplicate; this module only finds them.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ _lock = threading.Lock()
 
 
 def find(session: Session, query: str, *, owner_id: int) -> MatchResult:
-    """Match `query`; ties go to the asker's own customers (design §4)."""
+    """Match `query`; ties go to the asker's own customers (docs/architecture.md §4)."""
     mine = set(session.execute(select(Customer.id).where(Customer.owner_id == owner_id)).scalars())
     return index(session).match(query, prefer=mine)
 

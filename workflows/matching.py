@@ -1,4 +1,4 @@
-"""Which customer did the rep mean? Name matching per design §4.
+"""Which customer did the rep mean? Name matching per docs/architecture.md §4.
 
     exact legal name ─────────────────────────────────────────────────────────────► accept
     query ─► variants (as typed, no org form, no place) ─► stage 1: idf-weighted inverted index over

@@ -1,4 +1,4 @@
-"""Customer-name normalisation (design §4): the forms a rep may type for one legal name.
+"""Customer-name normalisation (docs/architecture.md §4): the forms a rep may type for one legal name.
 
     深圳市腾讯计算机系统有限公司  →  core  深圳腾讯计算机系统   (org form gone, 市 after a place dropped)
                                    short 腾讯计算机系统       (place prefix gone)

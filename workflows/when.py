@@ -1,4 +1,5 @@
-"""Chinese dates and times in free text, for follow-ups and leave (design §4 "Dates and times").
+"""Chinese dates and times in free text, for follow-ups and leave (docs/architecture.md §4, "Dates
+and times").
 
 No library is good enough for scheduling semantics (dateparser and jionlp read 周五 said on a
 Saturday as yesterday and let a range end before it starts), so this is a small rule module:
