@@ -147,7 +147,9 @@ def contract(ctx: Context) -> Card:
     if not customers.may_log(ctx.session, ctx.employee, customer):
         return Card(title="不是你的客户", body=f"{customer.name[:16]}由{customers.owner_name(ctx.session, customer)}负责。",
                     buttons=(HELP_BUTTON,))
-    draft = contracts.contract_draft(customer, found[0], deals.latest_deal(ctx.session, customer.id))
+    # No deal unless the requester picks one on the card (contracts.deal_question): a contract typed for
+    # 8万 must not sign, and plan the payments of, whatever deal the customer happens to have.
+    draft = contracts.contract_draft(customer, found[0], None)
     request = requests.draft(ctx.session, ctx.employee, draft, source_key=f"{ctx.event.platform}:{ctx.event.event_id}",
                              now=ctx.now)
     return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
@@ -391,3 +393,23 @@ def not_yours_card() -> Card:
 def _gone() -> Card:
     return Card(title="这个按钮已失效", body="这条申请已经取消或不存在了。", buttons=MENU_BUTTONS)
 
+
+@routes.action(contracts.PICK)
+def pick_deal(ctx: Context) -> Card:
+    """A deal button (or 「不关联商机」) on a hand-typed contract's confirmation card: only the
+    requester, only while it is a draft, only one of the customer's open deals."""
+    request_id, _, deal_id = ctx.event.value.partition(":")
+    request = ctx.session.get(ApprovalRequest, int(request_id)) if request_id.isdigit() else None
+    picked = (int(deal_id) or None) if deal_id.isdigit() else -1  # 0: no deal; not a number: no such deal
+    try:
+        contracts.link_deal(ctx.session, request, picked, by=ctx.employee, platform=ctx.event.platform, now=ctx.now)
+    except contracts.PickRefused:
+        if request is None or request.type != "合同":
+            return _gone()
+        if request.requester_id != ctx.employee.id:
+            return Card(title="不是你的申请", body="只有申请人自己能选合同关联的商机。", buttons=(HELP_BUTTON,))
+        if request.status != "draft":
+            return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交了，关联的商机不能再改。")
+        return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request),
+                                  note="没能关联这个商机：它可能已经结束，或你已不能推进它。")
+    return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
