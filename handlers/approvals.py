@@ -15,7 +15,7 @@ from handlers.refusals import refused
 from handlers.router import Context
 from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided
-from workflows import contracts, conversations, customers, deals, followups
+from workflows import contracts, conversations, customers, followups
 from workflows.amounts import find_amount
 from workflows.approvals import access, attachments
 from workflows.approvals import cards as views
@@ -151,7 +151,9 @@ def contract(ctx: Context) -> Card:
     if not customers.may_log(ctx.session, ctx.employee, customer):
         return Card(title="不是你的客户", body=f"{customer.name[:16]}由{customers.owner_name(ctx.session, customer)}负责。",
                     buttons=(HELP_BUTTON,))
-    draft = contracts.contract_draft(customer, found[0], deals.latest_deal(ctx.session, customer.id))
+    # No deal unless the requester picks one on the card (contracts.deal_question): a contract typed for
+    # 8万 must not sign, and plan the payments of, whatever deal the customer happens to have.
+    draft = contracts.contract_draft(customer, found[0], None)
     request = requests.draft(ctx.session, ctx.employee, draft, source_key=f"{ctx.event.platform}:{ctx.event.event_id}",
                              now=ctx.now)
     return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))
@@ -385,7 +387,8 @@ def guard(ctx: Context, request: ApprovalRequest | None, action: str, task: Appr
 
 def refuse(ctx: Context, refusal: access.Refusal, action: str, request: ApprovalRequest | None) -> Card:
     subject = f"approval:{request.id}" if request is not None else f"approval:?{ctx.event.value or ctx.event.text}"
-    return refused(ctx, attempted=f"approval.{action}", why=refusal.why, subject=subject, title=refusal.title,
+    attempted = ctx.event.action if ctx.event.kind == "action" else f"approval.{action}"  # a tap: what was tapped
+    return refused(ctx, attempted=attempted, why=refusal.why, subject=subject, title=refusal.title,
                    body=refusal.body)
 
 
@@ -411,3 +414,25 @@ def _task_id(value: str) -> int | None:
 
 def _gone() -> Card:
     return Card(title="这个按钮已失效", body="这条申请已经取消或不存在了。", buttons=MENU_BUTTONS)
+
+
+@routes.action(contracts.PICK)
+def pick_deal(ctx: Context) -> Card:
+    """A deal button (or 「不关联商机」) on a hand-typed contract's confirmation card: only the
+    requester, only while it is a draft, only one of the customer's open deals."""
+    request_id, _, deal_id = ctx.event.value.partition(":")
+    request = ctx.session.get(ApprovalRequest, int(request_id)) if request_id.isdigit() else None
+    picked = (int(deal_id) or None) if deal_id.isdigit() else -1  # 0: no deal; not a number: no such deal
+    refused = guard(ctx, request, "choose")
+    if refused is not None:
+        return refused
+    try:
+        contracts.link_deal(ctx.session, request, picked, by=ctx.employee, platform=ctx.event.platform, now=ctx.now)
+    except contracts.PickRefused:
+        if request.type != "合同":
+            return _gone()
+        if request.status != "draft":
+            return views.status_card(ctx.session, request, ctx.timezone, headline="已经提交了，关联的商机不能再改。")
+        return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request),
+                                  note="没能关联这个商机：它可能已经结束，或你已不能推进它。")
+    return views.confirm_card(ctx.session, request, requests.preview(ctx.session, request))

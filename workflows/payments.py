@@ -34,9 +34,12 @@ class Received:
     left_over: Decimal  # more than was owed
 
 
-def plan_default(session: Session, deal: Deal, *, request_id: int | None, now: datetime, tz: str) -> list[PaymentPlan]:
+def plan_default(session: Session, deal: Deal, amount: Decimal, *, request_id: int | None, now: datetime,
+                 tz: str) -> list[PaymentPlan]:
+    """One instalment of `amount` — the approved contract's, never the deal's own figure — due a term
+    after `now`."""
     due = now.astimezone(ZoneInfo(tz)).date() + timedelta(days=DEFAULT_TERM_DAYS)
-    return replace_plan(session, deal, [(deal.amount, due)], request_id=request_id, now=now, tz=tz)
+    return replace_plan(session, deal, [(amount, due)], request_id=request_id, now=now, tz=tz)
 
 
 def replace_plan(session: Session, deal: Deal, instalments: list[tuple[Decimal, date]], *, request_id: int | None,

@@ -27,16 +27,20 @@ def chain_text(session: Session, steps: tuple[Step, ...] | list[Step]) -> str:
     return " → ".join(_step_text(session, step) for step in steps)
 
 
-def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan) -> Card:
+def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan, note: str = "") -> Card:
+    from workflows.contracts import deal_question  # the contracts module imports this one
+
+    ask, picks = deal_question(session, request)  # a hand-typed contract: which deal, if any
+    lead = (note + "\n" if note else "") + (ask + "\n" if ask else "")
     if chosen.needs_choice:
         chain = chain_text(session, chosen.steps) if chosen.steps else ""
-        return Card(title=f"{request.type} · 请确认", body="这一单有一步由你选审批人，选好后再提交。",
+        return Card(title=f"{request.type} · 请确认", body=lead + "这一单有一步由你选审批人，选好后再提交。",
                     fields=_fields(request) + (("预计审批人", (chain + " → " if chain else "") + "（你来选）"),),
-                    buttons=(Button("选审批人", "approval.choose", str(request.id), style="primary"),
+                    buttons=(Button("选审批人", "approval.choose", str(request.id), style="primary"), *picks,
                              Button("取消", "approval.discard", str(request.id))))
-    return Card(title=f"{request.type} · 请确认", body="核对一下，没问题就点「提交」。",
+    return Card(title=f"{request.type} · 请确认", body=lead + "核对一下，没问题就点「提交」。",
                 fields=_fields(request) + (("预计审批人", chain_text(session, chosen.steps)[:26]),),
-                buttons=(Button("提交", "approval.submit", str(request.id), style="primary"),
+                buttons=(Button("提交", "approval.submit", str(request.id), style="primary"), *picks,
                          Button("取消", "approval.discard", str(request.id))),
                 footer="说错了就点取消，重新发一条")
 
@@ -132,7 +136,8 @@ def _fields(request: ApprovalRequest) -> tuple[tuple[str, str], ...]:
         if request.amount is not None:
             fields.append(("预算", f"¥{request.amount:,.2f}"))
     elif request.type == "合同":
-        fields += [("客户", details.get("customer", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
+        linked = (details.get("deal") or "已关联") if details.get("deal_id") else "不关联"
+        fields += [("客户", details.get("customer", "")[:26]), ("金额", f"¥{request.amount:,.2f}"), ("商机", linked)]
     elif request.type == "采购":
         fields += [("物品", details.get("item", "")[:26]), ("金额", f"¥{request.amount:,.2f}")]
     else:
