@@ -5,6 +5,7 @@ without a card template their tap-to-send links are dropped (they would not reac
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -62,17 +63,20 @@ def _in_group(stack, words, **options):
     assert response.status_code == 200
 
 
-def _both(stack):
-    """(what the group got, what the asker got one-to-one), once each side has its message."""
-    wait_for(lambda: stack.dingtalk.messages_to(GROUP) and stack.dingtalk.messages_to(OWNER))
-    settle(0.6)  # and nothing more comes
-    return stack.dingtalk.messages_to(GROUP), stack.dingtalk.messages_to(OWNER)
+def _answered_privately(stack):
+    """(the one line the group got, what the asker got one-to-one), once both have come."""
+    wait_for(lambda: stack.dingtalk.messages_to(GROUP))
+    settle(0.6)  # and nothing more comes to the group
+    line = _only_the_notice(stack.dingtalk.messages_to(GROUP))
+    wait_for(lambda: stack.dingtalk.messages_to(OWNER))
+    settle(0.3)
+    return line, stack.dingtalk.messages_to(OWNER)
 
 
 def _only_the_notice(group):
     assert len(group) == 1, group
     line = group[0]
-    assert line["title"] == NOTICE and line["text"] == f"### {NOTICE}"
+    assert line["title"] == NOTICE and line["text"] == f"### {NOTICE}", line
     assert not any(ch.isdigit() for ch in line["text"])
     return line
 
@@ -80,8 +84,7 @@ def _only_the_notice(group):
 def test_a_phone_asked_for_in_a_group_goes_to_the_owner_alone(company):
     _in_group(company, f"#customer.phone {company.tencent_id}")
 
-    group, private = _both(company)
-    _only_the_notice(group)
+    _, private = _answered_privately(company)
     assert [m["via"] for m in private] == ["batchSend"]  # never the group's sessionWebhook
     assert private[0]["title"] == "电话 · 腾讯" and PHONE in private[0]["text"]
     assert company.dingtalk.refused == []
@@ -90,8 +93,7 @@ def test_a_phone_asked_for_in_a_group_goes_to_the_owner_alone(company):
 def test_a_customer_name_in_a_group_sends_the_card_privately(company):
     _in_group(company, "腾讯", with_webhook=False)
 
-    group, private = _both(company)
-    line = _only_the_notice(group)
+    line, private = _answered_privately(company)
     assert line["via"] == "groupSend" and "腾讯" not in line["text"]
     assert [m["title"] for m in private] == ["客户 · 腾讯"]
     assert "马总 138****8000" in private[0]["text"] and "dtmd://" in private[0]["text"]  # its buttons work there
@@ -100,8 +102,7 @@ def test_a_customer_name_in_a_group_sends_the_card_privately(company):
 def test_an_expense_in_a_group_is_confirmed_privately(company):
     _in_group(company, "报销 出租车 86.5")
 
-    group, private = _both(company)
-    line = _only_the_notice(group)
+    line, private = _answered_privately(company)
     assert "86" not in line["text"] and "出租车" not in line["text"]
     assert private[0]["title"] == "报销 · 请确认" and "¥86.50" in private[0]["text"]
 
@@ -129,6 +130,14 @@ def test_with_a_card_template_the_menu_is_a_group_card_and_a_customer_still_goes
     group, private = card_company.dingtalk.messages_to(GROUP), card_company.dingtalk.messages_to(OWNER)
     _only_the_notice(group[1:])
     assert [(m["via"], m["space"], m["card_data"]["title"]) for m in private] == [("card", "IM_ROBOT", "客户 · 腾讯")]
+
+    # A tap on the group's card comes over /dingtalk/card and is answered to the one who tapped.
+    button = next(b for b in json.loads(menu["card_data"]["buttons"]) if b["text"] == "我的审批")
+    card_company.post_dingtalk(card_company.dingtalk_peer.card_click(OWNER, menu["out_track_id"], button["action"]),
+                               path="/dingtalk/card")
+    wait_for(lambda: len(card_company.dingtalk.messages_to(OWNER)) >= 2)
+    settle(0.3)
+    assert len(card_company.dingtalk.messages_to(GROUP)) == 2
 
 
 def test_a_retried_group_reply_writes_its_two_rows_once(company):
