@@ -7,6 +7,10 @@ ring of the doorbell. Then the platform gets its 200.
 In a worker (`act`, called by banli.delivery): find the employee, run the handler, write the reply
 as a `message` outbox row, all in the transaction that marks the inbound row done. So a delivery is
 acted on exactly once, and either fully (state + reply) or not at all.
+
+In a group chat only a card marked `shareable` (the menu, the 没听明白 hint) is posted to the group.
+Any other answer — a phone, an amount, a customer card, an approval, 我的客户 — goes to the asker
+one-to-one, and the group gets one line saying so (`reply`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from sqlmodel import Session
 
 from bot.runtime import Runtime
-from cards import Card
+from cards import MAX_TITLE, Card
 from handlers.events import InboundEvent
 from handlers.router import Abandon, Context
 from storage import outbox
@@ -26,8 +30,10 @@ from workflows.identity import employee_for
 
 log = logging.getLogger("banli.inbound")
 
-SORRY = Card(title="出了点问题", body="抱歉，刚才没办成，已经记下来了。请稍后再试，或发「帮助」。")
+SORRY = Card(title="出了点问题", body="抱歉，刚才没办成，已经记下来了。请稍后再试，或发「帮助」。", shareable=True)
 DEPARTED = Card(title="账号已停用", body="你的办理账号已停用，不能再办理业务。如有疑问，请联系公司管理员。")
+# What the group sees when its answer went one-to-one: one line, no data.
+SENT_PRIVATELY = "已私信你，请在和办理的单聊里查看。"
 
 
 def accept(runtime: Runtime, event: InboundEvent) -> bool:
@@ -58,7 +64,10 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
         session.rollback()
         _remember_card_code(runtime, session, event)
         card = abandoned.card
-    return reply(session, ctx.event, card) if card is not None else None
+    if card is None:
+        return None
+    # Until the directory has been read the name is only a platform id: no @ then.
+    return reply(session, ctx.event, card, asker=employee.name if employee.synced_at else "")
 
 
 def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent) -> None:
@@ -66,16 +75,38 @@ def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent)
         outbox.remember_card_code(session, event.reply["task_id"], event.reply["response_code"], now=runtime.now())
 
 
-def reply(session: Session, event: InboundEvent, card: Card) -> str:
-    """The answer to `event` as a message row; its key is stable, so it is written once."""
+def reply(session: Session, event: InboundEvent, card: Card, *, asker: str = "") -> str:
+    """The answer to `event` as a message row; its key is stable, so it is written once.
+
+    Asked in a group (`event.conversation`), a card not marked `shareable` goes to the asker alone —
+    a one-to-one row, without the event's way of answering (a group's sessionWebhook posts to the
+    group) — and the group gets `group_notice(asker)` under its own stable key. Not a refusal: the
+    asker gets the whole answer, so nothing is audited. Returns the key of the row with the card."""
     key = reply_key(event)
+    private = bool(event.conversation) and not card.shareable
     outbox.add(session, key=key, kind="message", platform=event.platform, recipient=event.sender,
-               conversation=event.conversation, payload={"card": card.to_dict(), "reply": event.reply})
+               conversation="" if private else event.conversation,
+               payload={"card": card.to_dict(), "reply": {} if private else event.reply})
+    if private:
+        outbox.add(session, key=notice_key(event), kind="message", platform=event.platform,
+                   recipient=event.sender, conversation=event.conversation,
+                   payload={"card": group_notice(asker).to_dict(), "reply": event.reply})
     return key
+
+
+def group_notice(asker: str = "") -> Card:
+    """The one line a group sees when the answer went to `asker` one-to-one; it names no data."""
+    line = f"@{asker} {SENT_PRIVATELY}" if asker else SENT_PRIVATELY
+    return Card(title=line if len(line) <= MAX_TITLE else SENT_PRIVATELY, shareable=True)
 
 
 def reply_key(event: InboundEvent) -> str:
     return fit_key(f"reply:{event.platform}:{event.event_id}")
+
+
+def notice_key(event: InboundEvent) -> str:
+    """The group's line about a private answer: one per event, beside its reply."""
+    return fit_key(f"reply:{event.platform}:{event.event_id}:group")
 
 
 def inbound_key(event: InboundEvent) -> str:

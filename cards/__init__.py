@@ -68,6 +68,9 @@ class Card:
     # A short tag shown small above the title (e.g. "办理助手"), and a one-line note under the buttons.
     source: str = "办理"
     footer: str = ""
+    # Fine to show a whole group chat: nothing in it belongs to one person (the menu, the 没听明白
+    # hint). Off by default: in a group, every other card goes to the asker one-to-one (bot/pipeline.reply).
+    shareable: bool = False
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > MAX_TITLE:
@@ -92,6 +95,7 @@ class Card:
             buttons=tuple(Button(**b) for b in data.get("buttons", ())),
             source=data.get("source", "办理"),
             footer=data.get("footer", ""),
+            shareable=bool(data.get("shareable", False)),
         )
 
     def as_text(self) -> str:

@@ -1,6 +1,7 @@
 """帮助 / 菜单: the main menu, what each menu button explains, and the friendly fallback.
 
 Older staff use Banli "like WeChat": every answer they cannot act on ends with the menu buttons.
+These cards name nothing of anyone's, so they are `shareable`: asked in a group, the group sees them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def menu_card(ctx: Context, greeting: str = "") -> Card:
         body=hello + "\n点下面的按钮，或者直接打字，比如「报销 出租车 86.5」。",
         buttons=MENU_BUTTONS,
         footer="随时发「帮助」回到这里",
+        shareable=True,
     )
 
 
@@ -54,6 +56,7 @@ def _feature_card(ctx: Context) -> Card:
         body=what,
         fields=tuple((f"例子{i + 1}", ex) for i, ex in enumerate(examples)),
         buttons=(Button("返回菜单", "help", command="帮助"),),
+        shareable=True,
     )
 
 
@@ -79,7 +82,7 @@ def on_enter(ctx: Context) -> Card | None:
 @routes.kind("image")
 def on_image(ctx: Context) -> Card:
     return Card(title="收到图片", body="报销的发票照片，请先发「报销 金额 事由」，再发照片。",
-                buttons=MENU_BUTTONS)
+                buttons=MENU_BUTTONS, shareable=True)
 
 
 @routes.kind("location")
@@ -91,10 +94,11 @@ def on_location(ctx: Context) -> Card:
 
 @routes.kind("voice")
 def on_voice(ctx: Context) -> Card:
-    return Card(title="暂时听不懂语音", body="请打字，或者点下面的按钮。", buttons=MENU_BUTTONS)
+    return Card(title="暂时听不懂语音", body="请打字，或者点下面的按钮。", buttons=MENU_BUTTONS, shareable=True)
 
 
 def not_understood(ctx: Context) -> Card:
     said = ctx.event.text.strip()
     head = f"没听明白「{said[:20]}」。" if said else "这个按钮已经失效了。"
-    return Card(title="没听明白", body=head + "\n可以发「帮助」，或者点下面的按钮：", buttons=MENU_BUTTONS)
+    return Card(title="没听明白", body=head + "\n可以发「帮助」，或者点下面的按钮：", buttons=MENU_BUTTONS,
+                shareable=True)

@@ -72,15 +72,19 @@ def test_a_webhook_outside_dingtalk_is_never_posted_to(stack):
     assert replies(stack)[0]["via"] == "batchSend"
 
 
-def test_group_reply_goes_to_the_group(stack):
+def test_group_reply_goes_to_the_group_and_a_form_to_the_asker(stack):
     peer = stack.dingtalk_peer
     stack.post_dingtalk(peer.text(USER, "帮助", conversation_type="2", conversation_id="cidSales==",
                                   with_webhook=False))
     stack.post_dingtalk(peer.text(USER, "请假", conversation_type="2", conversation_id="cidSales=="))
 
     both = replies(stack, "cidSales==", 2)  # two workers may answer in either order
-    assert sorted((m["via"], m["title"]) for m in both) == [("groupSend", "办理 · 主菜单"), ("webhook", "请假")]
-    assert stack.dingtalk.messages_to(USER) == []
+    # The menu is for everyone; the leave form is the asker's (tests/test_group_chat.py), and the group
+    # gets one line about it — "@李四 …" once the directory has been read, without the @ before.
+    menu, notice = sorted(both, key=lambda m: m["via"])
+    assert (menu["via"], menu["title"]) == ("groupSend", "办理 · 主菜单")
+    assert notice["via"] == "webhook" and notice["title"].endswith("已私信你，请在和办理的单聊里查看。")
+    assert [(m["via"], m["title"]) for m in replies(stack)] == [("batchSend", "请假")]
 
 
 def test_tapping_a_markdown_button_sends_its_words_to_the_handler(stack):

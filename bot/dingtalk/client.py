@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -35,6 +36,14 @@ RETRYABLE_CODES = ("send.too.fast", "Throttling", "QpsLimit")
 # department, 90020 monthly quota spent). Anything else (busy -1, QPS 90018/90002, timeouts) is retried.
 OAPI_TOKEN_ERRORS = {40014, 42001, 33001, 40001}
 OAPI_FINAL_ERRORS = {33012, 60121, 60003, 90020}
+# A dtmd sendMessage link tapped in a group sends its words without an @, and a group robot only
+# receives messages that @ it: so group markdown carries no buttons, and says how to ask instead.
+GROUP_HINT = "在群里请 @办理 再发指令，或打开与办理的单聊点按钮"
+
+
+def for_group(card: Card) -> Card:
+    """A card as group markdown: its buttons dropped (they would not reach Banli), and the hint."""
+    return replace(card, buttons=(), footer=GROUP_HINT)
 
 
 class DingTalkClient:
@@ -48,9 +57,11 @@ class DingTalkClient:
     # -- Platform ---------------------------------------------------------------------------------
     def send(self, message: Outgoing) -> dict[str, Any]:
         """A template card when one is configured and there is something to tap; markdown with
-        tap-to-send links otherwise (design §2)."""
+        tap-to-send links otherwise (design §2) — in a group, markdown without them (`for_group`)."""
         if self.settings.card_template_id and message.card.buttons:
             return self._send_card(message)
+        if message.conversation and message.card.buttons:
+            message = replace(message, card=for_group(message.card))
         webhook = self._live_webhook(message.reply)
         if webhook and self._post_webhook(webhook, message.card):
             return {"via": "webhook"}
