@@ -145,21 +145,23 @@ def _needs_redis(settings: Settings, what: str) -> None:
 def run_worker(settings: Settings, _args) -> int:
     _needs_redis(settings, "worker")
     from banli import worker
+    from banli.wiring import wire
     from bot.runtime import Runtime
 
-    worker.run(Runtime(settings))
+    worker.run(wire(Runtime(settings)))
     return 0
 
 
 def run_dispatcher(settings: Settings, _args) -> int:
     _needs_redis(settings, "dispatcher")
     from banli import dispatcher
+    from banli.wiring import wire
     from bot.runtime import Runtime
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    dispatcher.run(Runtime(settings), stop)
+    dispatcher.run(wire(Runtime(settings)), stop)
     return 0
 
 

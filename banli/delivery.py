@@ -36,6 +36,7 @@ _runtimes: dict[str, Runtime] = {}
 
 
 def serve(runtime: Runtime) -> None:
+    runtime.router  # noqa: B018 — raises now, at start, if the process forgot to wire it
     _runtimes[runtime.settings.queue_name] = runtime
 
 

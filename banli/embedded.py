@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 from banli import dispatcher, worker
+from banli.wiring import wire
 from bot.runtime import Runtime
 
 
@@ -17,6 +18,7 @@ class Embedded:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> "Embedded":
+        wire(self.runtime)  # normally done already by create_app; the threads must never run unwired
         self.threads.append(worker.start_thread(self.runtime, self.stop_event))
         thread = threading.Thread(target=dispatcher.run, args=(self.runtime, self.stop_event),
                                   name="banli-dispatcher", daemon=True)

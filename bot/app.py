@@ -8,6 +8,7 @@ from flask import Flask, jsonify
 from sqlalchemy.exc import OperationalError
 
 from banli.settings import Settings
+from banli.wiring import wire
 from bot.runtime import Runtime
 
 # Real callbacks are a few KB; anything near this is garbage or an attack (answered 413).
@@ -18,7 +19,7 @@ log = logging.getLogger("banli")
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """The web app. Pass `settings` (or a ready `runtime`); by default both come from the environment."""
-    runtime = runtime or Runtime(settings or Settings.from_env())
+    runtime = wire(runtime or Runtime(settings or Settings.from_env()))
     app = Flask("banli")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["banli"] = runtime

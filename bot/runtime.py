@@ -1,4 +1,4 @@
-"""The wiring one process needs: database engine, Redis, the RQ queue, the router, platform clients.
+"""What one process needs: database engine, Redis, the RQ queue, the router, platform clients.
 
 Nothing connects at import time; `Runtime(settings)` builds everything lazily from its settings, so
 tests build their own runtime against their own database, Redis and platform stand-ins.
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from banli.settings import Settings
 from bot.platform import PlatformClient
-from handlers import Router, load
+from handlers import Router
 from storage.db import make_engine
 from storage.models import utcnow
 
@@ -85,9 +85,23 @@ class Runtime:
     def queue(self) -> Queue:
         return Queue(self.settings.queue_name, connection=self.redis)
 
-    @cached_property
+    # Set by banli.wiring.wire(runtime), which every process calls once at start.
+    _router: Router | None = None
+    signals = None
+
+    @property
+    def wired(self) -> bool:
+        return self._router is not None
+
+    @property
     def router(self) -> Router:
-        return load()
+        if self._router is None:
+            raise RuntimeError("banli.wiring.wire(runtime) was not called: this process has no handlers")
+        return self._router
+
+    @router.setter
+    def router(self, router: Router) -> None:
+        self._router = router
 
     @cached_property
     def clients(self) -> dict[str, PlatformClient]:

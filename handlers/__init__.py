@@ -1,22 +1,23 @@
 """Platform-blind handlers: an InboundEvent in, a Card (or nothing) out.
 
-`routes` is the application's router; importing `handlers.menu` (and later feature modules)
-registers their handlers on it.
+Each module records what it handles on a `Routes` of its own; `build_router()` includes them all
+into a new Router. Nothing is registered by importing a module: a process gets its handlers by
+calling banli.wiring.wire(runtime), which calls this.
 """
 
 from handlers.router import Context, Router
 
-routes = Router()
 
-
-def load() -> Router:
-    """Import every handler module once and return the populated router."""
-    # checkin imports menu first, so its image/location handlers replace the menu's plain ones.
-    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, crm,  # noqa: F401
+def build_router() -> Router:
+    """A router with every handler module's routes; a route claimed twice raises here."""
+    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, crm,
                           customer_entry, customers, deals, guided, menu, payments, people, pool, visit)
-    import workflows.contracts  # noqa: F401  (subscribes the deal → contract → 回款 loop)
 
-    return routes
+    router = Router()
+    for module in (menu, guided, customers, crm, visit, checkin, customer_entry, deals, pool, admin_rules,
+                   approvals, approval_actions, approval_rules, people, payments):
+        router.include(module.routes)
+    return router
 
 
-__all__ = ["Context", "Router", "routes", "load"]
+__all__ = ["Context", "Router", "build_router"]

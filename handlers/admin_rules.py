@@ -17,13 +17,14 @@ import re
 from typing import Any
 
 from cards import Button, Card
-from handlers import routes
 from handlers.menu import MENU_BUTTONS
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers import refusals
+from handlers.router import Context, Routes
 from storage.models import TIERS
 from workflows import rules
 from workflows.rules import InvalidRule, RuleSpec
+
+routes = Routes()
 
 EXAMPLE = "规则 crm.overdue_days A=5 B=10 C=20"
 YES = {"是", "开", "开启", "打开", "对", "要", "true", "yes", "on", "1", "y"}
@@ -35,7 +36,7 @@ LIST_BUTTON = Button("查看规则", "rules.list", command="规则")
 @routes.action("rules.list")
 def rules_command(ctx: Context) -> Card:
     if ctx.employee.role != "admin":
-        return refused(ctx, attempted="rules", why="not an admin", subject="rules", title="只有管理员能改规则",
+        return refusals.refuse(ctx, attempted="rules", why="not an admin", subject="rules", title="只有管理员能改规则",
                        body="规则（超期天数、公海、免打扰时段等）由管理员设置。需要调整请联系管理员。", buttons=MENU_BUTTONS)
     rest = "" if ctx.event.kind == "action" else ctx.event.text.strip()[len("规则"):].strip()
     if not rest:

@@ -8,16 +8,18 @@ from __future__ import annotations
 import re
 
 from cards import Card
-from handlers import guided, routes
+from handlers import guided
 from handlers.people import person_named
 from handlers.approvals import HELP_BUTTON, NUMBER, already_card, guard, my_open_task, refuse
-from handlers.router import Abandon, Context
+from handlers.router import Abandon, Context, Routes
 from workflows import conversations
 from workflows.approvals import access
 from workflows.approvals import cards as views
 from workflows.approvals import requests
 from workflows.approvals.requests import NotYours, Stale
 from workflows.conversations import Form
+
+routes = Routes()
 
 FORM = "approval.act"
 ASKS = {"transfer": "转交给谁？回一个同事的名字。", "add_signer": "加签谁？回名字；要加在你之后，名字后面写「之后」。",
@@ -42,9 +44,9 @@ def _ask(ctx: Context, form: Form) -> Card:
                 body=ASKS[form.step], buttons=(guided.CANCEL_BUTTON,))
 
 
-guided.register(FORM, "审批操作")
+routes.flow(FORM, "审批操作")
 for _kind in ASKS:
-    guided.step(FORM, _kind, ask=_ask)(lambda ctx, form, answer: _act(ctx, form.step, form.data["task_id"], answer))
+    routes.step(FORM, _kind, ask=_ask)(lambda ctx, form, answer: _act(ctx, form.step, form.data["task_id"], answer))
 
 
 @routes.command("转交", "加签", "退回", "评论", "备注", prefix=True)

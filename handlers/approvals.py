@@ -9,12 +9,10 @@ import re
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
-from handlers import routes
 from handlers.menu import MENU_BUTTONS
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers.router import Context, Routes
 from storage.models import ApprovalRequest, ApprovalTask
-from handlers import guided
+from handlers import guided, refusals
 from workflows import contracts, conversations, customers, followups
 from workflows.amounts import find_amount
 from workflows.approvals import access, attachments
@@ -26,6 +24,8 @@ from workflows.conversations import Form
 from workflows.approvals.requests import NotYours, Stale
 from workflows.followups import when_text
 from workflows.identity import employees_named
+
+routes = Routes()
 
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 FORM = "approval.new"
@@ -63,10 +63,10 @@ def _ask_missing(ctx: Context, form: Form) -> Card:
                 buttons=(guided.CANCEL_BUTTON,))
 
 
-guided.register(FORM, "申请")
+routes.flow(FORM, "申请")
 
 
-@guided.step(FORM, "missing", ask=_ask_missing)
+@routes.step(FORM, "missing", ask=_ask_missing)
 def _answer_missing(ctx: Context, form: Form, answer: str) -> Card:
     return _understood(ctx, f"{form.data['text']} {answer}", misses=form.data["misses"] + 1)
 
@@ -107,7 +107,7 @@ def _ask_chosen(ctx: Context, form: Form) -> Card:
     return Card(title="选审批人", body="请回一位同事的名字，由他/她审批这一步。", buttons=(guided.CANCEL_BUTTON,))
 
 
-@guided.step(FORM, "chosen", ask=_ask_chosen)
+@routes.step(FORM, "chosen", ask=_ask_chosen)
 def _answer_chosen(ctx: Context, form: Form, answer: str) -> Card:
     request = ctx.session.get(ApprovalRequest, form.data["request_id"])
     people = employees_named(ctx.session, answer)
@@ -388,7 +388,7 @@ def guard(ctx: Context, request: ApprovalRequest | None, action: str, task: Appr
 def refuse(ctx: Context, refusal: access.Refusal, action: str, request: ApprovalRequest | None) -> Card:
     subject = f"approval:{request.id}" if request is not None else f"approval:?{ctx.event.value or ctx.event.text}"
     attempted = ctx.event.action if ctx.event.kind == "action" else f"approval.{action}"  # a tap: what was tapped
-    return refused(ctx, attempted=attempted, why=refusal.why, subject=subject, title=refusal.title,
+    return refusals.refuse(ctx, attempted=attempted, why=refusal.why, subject=subject, title=refusal.title,
                    body=refusal.body)
 
 

@@ -7,10 +7,12 @@ until the visit is logged). Without a recent visit people get a hint about how c
 from __future__ import annotations
 
 from cards import Button, Card
-from handlers import approvals, guided, routes, visit
+from handlers import approvals, guided, visit
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context
+from handlers.router import Context, Routes
 from workflows import customers, followups
+
+routes = Routes()
 
 HINT = "先发「拜访 客户 …」，再发位置/照片就能签到。"
 

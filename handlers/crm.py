@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cards import Button, Card
-from handlers import routes, visit
+from handlers import visit
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context
+from handlers.router import Context, Routes
 from workflows import customers, followups
 from workflows.followups import TooLate
+
+routes = Routes()
 
 METHODS = {"拜访": "拜访", "跟进": "拜访", "见面": "拜访", "电话": "电话", "打电话": "电话", "微信": "微信"}
 EXAMPLE = "拜访 腾讯 聊了报价 下周三下午再跟进"

@@ -15,13 +15,14 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from cards import Button, Card
-from handlers import routes
-from handlers.router import Context
+from handlers.router import Context, Routes
 from storage.models import CUSTOMER_STATUSES
 from workflows import customer_entry as entry
 from workflows import customers
 from workflows.customer_entry import Duplicate, InvalidCustomer, NewContact, NewCustomer
 from workflows.names import is_place
+
+routes = Routes()
 
 COMMANDS = ("新客户", "新建客户", "添加客户", "新增客户", "创建客户", "建客户")
 EXAMPLE = "新客户 深圳市腾讯计算机系统有限公司 简称腾讯 A级 联系人 张三 13800138000"

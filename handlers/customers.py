@@ -9,14 +9,16 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
-from handlers import routes, visit
+from handlers import visit
 from handlers.menu import MENU_BUTTONS, not_understood
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers import refusals
+from handlers.router import Context, Routes
 from storage.models import Customer
 from workflows import customer_views as views
 from workflows import customers
 from workflows.followups import day_text, short_name, when_text
+
+routes = Routes()
 
 LIST_LIMIT = 8  # lines on one card; more is a wall of text on a phone
 HELP_BUTTON = Button("帮助", "help", command="帮助")
@@ -47,7 +49,7 @@ def show_phones(ctx: Context) -> Card:
         return _gone()
     contacts = views.reveal_phones(ctx.session, ctx.employee, customer, platform=ctx.event.platform)
     if contacts is None:
-        return refused(ctx, attempted="customer.phone", why="not the owner's chain", subject=f"customer:{customer.id}",
+        return refusals.refuse(ctx, attempted="customer.phone", why="not the owner's chain", subject=f"customer:{customer.id}",
                        title="看不了电话", body=f"{short_name(customer)}的联系电话只有负责人和他的上级能看。")
     if not contacts:
         return Card(title=f"电话 · {short_name(customer)}", body="还没有登记联系人电话。")

@@ -16,16 +16,17 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
-from handlers import routes
 from handlers.menu import MENU_BUTTONS
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers import refusals
+from handlers.router import Context, Routes
 from storage.models import Customer, Deal, DealStageChange, Employee
 from workflows import customers, deals
 from workflows.amounts import describe_amount, parse_amount
 from workflows.deals import StageRefused
 from workflows.followups import day_text, short_name
 from workflows.when import parse_when, strip_when
+
+routes = Routes()
 
 WORD = "商机"
 EXAMPLE = "商机 腾讯 方案报价 50万 月底签"
@@ -117,7 +118,7 @@ def _act(ctx: Context, customer: Customer, tail: str, *, create: bool = False) -
         return _show(ctx, customer, opened)
     if not customers.may_log(ctx.session, ctx.employee, customer):
         owner = customers.owner_name(ctx.session, customer)
-        return refused(ctx, attempted="deal.change", why="not the owner's chain", subject=f"customer:{customer.id}",
+        return refusals.refuse(ctx, attempted="deal.change", why="not the owner's chain", subject=f"customer:{customer.id}",
                        title="不是你的客户", body=f"{short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
                        buttons=MENU_BUTTONS)
     if len(opened) > 1:

@@ -1,7 +1,7 @@
 """Guided forms in chat: one question at a time, and a way out at every step.
 
-A flow registers its steps: each has `ask` (the question card) and `answer` (what to do with a
-reply). While a form is open, the router's guard hands it the next plain text. The rules that keep a
+A flow registers its steps on its module's `Routes` (`routes.flow(...)`, `@routes.step(...)`): each
+has `ask` (the question card) and `answer` (what to do with a reply). While a form is open, the router's guard hands it the next plain text. The rules that keep a
 form from trapping anyone:
 
 - 取消 / 算了 / 退出 (typed or tapped) always close the open form, say so, and show the menu.
@@ -20,54 +20,20 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from cards import Button, Card
-from handlers import routes
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context, Handler
+from handlers.router import Context, Flow, Handler, Routes
 from workflows import conversations
 from workflows.conversations import Form
+
+routes = Routes()
 
 CANCEL_WORDS = ("取消", "算了", "退出")
 CANCEL_BUTTON = Button("取消", "form.cancel", command="取消")
 
-Ask = Callable[[Context, Form], Card]
-Answer = Callable[[Context, Form, str], Card]
-
-
-@dataclass(frozen=True)
-class Step:
-    ask: Ask
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Flow:
-    title: str  # what the cancel message calls it: 记拜访, 报销
-    # What 取消 says beyond "已取消" (e.g. that a record made earlier in the form stays).
-    on_cancel: Optional[Callable[[Context, Form], str]] = None
-    # Takes a photo or location sent while the form is open; None lets the usual handler have it.
-    on_media: Optional[Callable[[Context, Form], Optional[Card]]] = None
-
-
-FLOWS: dict[str, Flow] = {}
-STEPS: dict[tuple[str, str], Step] = {}
-
-
-def register(flow: str, title: str, *, on_cancel: Callable[[Context, Form], str] | None = None,
-             on_media: Callable[[Context, Form], Card | None] | None = None) -> None:
-    FLOWS[flow] = Flow(title, on_cancel, on_media)
-
-
-def step(flow: str, name: str, *, ask: Ask) -> Callable[[Answer], Answer]:
-    """Register `name` of `flow`: `ask` renders the question, the decorated function takes the reply."""
-    def add(answer: Answer) -> Answer:
-        STEPS[(flow, name)] = Step(ask, answer)
-        return answer
-    return add
-
 
 def ask(ctx: Context, form: Form) -> Card:
     """The open question again (after an aside such as a location sent mid-form)."""
-    return STEPS[(form.flow, form.step)].ask(ctx, form)
+    return ctx.router.steps[(form.flow, form.step)].ask(ctx, form)
 
 
 def choice(label: str, form: Form, answer: str, *, style: str = "default", step: str = "") -> Button:
@@ -78,7 +44,7 @@ def choice(label: str, form: Form, answer: str, *, style: str = "default", step:
 def offer_media(ctx: Context) -> Card | None:
     """A photo or location for the open form, if its flow takes one; else None."""
     form = conversations.current(ctx.session, ctx.employee, ctx.now)
-    flow = FLOWS.get(form.flow) if form else None
+    flow = ctx.router.flows.get(form.flow) if form else None
     return flow.on_media(ctx, form) if flow and flow.on_media else None
 
 
@@ -90,23 +56,25 @@ def claim_plain_text(ctx: Context, handler: Handler | None) -> Handler | None:
     event = ctx.event
     if event.kind not in ("text", "voice") or not event.text.strip():
         return None  # taps, photos, locations: never swallowed
-    if routes.is_command(event.text):
+    if ctx.router.is_command(event.text):
         if handler is not cancel_form:
             conversations.finish(ctx.session, ctx.employee)  # a command starts fresh
         return None
     form = conversations.current(ctx.session, ctx.employee, ctx.now)
-    if form is None or (form.flow, form.step) not in STEPS:
+    step = ctx.router.steps.get((form.flow, form.step)) if form else None
+    if step is None:
         return None
-    return lambda c: STEPS[(form.flow, form.step)].answer(c, form, c.event.text.strip())
+    return lambda c: step.answer(c, form, c.event.text.strip())
 
 
 @routes.action("form.answer")
 def answer_tapped(ctx: Context) -> Card:
     question, _, answer = ctx.event.value.partition(" ")
     form = conversations.current(ctx.session, ctx.employee, ctx.now)
-    if form is None or f"{form.flow}:{form.step}" != question or (form.flow, form.step) not in STEPS:
+    step = ctx.router.steps.get((form.flow, form.step)) if form else None
+    if step is None or f"{form.flow}:{form.step}" != question:
         return Card(title="这个问题已经过去了", body="这个按钮已失效。需要的话重新开始就行。", buttons=MENU_BUTTONS)
-    return STEPS[(form.flow, form.step)].answer(ctx, form, answer.strip())
+    return step.answer(ctx, form, answer.strip())
 
 
 @routes.command(*CANCEL_WORDS)
@@ -116,6 +84,6 @@ def cancel_form(ctx: Context) -> Card:
     if form is None:
         return Card(title="没有要取消的", body="现在没有进行中的事。想办什么，点下面的按钮：", buttons=MENU_BUTTONS)
     conversations.cancel(ctx.session, ctx.employee)
-    flow = FLOWS.get(form.flow, Flow("刚才的事"))
+    flow = ctx.router.flows.get(form.flow, Flow("刚才的事"))
     note = flow.on_cancel(ctx, form) if flow.on_cancel else "刚才填的没有保存。"
     return Card(title="已取消", body=f"已取消{flow.title}。{note}\n想办别的，点下面的按钮：", buttons=MENU_BUTTONS)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cards import Button, Card
-from handlers import routes
-from handlers.router import Context
+from handlers.router import Context, Routes
+
+routes = Routes()
 
 MENU_BUTTONS = (
     Button("客户跟进", "menu.crm", style="primary", command="客户跟进"),
@@ -42,7 +43,7 @@ def menu_card(ctx: Context, greeting: str = "") -> Card:
     )
 
 
-@routes.command("帮助", "菜单", "help", "?", "？", "你好", "您好", "hi", "hello", "开始", "menu")
+@routes.command("帮助", "菜单", "help", "?", "你好", "您好", "hi", "hello", "开始", "menu")
 @routes.action("help")
 def show_menu(ctx: Context) -> Card:
     return menu_card(ctx)
@@ -77,19 +78,6 @@ def feature_by_word(ctx: Context) -> Card:
 def on_enter(ctx: Context) -> Card | None:
     """Opening the app chat: greet newcomers once; say nothing to regulars."""
     return menu_card(ctx, "欢迎使用办理！") if ctx.first_contact else None
-
-
-@routes.kind("image")
-def on_image(ctx: Context) -> Card:
-    return Card(title="收到图片", body="报销的发票照片，请先发「报销 金额 事由」，再发照片。",
-                buttons=MENU_BUTTONS, shareable=True)
-
-
-@routes.kind("location")
-def on_location(ctx: Context) -> Card:
-    label = ctx.event.location[2] if ctx.event.location else ""
-    return Card(title="收到位置", body=f"位置：{label or '已收到'}\n拜访签到请先发「拜访 客户名 …」。",
-                buttons=MENU_BUTTONS)
 
 
 @routes.kind("voice")

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from cards import Button, Card
-from handlers import routes
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers import refusals
+from handlers.router import Context, Routes
 from storage.models import Deal
 from workflows import customers, payments
 from workflows.amounts import find_amount
 from workflows.followups import short_name
 from workflows.when import parse_when
+
+routes = Routes()
 
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 
@@ -28,7 +29,7 @@ def payment_plan(ctx: Context) -> Card:
     if customer is None:
         return _which("回款计划 腾讯")
     if not (customers.may_see_details(ctx.session, ctx.employee, customer) or payments.may_record(ctx.employee)):
-        return refused(ctx, attempted="payment.plan", why="not the owner's chain or finance",
+        return refusals.refuse(ctx, attempted="payment.plan", why="not the owner's chain or finance",
                        subject=f"customer:{customer.id}", title="看不了回款计划", body="只有负责人、他的上级和财务能看。")
     deal = _signed_deal(ctx, customer.id)
     if deal is None:
@@ -47,7 +48,7 @@ def payment_plan(ctx: Context) -> Card:
 def money_in(ctx: Context) -> Card:
     words = re.sub(r"^(回款|到账|收款)\s*", "", ctx.event.text.strip())
     if not payments.may_record(ctx.employee):
-        return refused(ctx, attempted="payment.record", why="not finance", subject="payments",
+        return refusals.refuse(ctx, attempted="payment.record", why="not finance", subject="payments",
                        title="由财务登记回款", body="回款到账由财务登记。想看计划，发「回款计划 客户名」。")
     found = find_amount(words)
     name = (words[:found[1]] + words[found[2]:]).strip() if found else words

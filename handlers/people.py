@@ -12,15 +12,16 @@ import re
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
-from handlers import routes
-from handlers.refusals import refused
-from handlers.router import Abandon, Context
+from handlers import refusals
+from handlers.router import Abandon, Context, Routes
 from storage.models import Employee
 from workflows import leavers
 from workflows.identity import employees_named
 from workflows.approvals import away
 from workflows.followups import day_text
 from workflows.when import parse_when
+
+routes = Routes()
 
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 
@@ -56,7 +57,7 @@ def end_delegation(ctx: Context) -> Card:
 @routes.command("离职", "办理离职", prefix=True)
 def depart(ctx: Context) -> Card:
     if ctx.employee.role != "admin":
-        return refused(ctx, attempted="employee.depart", why="not an admin", subject="employees",
+        return refusals.refuse(ctx, attempted="employee.depart", why="not an admin", subject="employees",
                        title="只有管理员能办", body="员工离职交接由管理员办理。")
     words = re.sub(r"^(办理离职|离职)\s*", "", ctx.event.text.strip())
     to_pool = bool(re.search(r"客户(进|回|到|放)?公海", words))

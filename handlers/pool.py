@@ -7,12 +7,13 @@ never a phone number: details come with ownership. A refused claim names the lim
 from __future__ import annotations
 
 from cards import Button, Card
-from handlers import routes
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context
+from handlers.router import Context, Routes
 from workflows import customers, pool, rules
 from workflows.followups import short_name
 from workflows.pool import Refused
+
+routes = Routes()
 
 SHOWN = 5  # rows on one card, each with its 领取 button (a card holds six buttons)
 POOL_BUTTON = Button("看看公海", "pool.list", command="公海")

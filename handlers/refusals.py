@@ -11,7 +11,7 @@ from workflows import audit
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 
 
-def refused(ctx: Context, *, attempted: str, why: str, subject: str, title: str, body: str,
+def refuse(ctx: Context, *, attempted: str, why: str, subject: str, title: str, body: str,
             buttons: tuple[Button, ...] = (HELP_BUTTON,)) -> Card:
     """Audit the refusal (who, what, which record, why) and return what the person is told."""
     audit.refused(ctx.session, actor=ctx.employee, attempted=attempted, why=why, subject=subject[:128],

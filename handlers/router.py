@@ -1,6 +1,10 @@
 """Routes an InboundEvent to one handler: button actions, then typed commands, then a fallback.
 
-Handlers register with decorators that are sugar over `add_*`; the first match wins.
+Each handler module records what it handles on a `Routes` of its own (decorators); importing a
+module registers nothing anywhere. A process builds its `Router` by including every module's
+`Routes` (handlers.build_router, called from banli.wiring.wire): one router per runtime, and a
+command, action, kind or guided-form step claimed twice raises at start-up instead of one
+silently replacing the other.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from sqlmodel import Session
 
@@ -30,6 +34,7 @@ class Context:
     # The outbox key the returned card will be sent under: a workflow that wants to update that card
     # later (an approval's status) keeps it.
     reply_key: str = ""
+    router: Optional["Router"] = None  # the router dispatching this event (guided forms ask it)
 
 
 class Abandon(Exception):
@@ -57,26 +62,45 @@ def normalize(text: str) -> str:
     return plain.strip(_PUNCT_EDGES) or plain
 
 
-class Router:
+class DuplicateRoute(ValueError):
+    """Two handlers claimed the same command, action, kind or form step."""
+
+
+Ask = Callable[[Context, Any], Card]
+Answer = Callable[[Context, Any, str], Card]
+
+
+@dataclass(frozen=True)
+class FormStep:
+    """One question of a guided form: `ask` renders it, `answer` takes the reply."""
+
+    ask: Ask
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A guided form (handlers.guided)."""
+
+    title: str  # what the cancel message calls it: 记拜访, 报销
+    # What 取消 says beyond "已取消" (e.g. that a record made earlier in the form stays).
+    on_cancel: Optional[Callable[[Context, Any], str]] = None
+    # Takes a photo or location sent while the form is open; None lets the usual handler have it.
+    on_media: Optional[Callable[[Context, Any], Optional[Card]]] = None
+
+
+class Routes:
+    """What one handler module handles, recorded by its decorators and inert until a Router
+    includes it. Same decorators as ever: `@routes.command("报销")`, `@routes.action("approve")`."""
+
     def __init__(self) -> None:
-        self._actions: dict[str, Handler] = {}
-        self._exact: dict[str, Handler] = {}
-        self._prefixes: list[tuple[str, Handler]] = []
-        self._kinds: dict[str, Handler] = {}
-        self._fallback: Handler | None = None
-        self._guard: Guard | None = None
+        self.entries: list[tuple[str, tuple, dict]] = []
 
-    # -- registration -------------------------------------------------------------------------
+    def _record(self, what: str, *args, **kwargs) -> None:
+        self.entries.append((what, args, kwargs))
+
     def add_action(self, name: str, handler: Handler) -> None:
-        self._actions[name] = handler
-
-    def add_command(self, word: str, handler: Handler, *, prefix: bool = False) -> None:
-        word = normalize(word)
-        if prefix:
-            self._prefixes.append((word, handler))
-            self._prefixes.sort(key=lambda p: -len(p[0]))  # longest prefix wins
-        else:
-            self._exact[word] = handler
+        self._record("add_action", name, handler)
 
     def action(self, name: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -87,24 +111,85 @@ class Router:
     def command(self, *words: str, prefix: bool = False) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             for word in words:
-                self.add_command(word, fn, prefix=prefix)
+                self._record("add_command", word, fn, prefix=prefix)
             return fn
         return register
 
     def kind(self, kind: str) -> Callable[[Handler], Handler]:
         """Handle every event of a kind with no text command (image, location, enter)."""
         def register(fn: Handler) -> Handler:
-            self._kinds[kind] = fn
+            self._record("add_kind", kind, fn)
             return fn
         return register
 
     def fallback(self, fn: Handler) -> Handler:
-        self._fallback = fn
+        self._record("set_fallback", fn)
         return fn
 
-    def guard(self, fn: Guard) -> Guard:
-        self._guard = fn
+    def guard(self, fn: "Guard") -> "Guard":
+        self._record("set_guard", fn)
         return fn
+
+    def flow(self, name: str, title: str, *, on_cancel=None, on_media=None) -> None:
+        """A guided form and what 取消 / a photo mean for it."""
+        self._record("add_flow", name, Flow(title, on_cancel, on_media))
+
+    def step(self, flow: str, name: str, *, ask: Ask) -> Callable[[Answer], Answer]:
+        """Question `name` of `flow`: `ask` renders it, the decorated function takes the reply."""
+        def register(answer: Answer) -> Answer:
+            self._record("add_step", flow, name, FormStep(ask, answer))
+            return answer
+        return register
+
+
+class Router:
+    def __init__(self) -> None:
+        self._actions: dict[str, Handler] = {}
+        self._exact: dict[str, Handler] = {}
+        self._prefixes: list[tuple[str, Handler]] = []
+        self._kinds: dict[str, Handler] = {}
+        self._fallback: Handler | None = None
+        self._guard: Guard | None = None
+        self.flows: dict[str, Flow] = {}
+        self.steps: dict[tuple[str, str], FormStep] = {}
+
+    # -- registration -------------------------------------------------------------------------
+    def include(self, routes: Routes) -> "Router":
+        for what, args, kwargs in routes.entries:
+            getattr(self, what)(*args, **kwargs)
+        return self
+
+    def add_action(self, name: str, handler: Handler) -> None:
+        _claim(self._actions, name, handler, "action")
+
+    def add_command(self, word: str, handler: Handler, *, prefix: bool = False) -> None:
+        word = normalize(word)
+        if prefix:
+            if any(existing == word for existing, _ in self._prefixes):
+                raise DuplicateRoute(f"prefix command {word!r} is registered twice")
+            self._prefixes.append((word, handler))
+            self._prefixes.sort(key=lambda p: -len(p[0]))  # longest prefix wins
+        else:
+            _claim(self._exact, word, handler, "command")
+
+    def add_kind(self, kind: str, handler: Handler) -> None:
+        _claim(self._kinds, kind, handler, "kind")
+
+    def set_fallback(self, fn: Handler) -> None:
+        if self._fallback is not None:
+            raise DuplicateRoute("the fallback is registered twice")
+        self._fallback = fn
+
+    def set_guard(self, fn: "Guard") -> None:
+        if self._guard is not None:
+            raise DuplicateRoute("the guard is registered twice")
+        self._guard = fn
+
+    def add_flow(self, name: str, flow: Flow) -> None:
+        _claim(self.flows, name, flow, "guided form")
+
+    def add_step(self, flow: str, name: str, step: FormStep) -> None:
+        _claim(self.steps, (flow, name), step, "guided form step")
 
     # -- dispatch -----------------------------------------------------------------------------
     def resolve(self, event: InboundEvent) -> tuple[Handler | None, InboundEvent]:
@@ -141,10 +226,15 @@ class Router:
 
     def dispatch(self, ctx: Context) -> Card | None:
         handler, event = self.resolve(ctx.event)
-        ctx.event = event
+        ctx.event, ctx.router = event, self
         if self._guard is not None:
             handler = self._guard(ctx, handler) or handler
         if handler is None:
             return None
         return handler(ctx)
 
+
+def _claim(table: dict, key, value, what: str) -> None:
+    if key in table:
+        raise DuplicateRoute(f"{what} {key!r} is registered twice")
+    table[key] = value

@@ -13,15 +13,16 @@ from __future__ import annotations
 import re
 
 from cards import Button, Card
-from handlers import guided
+from handlers import guided, refusals
 from handlers.guided import CANCEL_BUTTON, choice
 from handlers.menu import MENU_BUTTONS
-from handlers.refusals import refused
-from handlers.router import Context
+from handlers.router import Context, Routes
 from storage.models import Customer, FollowUp
 from workflows import audit, conversations, customers, followups
 from workflows.conversations import Form
 from workflows.when import When, describe, has_time_word, parse_when, strip_when
+
+routes = Routes()
 
 FLOW = "crm.visit"
 MAX_MISSES = 2  # unknown customer names before the form gives up
@@ -53,7 +54,7 @@ def _hold_checkin(ctx: Context, form: Form) -> Card | None:
                 fields=question.fields, buttons=question.buttons, footer=question.footer)
 
 
-guided.register(FLOW, "记拜访", on_cancel=_cancelled, on_media=_hold_checkin)
+routes.flow(FLOW, "记拜访", on_cancel=_cancelled, on_media=_hold_checkin)
 
 
 def source_key(platform: str, event_id: str) -> str:
@@ -69,7 +70,7 @@ def record(ctx: Context, customer: Customer, method: str, content: str, *, when:
     `content`, unless it was `asked` separately (then `when`, None for 不用)."""
     if not customers.may_log(ctx.session, ctx.employee, customer):
         owner = customers.owner_name(ctx.session, customer)
-        return refused(ctx, attempted="followup.log", why="not the owner's chain", subject=f"customer:{customer.id}",
+        return refusals.refuse(ctx, attempted="followup.log", why="not the owner's chain", subject=f"customer:{customer.id}",
                        title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
                        buttons=MENU_BUTTONS)
     if not asked:
@@ -147,7 +148,7 @@ def _ask_customer(ctx: Context, form: Form) -> Card:
     return Card(title=f"记{method}", body=body, buttons=buttons + (CANCEL_BUTTON,), footer="随时发「取消」退出")
 
 
-@guided.step(FLOW, "customer", ask=_ask_customer)
+@routes.step(FLOW, "customer", ask=_ask_customer)
 def _answer_customer(ctx: Context, form: Form, answer: str) -> Card:
     customer = _customer_from(ctx, form, answer)
     if isinstance(customer, Card):
@@ -193,7 +194,7 @@ def _ask_content(ctx: Context, form: Form) -> Card:
                 footer="随时发「取消」退出")
 
 
-@guided.step(FLOW, "content", ask=_ask_content)
+@routes.step(FLOW, "content", ask=_ask_content)
 def _answer_content(ctx: Context, form: Form, answer: str) -> Card:
     content = "" if _word(answer) in SKIP_WORDS else answer
     if parse_when(content, ctx.now, ctx.timezone) or has_time_word(content):
@@ -219,7 +220,7 @@ def _next_buttons(form: Form) -> tuple[Button, ...]:
             choice("不用", form, "不用", step="next"))
 
 
-@guided.step(FLOW, "next", ask=_ask_next)
+@routes.step(FLOW, "next", ask=_ask_next)
 def _answer_next(ctx: Context, form: Form, answer: str) -> Card:
     no_next = _word(answer) in NO_NEXT_WORDS
     when = None if no_next else parse_when(answer, ctx.now, ctx.timezone)

@@ -53,16 +53,16 @@ def crm(stack_factory):
 
 
 @pytest.fixture
-def heard():
+def heard(crm):
     """A subscriber to DEAL_STAGE_CHANGED for the length of one test: (deal id, from, to, by name)."""
     calls: list[tuple[int, str, str, str]] = []
 
     def listener(session, *, deal, from_stage, to_stage, by, **_):
         calls.append((deal.id, from_stage, to_stage, by.name if by else ""))
 
-    signals.subscribe(signals.DEAL_STAGE_CHANGED)(listener)
+    crm.runtime.signals.subscribe(signals.DEAL_STAGE_CHANGED, listener)
     yield calls
-    signals._subscribers[signals.DEAL_STAGE_CHANGED].remove(listener)
+    crm.runtime.signals.unsubscribe(signals.DEAL_STAGE_CHANGED, listener)
 
 
 # -- talking to Banli the way a user does, on either platform ---------------------------------------
@@ -390,7 +390,7 @@ def test_the_signal_is_part_of_the_moves_transaction(crm):
             session.add(Outbox(key=f"test:contract:{deal.id}", kind="message", platform="wecom",
                                recipient="wangjl", payload="{}"))
 
-    signals.subscribe(signals.DEAL_STAGE_CHANGED)(contract_approval)
+    crm.runtime.signals.subscribe(signals.DEAL_STAGE_CHANGED, contract_approval)
     try:
         with session_scope(crm.runtime.engine) as session:
             rep = session.execute(select(Employee).where(Employee.name == "张三")).scalar_one()
@@ -410,7 +410,7 @@ def test_the_signal_is_part_of_the_moves_transaction(crm):
             deals.move_stage(session, session.get(Deal, deal_id), "赢单", by=session.get(Employee, rep.id))
         assert crm.count("outbox", "WHERE key LIKE 'test:contract:%'") == 1
     finally:
-        signals._subscribers[signals.DEAL_STAGE_CHANGED].remove(contract_approval)
+        crm.runtime.signals.unsubscribe(signals.DEAL_STAGE_CHANGED, contract_approval)
 
 
 def test_stage_words_and_bad_stages_in_the_workflow(crm):

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage.models import ApprovalRequest, Customer, Deal, DealStageChange, Employee, utcnow
-from workflows import audit, deals, payments, signals
+from workflows import audit, deals, payments
 from workflows.approvals import cards as approval_cards
 from workflows.approvals import requests
 from workflows.approvals.parse import Draft
@@ -34,7 +34,6 @@ NO_DEAL = "不关联商机"
 MAX_PICKS = 3  # 提交 + three deals + 不关联商机 + 取消: the card's six buttons
 
 
-@signals.subscribe(signals.DEAL_STAGE_CHANGED)
 def raise_contract(session: Session, *, deal: Deal, from_stage: str, to_stage: str, by: Employee | None,
                    now: datetime | None = None, tz: str = deals.DEFAULT_TZ, **_) -> None:
     if to_stage != deals.WON:
@@ -140,7 +139,6 @@ def link_deal(session: Session, request: ApprovalRequest | None, deal_id: int | 
     return deal
 
 
-@signals.subscribe(requests.APPROVAL_DECIDED)
 def contract_decided(session: Session, *, request: ApprovalRequest, approved: bool, by: Employee | None,
                      tz: str = deals.DEFAULT_TZ, **_) -> None:
     if request.type != "合同":

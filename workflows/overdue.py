@@ -27,7 +27,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee
-from workflows import rules, signals
+from workflows import rules
 from workflows.business_time import push_time_for
 from workflows.followups import short_name
 from workflows.pushes import push
@@ -98,8 +98,7 @@ def withdraw(session: Session, customer_id: int) -> None:
         outbox.cancel(session, f"overdue:{level}:{customer_id}:")
 
 
-@signals.subscribe(signals.FOLLOWUP_LOGGED)
-def _on_followup(session: Session, *, customer: Customer, **_: object) -> None:
+def on_followup_logged(session: Session, *, customer: Customer, **_: object) -> None:
     withdraw(session, customer.id)
 
 

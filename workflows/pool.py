@@ -24,7 +24,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee, Outbox, OwnershipChange
-from workflows import audit, rules, signals
+from workflows import audit, rules
 from workflows.business_time import push_time_for
 from workflows.followups import day_text, short_name
 from workflows.overdue import last_touch, withdraw
@@ -153,8 +153,7 @@ def in_pool_since(customer: Customer) -> datetime:
     return customer.owned_since or customer.created_at
 
 
-@signals.subscribe(signals.FOLLOWUP_LOGGED)
-def _on_followup(session: Session, *, customer: Customer, **_: object) -> None:
+def on_followup_logged(session: Session, *, customer: Customer, **_: object) -> None:
     outbox.cancel(session, f"pool:warn:{customer.id}:")  # a held warning is moot now
 
 
