@@ -30,7 +30,5 @@ def wire(runtime: Runtime) -> Runtime:
         return runtime
     runtime.router = build_router()
     runtime.signals = subscribers()
-    signals.attach(runtime.engine, runtime.signals)
-    if "autocommit_engine" in runtime.__dict__ or not runtime.settings.database_url.startswith("sqlite"):
-        signals.attach(runtime.autocommit_engine, runtime.signals)
+    signals.attach(runtime.engine, runtime.signals)  # domain events come from ORM sessions on it
     return runtime
