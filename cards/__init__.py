@@ -3,10 +3,19 @@
 Each platform renders it (WeCom template_card, DingTalk card or markdown) in `bot/<platform>/render.py`.
 The limits below are the strictest of the two platforms, so a card that builds renders everywhere
 (WeCom: ≤6 buttons, button key ≤1024 bytes, ≤6 horizontal fields — reference/wecom.md §3.2).
+
+**Everything in a Card is plain text**: title, body, fields, footer, source and button labels. No
+markdown, no HTML, no links — much of it is what a person typed (a reason, a comment, a customer's
+name), and a card that relied on markup could not tell Banli's `**` from theirs. Each renderer turns
+the text into its own format and escapes all of it there (DingTalk markdown: bot/dingtalk/render.py;
+WeCom text: bot/wecom/render.py; `Card.as_text` below), and only the renderer adds markup. Line
+breaks: the body may have several lines; a title, a field, a footer is one line (a break in one is
+shown as a space).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -71,6 +80,9 @@ class Card:
     # Fine to show a whole group chat: nothing in it belongs to one person (the menu, the 没听明白
     # hint). Off by default: in a group, every other card goes to the asker one-to-one (bot/pipeline.reply).
     shareable: bool = False
+    # What a card with no buttons says where its buttons were, when it replaces a card that had some
+    # (e.g. "已通过"; WeCom greys its button bar out with this). Empty: "已处理".
+    status: str = ""
 
     def __post_init__(self) -> None:
         if not self.title or len(self.title) > MAX_TITLE:
@@ -82,6 +94,8 @@ class Card:
         keys = [b.key for b in self.buttons]
         if len(set(keys)) != len(keys):
             raise ValueError("button keys on one card must be unique")
+        if len(self.status) > MAX_LABEL:
+            raise ValueError(f"card status must be at most {MAX_LABEL} characters: {self.status!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,19 +110,43 @@ class Card:
             source=data.get("source", "办理"),
             footer=data.get("footer", ""),
             shareable=bool(data.get("shareable", False)),
+            status=data.get("status", ""),
         )
 
     def as_text(self) -> str:
-        """Plain-text form for clients that cannot show cards: buttons become words to send."""
-        lines = [f"【{self.title}】"]
-        if self.body:
-            lines.append(self.body)
-        lines += [f"{k}：{v}" for k, v in self.fields]
+        """Plain-text form for clients that cannot show cards: buttons become words to send.
+
+        The text form's own structure is the 【title】 first line and one line per field, so card text
+        cannot fake it: 【】 in card text become ［］, and a line break in the title, a field or the
+        footer is a space. A platform whose text has markup of its own escapes that too (WeCom's live
+        `<a href>`: bot/wecom/render.py)."""
+        lines = [f"【{_text_line(self.title)}】"]
+        lines += [_plain(line) for line in self.body.splitlines()]
+        lines += [f"{_text_line(k)}：{_text_line(v)}" for k, v in self.fields]
         if self.buttons:
             lines.append("请回复：" + " / ".join(f"「{b.text}」" for b in self.buttons))
         if self.footer:
-            lines.append(self.footer)
+            lines.append(_text_line(self.footer))
         return "\n".join(lines)
+
+
+_HEADER_BRACKETS = str.maketrans({"【": "［", "】": "］"})
+_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines splits on
+
+
+def one_line(text: str) -> str:
+    """Line breaks (every kind str.splitlines knows) collapsed to one space."""
+    if not _BREAK.search(text):
+        return text
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _plain(text: str) -> str:
+    return text.translate(_HEADER_BRACKETS)
+
+
+def _text_line(text: str) -> str:
+    return _plain(one_line(text))
 
 
 def text_card(text: str, title: str = "办理助手") -> Card:

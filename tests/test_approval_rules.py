@@ -39,10 +39,10 @@ def _rules(stack):
 
 
 def test_the_list_shows_every_rule_in_words(admin):
-    said = _say(admin, "linhao", "审批规则", 1)
-    assert "#1 报销 amount <= 1000：直属上级" in said
-    assert "#2 报销 amount > 1000：直属上级 → 财务" in said
-    assert "#6 请假 days > 3：直属上级 → 部门负责人" in said
+    said = _say(admin, "linhao", "审批规则", 1)  # a WeCom text: < and > arrive full-width, as ＜ ＞
+    assert "#1 报销 amount ＜= 1000：直属上级" in said
+    assert "#2 报销 amount ＞ 1000：直属上级 → 财务" in said
+    assert "#6 请假 days ＞ 3：直属上级 → 部门负责人" in said
 
 
 def test_an_admin_adds_a_rule_in_words_and_the_next_request_follows_it(admin):
@@ -101,7 +101,7 @@ def test_from_dingtalk_too(admin):
 def test_cc_at_submission_and_after_approval(admin):
     _say(admin, "linhao", "审批规则 修改 1 金额 <= 1000：直属上级 抄送 刘总监 通过后抄送 钱会计", 1)
     said = _say(admin, "linhao", "审批规则", 2)
-    assert "#1 报销 金额 <= 1000：直属上级 抄送刘总监 通过后抄送钱会计" in said
+    assert "#1 报销 金额 ＜= 1000：直属上级 抄送刘总监 通过后抄送钱会计" in said  # WeCom text: no < or >
     admin.post_wecom(admin.wecom_peer.text("zhangsan", "报销 打车 50"))
     confirm = wait_for(lambda: admin.wecom.messages_to("zhangsan"))[0]
     card = confirm["template_card"]

@@ -292,7 +292,8 @@ def test_one_tap_updates_the_approvers_and_the_requesters_cards(oa):
     _tap(oa, "wangjl", task, "同意")
     mine = wait_for(lambda: _updates_for(oa, task))
     assert mine[-1]["main_title"]["title"] == "R-1001 · 已通过"
-    assert not mine[-1].get("button_list")  # nothing left to tap
+    assert mine[-1]["replace_text"] == "已通过"  # nothing left to tap: one grey button (WeCom needs one)
+    assert [b["text"] for b in mine[-1]["button_list"]] == ["已通过"]
     theirs = wait_for(lambda: _updates_for(oa, submitted))
     assert theirs[-1]["main_title"]["title"] == "R-1001 · 已通过"
     assert "王经理同意了，审批通过。" in theirs[-1]["sub_title_text"]

@@ -8,6 +8,8 @@ jionlp gets wrong silently (两万五 → 20005). Around it this module decides 
 - Not money: a number glued to a date, time or count (下周三, 3点, 三个人, 12/3, 15:30, 2026年, 8折, 10%),
   an ordinal (第一), a lone Chinese digit (一起, 三心二意), a word starting with a magnitude (千万, 万一),
   十分 (very), and 一块 meaning "together" (一块去).
+- Not money either: anything inside a link (`scheme://…`, workflows/urls.py): the amount is read from
+  the words a person sees, not from a URL's `%8C`.
 - Values are Decimals rounded to cents.
 """
 
@@ -17,6 +19,8 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import cn2an
+
+from workflows.urls import blank_urls
 
 CENT = Decimal("0.01")
 _DIG = "零〇一二两三四五六七八九"
@@ -137,6 +141,7 @@ def find_amount(text: str) -> tuple[Decimal, int, int] | None:
     amount out and keep the words around it (报销 打车 86.5元 → 打车)."""
     if not text:
         return None
+    text = blank_urls(text)  # same length: the positions found are positions in the caller's text
     bare: tuple[Decimal, int, int] | None = None
     for m in _AMOUNT.finditer(text):
         if not m["core"] or not _plausible(m, text):

@@ -23,6 +23,7 @@ precompiled regexes, leftmost-longest match, and the policies below.
   would come before the start is rolled forward if it was a bare form, else the range is dropped.
 - Holidays we cannot date reliably (中秋 端午 清明: lunar or solar-term dates) are not parsed; they
   are time words, so the caller asks.
+- Nothing inside a link (`scheme://…`, workflows/urls.py) is a date: `?d=2026-12-03` is not one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
+
+from workflows.urls import blank_urls
 
 
 @dataclass(frozen=True)
@@ -684,7 +687,7 @@ def parse_when(text: str, now: datetime, tz: str = "Asia/Shanghai") -> When | No
         return None
     now = _localise(now, tz)
     ctx = _Ctx(now, now.date())
-    s = text.translate(_FULLWIDTH)
+    s = blank_urls(text.translate(_FULLWIDTH))  # same length: positions found are positions in `text`
     hit = _first_date(s, ctx)
     clock = _first_clock(s, hit[0].start() if hit else len(s))
     if clock is not None:  # 下午3点 / 3点半 with no date: today, or tomorrow if that time has gone
@@ -731,7 +734,7 @@ def has_time_word(text: str) -> bool:
     rather than guess when parse_when gives None."""
     if not text:
         return False
-    if _TIME_WORD.search(text.translate(_FULLWIDTH)):
+    if _TIME_WORD.search(blank_urls(text.translate(_FULLWIDTH))):
         return True
     # Anything the parser understands is a time word too (2026-12-03, 12.3, 半小时后).
     return parse_when(text, datetime.now(ZoneInfo("Asia/Shanghai"))) is not None

@@ -53,7 +53,8 @@ class WeComClient:
         return result
 
     def update_card(self, sent: dict[str, Any], card: Card) -> dict[str, Any]:
-        """Replace the card for everyone who received it (`atall`); the response code is single-use."""
+        """Replace the card for everyone who received it (`atall`); the response code is single-use.
+        A card with nothing left to tap keeps its new text and gets a grey status button (render.py)."""
         body = {
             "atall": 1,
             "agentid": self.settings.agent_id,

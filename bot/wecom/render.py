@@ -1,15 +1,32 @@
-"""Card → WeCom `message/send` body (reference/wecom.md §3.2, §3.5)."""
+"""Card → WeCom `message/send` body and `update_template_card` card (reference/wecom.md §3.2, §3.4, §3.5).
+
+Card text is plain text (cards/__init__.py). A template card shows it as text; a `text` message does
+not quite: WeCom makes `<a href="…">…</a>` in text content a live link (§3.5). So the text form
+(`Card.as_text`) goes out with `<` and `>` replaced by their full-width look-alikes ＜ ＞ — and an `&`
+that would start an HTML entity (`&lt;`) by ＆ — so no tag can form; everything else reads as typed.
+
+Updating a button card (§3.4, 94888 更新模版卡片消息): `button_interaction` requires a non-empty
+`button_list`, even in an update. A card that ends with nothing to tap (a finished request) is
+therefore sent as a `button_interaction` with the new title, text and fields, one placeholder button,
+and the documented card-level `replace_text` ("按钮替换文案，填写本字段后会展现灰色不可点击按钮"): the
+button bar becomes one grey, untappable button saying the card's `status` (e.g. 已通过).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
-from cards import Card
+from cards import MAX_LABEL, Card
 
 TEXT_LIMIT_BYTES = 2048
 SUBTITLE_LIMIT = 112  # WeCom's advice for sub_title_text
 STYLE = {"primary": 1, "default": 2, "danger": 3}
+DONE_STATUS = "已处理"  # what a finished card's grey button says when the card names no status
+DONE_KEY = "banli.done"  # the placeholder button's key; replace_text makes it untappable
+_TAGS = str.maketrans({"<": "＜", ">": "＞"})
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
 def task_id(outbox_key: str) -> str:
@@ -19,6 +36,8 @@ def task_id(outbox_key: str) -> str:
 
 
 def template_card(card: Card, task: str) -> dict[str, Any]:
+    """A button card; a card without buttons only ever replaces one (a new send of it is text), and
+    then its button bar is one grey button saying the card's status (see the module doc)."""
     body: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": card.source},
@@ -26,6 +45,10 @@ def template_card(card: Card, task: str) -> dict[str, Any]:
         "task_id": task,
         "button_list": [{"text": b.label, "style": STYLE[b.style], "key": b.key} for b in card.buttons],
     }
+    if not card.buttons:
+        status = (card.status or DONE_STATUS)[:MAX_LABEL]
+        body["button_list"] = [{"text": status, "style": STYLE["default"], "key": DONE_KEY}]
+        body["replace_text"] = status
     if card.body:
         body["sub_title_text"] = _cut(card.body, SUBTITLE_LIMIT)
     if card.fields:
@@ -49,9 +72,14 @@ def message_body(card: Card, *, to_user: str, agent_id: int, outbox_key: str) ->
         envelope.update(msgtype="template_card", template_card=template_card(card, task_id(outbox_key)))
     else:
         tag = invisible_tag(outbox_key)
-        content = cut_bytes(card.as_text(), TEXT_LIMIT_BYTES - len(tag.encode())) + tag
+        content = cut_bytes(escape_text(card.as_text()), TEXT_LIMIT_BYTES - len(tag.encode())) + tag
         envelope.update(msgtype="text", text={"content": content})
     return envelope
+
+
+def escape_text(text: str) -> str:
+    """Text-message content that WeCom cannot turn into a link or tag: ＜ ＞ for < >, ＆ for an entity's &."""
+    return _ENTITY.sub("＆", text.translate(_TAGS))
 
 
 _ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060")

@@ -29,6 +29,7 @@ class WeComStandin:
         self.sent: list[dict[str, Any]] = []  # message/send bodies actually delivered
         self.duplicates_dropped = 0
         self.updates: list[dict[str, Any]] = []
+        self.refused_updates: list[dict[str, Any]] = []  # update bodies answered with an error
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, str] = {}  # code -> task_id, each usable once
         self.issued_codes: dict[str, str] = {}  # every code ever issued -> task_id (kept after use)
@@ -95,6 +96,10 @@ class WeComStandin:
             if not authorized():
                 return jsonify(errcode=40014, errmsg="invalid access_token")
             body = request.get_json(force=True)
+            malformed = _update_problem(body)
+            if malformed:  # checked before the code is spent, so a bad request leaves it usable
+                self.refused_updates.append(body)
+                return jsonify(errcode=40058, errmsg=malformed)
             with self.lock:
                 if self.response_codes.pop(body.get("response_code", ""), None) is None:
                     # Each code works once (reference/wecom.md §3.4); the real errcode is undocumented.
@@ -129,6 +134,28 @@ class WeComStandin:
         with self.lock:
             self.response_codes[code] = self.issued_codes[code] = task_id
         return code
+
+
+def _update_problem(body: dict[str, Any]) -> str:
+    """What the real update_template_card would refuse in `body` (94888), or "" if nothing.
+
+    Either `button.replace_name` (grey the buttons out with that text) or a whole `template_card`;
+    a `button_interaction` card needs a `button_list` of 1–6 buttons, in an update as in a send. The
+    real errcodes for these are undocumented; 40058 is WeCom's "invalid parameter"."""
+    button, card = body.get("button"), body.get("template_card")
+    if (button is None) == (card is None):
+        return "invalid parameter: exactly one of button / template_card"
+    if button is not None:
+        return "" if isinstance(button, dict) and button.get("replace_name") else "button.replace_name missing"
+    if card.get("card_type") == "button_interaction":
+        buttons = card.get("button_list") or []
+        if not 1 <= len(buttons) <= 6:
+            return "Template_Card.button_list missing or invalid: button_interaction needs 1-6 buttons"
+        if any(not b.get("text") or not b.get("key") for b in buttons):
+            return "Template_Card.button_list invalid: every button needs text and key"
+    if not (card.get("main_title") or {}).get("title") and not card.get("sub_title_text"):
+        return "Template_Card.main_title missing"
+    return ""
 
 
 class WeComPeer:

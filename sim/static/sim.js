@@ -175,6 +175,13 @@
     var fields = (c.horizontal_content_list || []).map(function (f) { return [f.keyname, f.value]; });
     if (fields.length) { card.appendChild(fieldList(fields)); }
     var buttons = el("div", "buttons");
+    if (c.replace_text) {  // an update that greys the button bar out: one untappable button
+      var done = button(c.replace_text, "default", function () {});
+      done.disabled = true;
+      buttons.appendChild(done);
+      card.appendChild(buttons);
+      return card;
+    }
     (c.button_list || []).forEach(function (b) {
       var style = { 1: "primary", 3: "danger" }[b.style] || "default";
       buttons.appendChild(button(b.text, style, function () {

@@ -104,7 +104,8 @@ def status_card(session: Session, request: ApprovalRequest, tz: str, headline: s
     lines = [line for _, line in sorted(events, key=lambda e: e[0])]
     body = "\n".join(([headline] if headline else []) + (lines or ["还没有人审批。"]))
     return Card(title=f"{request.number} · {STATUS_TEXT[request.status]}", body=body,
-                fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),))
+                fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),),
+                status=STATUS_TEXT[request.status])
 
 
 TIMELINE = {"approval.remind": "提醒了{approver}", "approval.escalate": "{from}超时，升级给{to}",
