@@ -90,3 +90,10 @@ def not_understood(ctx: Context) -> Card:
     head = f"没听明白「{said[:20]}」。" if said else "这个按钮已经失效了。"
     return Card(title="没听明白", body=head + "\n可以发「帮助」，或者点下面的按钮：", buttons=MENU_BUTTONS,
                 shareable=True)
+
+
+@routes.action("banli.done")
+def finished_card_tapped(ctx: Context) -> None:
+    """The grey status button of a finished WeCom card (已通过, 已处理): WeCom shows it untappable;
+    should an old client send the tap anyway, there is nothing to do and nothing to say."""
+    return None
