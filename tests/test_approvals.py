@@ -248,37 +248,45 @@ def test_two_simultaneous_decisions_make_exactly_one(oa, second):
     _submit_expense(oa, "报销 招待客户 3000 元")
     _tap(oa, "wangjl", _nth(oa, "wangjl", 1), "同意")
     _nth(oa, "qian", 1), _nth(oa, "zheng", 1)
-    oa.stop_workers()
-    engine = oa.runtime.engine
-    with Session(engine) as session:
-        tasks = session.exec(select(ApprovalTask).where(ApprovalTask.status == "pending")).all()
-        pairs = [(t.id, session.get(Employee, t.approver_id)) for t in tasks]
-    barrier = threading.Barrier(2)
-    results: list[str] = []
+    results = decide_at_once(oa, [True, second == "approve"])
+    assert sorted(results) == ["decided", "stale"]
+    assert oa.count("approval_task", "WHERE status IN ('approved', 'rejected')") == 2  # manager + one of two
+    assert oa.count("outbox", "WHERE key LIKE 'approval:done:%'") == 1
 
-    def tap(task_id, person, approve):
+
+def decide_at_once(stack, approvals: list[bool]) -> list[str]:
+    """The pending tasks' approvers decide at the same moment (`approvals[i]`: the i-th task's
+    approver approves), each in a session of its own; "decided" or "stale" for each, in task order."""
+    stack.stop_workers()
+    engine = stack.runtime.engine
+    with Session(engine) as session:
+        pending = [(t.id, t.approver_id) for t in session.exec(select(ApprovalTask).where(ApprovalTask.status == "pending")
+                                                                  .order_by(ApprovalTask.id))]
+    assert len(pending) == len(approvals)
+    barrier = threading.Barrier(len(pending))
+    results: dict[int, str] = {}
+
+    def tap(n: int, task_id: int, person_id: int, approve: bool) -> None:
         with Session(engine) as session:
-            person = session.get(Employee, person.id)
+            person = session.get(Employee, person_id)
             requests.tasks_of(session, session.get(ApprovalRequest, 1))  # read first, as a handler does
             barrier.wait()
             try:
                 requests.decide(session, task_id, by=person, approve=approve, comment="", now=SATURDAY_1130,
                                 platform="wecom", tz="Asia/Shanghai")
                 session.commit()
-                results.append("decided")
+                results[n] = "decided"
             except requests.Stale:
                 session.rollback()
-                results.append("stale")
+                results[n] = "stale"
 
-    threads = [threading.Thread(target=tap, args=(pairs[0][0], pairs[0][1], True)),
-               threading.Thread(target=tap, args=(pairs[1][0], pairs[1][1], second == "approve"))]
+    threads = [threading.Thread(target=tap, args=(n, *task, approve))
+               for n, (task, approve) in enumerate(zip(pending, approvals))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == ["decided", "stale"]
-    assert oa.count("approval_task", "WHERE status IN ('approved', 'rejected')") == 2  # manager + one of two
-    assert oa.count("outbox", "WHERE key LIKE 'approval:done:%'") == 1
+    return [results[n] for n in range(len(pending))]
 
 
 def _updates_for(stack, message):

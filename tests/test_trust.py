@@ -5,18 +5,17 @@ count, and every refusal is one audit row."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from conftest import TEST_DB, settle, wait_for
 from storage.db import session_scope
-from storage.models import ApprovalRequest, ApprovalRule, ApprovalTask, Employee, Identity
-from workflows.approvals import requests
+from storage.models import ApprovalRule, ApprovalTask, Employee, Identity
 
-from test_approvals import SATURDAY_1130, _nth, _requests, _said, _submit_expense, _tap, _title, oa  # noqa: F401
+from test_approvals import (SATURDAY_1130, _nth, _requests, _said, _submit_expense, _tap, _title,  # noqa: F401
+                            decide_at_once, oa)
 from test_away_and_leavers import _admin
 
 
@@ -180,33 +179,7 @@ def test_two_hui_qian_approvers_tapping_at_once_both_count(oa):  # noqa: F811
     _submit_expense(oa, "报销 招待客户 3000 元")
     _tap(oa, "wangjl", _nth(oa, "wangjl", 1), "同意")
     _nth(oa, "qian", 1), _nth(oa, "zheng", 1)
-    oa.stop_workers()
-    engine = oa.runtime.engine
-    with Session(engine) as session:
-        pairs = [(t.id, t.approver_id) for t in session.exec(select(ApprovalTask).where(ApprovalTask.status == "pending"))]
-    assert len(pairs) == 2
-    barrier = threading.Barrier(2)
-    results: list[str] = []
-
-    def tap(task_id, person_id):
-        with Session(engine) as session:
-            person = session.get(Employee, person_id)
-            requests.tasks_of(session, session.get(ApprovalRequest, 1))  # read first, as a handler does
-            barrier.wait()
-            try:
-                requests.decide(session, task_id, by=person, approve=True, comment="", now=SATURDAY_1130,
-                                platform="wecom", tz="Asia/Shanghai")
-                session.commit()
-                results.append("decided")
-            except requests.Stale:
-                session.rollback()
-                results.append("stale")
-
-    threads = [threading.Thread(target=tap, args=pair) for pair in pairs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = decide_at_once(oa, [True, True])
     assert results == ["decided", "decided"]
     assert oa.count("approval_task", "WHERE status = 'approved'") == 3  # manager + both of finance
     assert _requests(oa)[0].status == "approved"
