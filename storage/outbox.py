@@ -70,8 +70,8 @@ def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int
     copy of every pending job, and a backlog would multiply instead of draining
     (docs/architecture.md §3).
 
-    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several dispatchers run side by side; SQLite has one
-    writer at a time anyway.
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several dispatchers run side by side; on SQLite,
+    which cannot lock a row it only read, each row is taken only if it is still as it was selected.
     """
     due = (
         select(Outbox.id, Outbox.lease_token)
@@ -85,15 +85,19 @@ def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int
     lease_until = now + timedelta(seconds=lease_seconds)
     earlier = [(row_id, token) for row_id, token in candidates if token]
     waiting = still_queued(earlier) if still_queued and earlier else set()
-    if waiting:
-        session.execute(update(Outbox).where(Outbox.id.in_(waiting)).values(lease_until=lease_until))
     leased = []
-    for row_id, _ in candidates:
-        if row_id in waiting:
-            continue
-        token = secrets.token_hex(8)
-        session.execute(update(Outbox).where(Outbox.id == row_id).values(lease_token=token, lease_until=lease_until))
-        leased.append((row_id, token))
+    for row_id, previous in candidates:
+        token = previous if row_id in waiting else secrets.token_hex(8)
+        # The row again as it was selected: SQLite has no FOR UPDATE, and a worker may have leased
+        # it by key (lease_key) since — then it is that worker's, not this round's.
+        taken = session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.lease_token == previous, Outbox.status == "pending",
+                   or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+            .values(lease_token=token, lease_until=lease_until)
+        ).rowcount == 1
+        if taken and row_id not in waiting:
+            leased.append((row_id, token))
     return leased
 
 
