@@ -1,7 +1,7 @@
 """`banli` — run the web app, a worker, the dispatcher, or migrations.
 
     banli web [--port N]     web server; with no REDIS_URL also the worker and dispatcher (embedded)
-    banli worker             an RQ worker (needs REDIS_URL)
+    banli worker [--concurrency N]  runs queued jobs, N at once in one process (needs REDIS_URL)
     banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
     banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
@@ -26,9 +26,8 @@ log = logging.getLogger("banli")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("BANLI_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.run(settings, args) or 0
 
 
@@ -37,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
 
     web = sub.add_parser("web", help="run the web server (embedded mode without REDIS_URL)")
-    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-    web.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    web.add_argument("--port", type=int, help="default: PORT, else 8000")
+    web.add_argument("--host", help="default: HOST, else 0.0.0.0")
     web.set_defaults(run=run_web)
 
     demo = sub.add_parser("demo", help="a seeded demo company and a browser chat simulator (no tenant needed)")
@@ -47,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--reset", action="store_true", help="delete banli-demo.db and seed afresh")
     demo.set_defaults(run=run_demo)
 
-    sub.add_parser("worker", help="run an RQ worker").set_defaults(run=run_worker)
+    worker = sub.add_parser("worker", help="run the queue's jobs (several at once, one process, no fork per job)")
+    worker.add_argument("--concurrency", type=int, metavar="N",
+                        help="jobs at once (default: BANLI_WORKER_CONCURRENCY, else 2 per core, at most 8)")
+    worker.set_defaults(run=run_worker)
     sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=run_dispatcher)
 
     db = sub.add_parser("db", help="database commands")
@@ -90,6 +92,7 @@ def run_db_upgrade(settings: Settings, _args) -> int:
 
     with session_scope(engine) as session:  # matching forms for rows written by older code
         refreshed = refresh_stale_forms(session)
+    engine.dispose()  # `banli web` forks its workers next: no pooled connection may cross the fork
     print("数据库已是最新 database is up to date" + (f" ({refreshed} customers re-indexed)" if refreshed else ""))
     return 0
 
@@ -100,25 +103,30 @@ def run_web(settings: Settings, args) -> int:
     if not settings.wecom and not settings.dingtalk:
         print("没有配置任何平台 no platform is configured: set the WeCom or DingTalk variables (see README)")
     run_db_upgrade(settings, args)
+    host, port = args.host or settings.host, args.port or settings.port
     from gunicorn.app.base import BaseApplication
 
     from bot.app import create_app
 
     class WebServer(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 8)
             # Embedded mode keeps its queue in process memory: exactly one web process.
-            self.cfg.set("workers", 1 if settings.embedded else int(os.environ.get("WEB_CONCURRENCY", 2)))
-            self.cfg.set("accesslog", "-" if os.environ.get("BANLI_ACCESS_LOG") else None)
+            self.cfg.set("workers", 1 if settings.embedded else settings.web_concurrency)
+            self.cfg.set("accesslog", "-" if settings.access_log else None)
+            # Not preloaded (gunicorn's default, kept on purpose): `load` runs in each forked worker,
+            # so every engine pool and Redis connection is opened after the fork, never shared.
+            # run_db_upgrade's engine above is its own and is disposed before the fork.
+            self.cfg.set("preload_app", False)
             if settings.embedded:
                 self.cfg.set("post_worker_init", _start_embedded)
 
         def load(self):
             return create_app(settings)
 
-    print(f"办理 Banli listening on http://{args.host}:{args.port}")
+    print(f"办理 Banli listening on http://{host}:{port}")
     WebServer().run()
     return 0
 
@@ -142,14 +150,13 @@ def _needs_redis(settings: Settings, what: str) -> None:
         sys.exit(2)
 
 
-def run_worker(settings: Settings, _args) -> int:
+def run_worker(settings: Settings, args) -> int:
     _needs_redis(settings, "worker")
     from banli import worker
     from banli.wiring import wire
     from bot.runtime import Runtime
 
-    worker.run(wire(Runtime(settings)))
-    return 0
+    return worker.run_process(wire(Runtime(settings)), concurrency=args.concurrency or settings.worker_concurrency)
 
 
 def run_dispatcher(settings: Settings, _args) -> int:

@@ -8,21 +8,24 @@ Retries and backoff are counted in SQL (storage.outbox), not in RQ.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import time
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from rq import get_current_job
 from sqlmodel import Session, select
 
+from banli import outage
 from bot import pipeline
 from bot.platform import Outgoing, PlatformError
 from bot.runtime import Runtime
 from cards import Card
 from handlers.events import InboundEvent
 from storage import outbox
-from storage.db import session_scope
+from storage.db import is_transient, session_scope
 from storage.models import Outbox
 from workflows.identity import apply_directory
 
@@ -30,6 +33,11 @@ log = logging.getLogger("banli.delivery")
 
 # A WeCom response code works once, within 72 h (docs/wecom.md §3.2); keep a margin for the call.
 WECOM_CODE_LIFETIME = timedelta(hours=71)
+
+# How long a job waits for the database to answer again before leaving its row to a later lease.
+DATABASE_PATIENCE_SECONDS = 60.0
+
+T = TypeVar("T")
 
 # Runtimes by queue name: a worker serves its queue's runtime (tests run several side by side).
 _runtimes: dict[str, Runtime] = {}
@@ -48,12 +56,14 @@ def deliver(row_id: int, token: str) -> str:
 
 
 def perform(runtime: Runtime, row_id: int, token: str) -> str:
-    lease = runtime.settings.outbox_lease_seconds
-    with session_scope(runtime.engine) as session:
-        row = outbox.claim(session, row_id, token, now=runtime.now(), lease_seconds=lease)
-        if row is None:
-            return "skipped"
-        session.expunge(row)
+    try:
+        row = _with_database(runtime, lambda session: _claim(runtime, session, row_id, token))
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        return "database unavailable"  # the row's lease runs out and it is offered again
+    if row is None:
+        return "skipped"
     try:
         with session_scope(runtime.engine) as session:
             result = PERFORMERS[row.kind](runtime, row, session)
@@ -61,6 +71,11 @@ def perform(runtime: Runtime, row_id: int, token: str) -> str:
     except PlatformError as exc:
         return _failed(runtime, row, token, str(exc), retryable=exc.retryable)
     except Exception as exc:
+        if is_transient(exc):
+            # The database failed under the work, not the work itself: its transaction is gone
+            # whole, so the row goes back to the outbox and is done again shortly. No apology —
+            # the user gets the real answer a moment later.
+            return _failed(runtime, row, token, _first_line(exc), retryable=True, transient=True)
         if row.kind == "inbound":
             return _apologise(runtime, row, token)
         # A bug, not a platform answer: count the attempt in SQL, then let RQ record the failure too.
@@ -73,14 +88,54 @@ def perform(runtime: Runtime, row_id: int, token: str) -> str:
     return "done"
 
 
+def _claim(runtime: Runtime, session: Session, row_id: int, token: str) -> Outbox | None:
+    row = outbox.claim(session, row_id, token, now=runtime.now(),
+                       lease_seconds=runtime.settings.outbox_lease_seconds)
+    if row is not None:
+        session.expunge(row)
+    return row
+
+
+def _with_database(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """Run `work` in a transaction of its own, and again when the database fails under it: at once
+    (a killed connection is replaced by the pool straight away), then every second, with one log
+    line for the outage, for up to DATABASE_PATIENCE_SECONDS. Only for the outbox's bookkeeping
+    (claim, mark), which is safe to repeat — never a handler, whose retry goes through the outbox."""
+    deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
+    for attempt in itertools.count():
+        try:
+            with session_scope(runtime.engine) as session:
+                value = work(session)
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() > deadline:
+                raise
+            if attempt:
+                outage.DATABASE.down(exc)
+                time.sleep(1.0)
+            continue
+        outage.DATABASE.up()
+        return value
+    raise AssertionError("unreachable")
+
+
 def _apologise(runtime: Runtime, row: Outbox, token: str) -> str:
     """A handler failed: its transaction is gone (nothing half-written). Retrying would fail the same
-    way, so tell the user plainly — never a stack trace in chat — and keep the trace in the log."""
+    way, so tell the user plainly — never a stack trace in chat — and keep the trace in the log.
+    The apology is a row with the reply's stable key, written with the inbound row's "done" and only
+    if this job still holds the lease: whoever runs the row again finds it answered."""
     event = InboundEvent.from_dict(json.loads(row.payload))
     log.exception("handler failed for %s event %s", event.platform, event.event_id)
-    with session_scope(runtime.engine) as session:
+
+    def answer(session: Session) -> str | None:
         key = pipeline.reply(session, event, pipeline.SORRY)
-        outbox.mark_done(session, row.id, token, now=runtime.now(), result={"reply": key, "error": True})
+        if not outbox.mark_done(session, row.id, token, now=runtime.now(), result={"reply": key, "error": True}):
+            session.rollback()  # the lease went to another holder meanwhile: it decides
+            return None
+        return key
+
+    key = _with_database(runtime, answer)
+    if key is None:
+        return "lost"
     _send_now(runtime, key)
     return "done"
 
@@ -88,20 +143,34 @@ def _apologise(runtime: Runtime, row: Outbox, token: str) -> str:
 def _send_now(runtime: Runtime, key: str) -> None:
     """Send a fresh reply in this job instead of waiting for the dispatcher's next round: one queue
     hop from callback to answer. If another holder got there first, this does nothing."""
-    with session_scope(runtime.engine) as session:
-        leased = outbox.lease_key(session, key, now=runtime.now(),
-                                  lease_seconds=runtime.settings.outbox_lease_seconds)
+    try:
+        with session_scope(runtime.engine) as session:
+            leased = outbox.lease_key(session, key, now=runtime.now(),
+                                      lease_seconds=runtime.settings.outbox_lease_seconds)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        leased = None  # the reply row is committed: the dispatcher sends it at its next round
     if leased:
         perform(runtime, *leased)
     runtime.ring()  # anything else the handler queued (directory reads, pushes to others)
 
 
-def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable: bool) -> str:
-    with session_scope(runtime.engine) as session:
-        status = outbox.mark_failed(session, row.id, token, now=runtime.now(), error=error, retryable=retryable)
-    log.warning("outbox %s (%s %s → %s) failed, now %s: %s", row.id, row.kind, row.platform,
-                row.recipient, status, error)
+def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable: bool,
+            transient: bool = False) -> str:
+    status = _with_database(runtime, lambda session: outbox.mark_failed(
+        session, row.id, token, now=runtime.now(), error=error, retryable=retryable, transient=transient))
+    if transient:  # routine in an outage; the outage itself is logged once (banli/outage.py)
+        log.info("outbox %s (%s) hit a database error, retried shortly: %s", row.id, row.kind, error)
+    else:
+        log.warning("outbox %s (%s %s → %s) failed, now %s: %s", row.id, row.kind, row.platform,
+                    row.recipient, status, error)
     return status
+
+
+def _first_line(exc: BaseException) -> str:
+    # A database error's full text carries the SQL and its parameters (message text): not for the log.
+    return f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
 
 
 def _act_on_inbound(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:

@@ -48,6 +48,14 @@ class Settings:
     # WeCom has no replay window of its own; a callback older than this is refused (dedup covers retries).
     callback_max_age_seconds: int = 600
     queue_name: str = "banli"
+    # Process options (the CLI's): where `banli web` listens, how many web processes, how many jobs a
+    # `banli worker` runs at once (0: the default for this machine's cores), logging.
+    port: int = 8000
+    host: str = "0.0.0.0"
+    web_concurrency: int = 2
+    worker_concurrency: int = 0
+    log_level: str = "INFO"
+    access_log: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -58,13 +66,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> "Settings":
-        """Build settings from `env` (default: os.environ, after loading an optional `.env`)."""
+        """Build settings from `env` (default: os.environ over an optional `.env` file: a variable set
+        in the environment wins). The environment itself is never changed, so two runtimes built in
+        one process (tests, a CLI command inside a web process) cannot leak settings into each other."""
         if env is None:
-            if dotenv and Path(dotenv).is_file():
-                from dotenv import load_dotenv
-
-                load_dotenv(dotenv, override=False)
-            env = os.environ
+            env = {**_dotenv_values(dotenv), **os.environ}
         return cls(
             database_url=env.get("DATABASE_URL") or "sqlite:///banli.db",
             redis_url=env.get("REDIS_URL", ""),
@@ -73,6 +79,12 @@ class Settings:
             dingtalk=_dingtalk_from(env),
             outbox_lease_seconds=int(env.get("BANLI_OUTBOX_LEASE_SECONDS") or 60),
             dispatch_interval_seconds=float(env.get("BANLI_DISPATCH_INTERVAL") or 1.0),
+            port=int(env.get("PORT") or 8000),
+            host=env.get("HOST") or "0.0.0.0",
+            web_concurrency=int(env.get("WEB_CONCURRENCY") or 2),
+            worker_concurrency=int(env.get("BANLI_WORKER_CONCURRENCY") or 0),
+            log_level=(env.get("BANLI_LOG_LEVEL") or "INFO").upper(),
+            access_log=bool(env.get("BANLI_ACCESS_LOG")),
         )
 
     def describe(self) -> list[str]:
@@ -89,6 +101,15 @@ class Settings:
                                              ", markdown cards") + ")"
                                           if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
         return lines
+
+
+def _dotenv_values(path: str | Path | None) -> dict[str, str]:
+    if not path or not Path(path).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    # A bare `KEY` line (no `=`) has the value None: treat it as unset.
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 WECOM_VARS = ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY")

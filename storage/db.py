@@ -8,7 +8,7 @@ from typing import Iterator
 
 from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlmodel import Session, create_engine
 
 
@@ -126,6 +126,36 @@ def _compiled_sql(dialect, table, unique: tuple[str, ...], columns: tuple[str, .
         raise RuntimeError(f"unexpected bind names in {compiled}")
     processors = tuple((name, proc) for name, proc in (compiled._bind_processors or {}).items() if proc)
     return str(compiled), processors
+
+
+# PostgreSQL SQLSTATE classes that say "try again" rather than "this statement is wrong":
+# 08 connection exception, 40 transaction rollback (serialization failure, deadlock), 53 insufficient
+# resources (too many connections), 57 operator intervention (pg_terminate_backend, shutdown),
+# 55P03 lock not available.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+_TRANSIENT_SQLSTATES = ("55P03",)
+# SQLite says everything with OperationalError, "no such table" included: only these are passing.
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file",
+                     "disk i/o error")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The database failed, not the statement: the same work will succeed when tried again
+    (a killed or dropped connection, a serialization failure, a deadlock, SQLite's "database is
+    locked"). A wrong statement or a violated constraint is not transient."""
+    if isinstance(exc, PendingRollbackError):  # a session whose connection failed under it earlier
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+    if type(orig).__module__.startswith("sqlite3"):
+        return any(text in str(orig).lower() for text in _TRANSIENT_SQLITE)
+    return True  # a driver error without a SQLSTATE: the server never answered (connection lost)
 
 
 def fit_key(key: str, limit: int = 255) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -29,6 +29,9 @@ ASAP = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 3600
+# A database hiccup is the database's fault, not the row's: retried sooner, and never the reason a
+# row gives up.
+TRANSIENT_BACKOFF_CAP_SECONDS = 60
 
 # One encoder: json.dumps with options builds a new JSONEncoder on every call (every callback).
 _json = json.JSONEncoder(ensure_ascii=False).encode
@@ -57,30 +60,53 @@ def add(
     return insert_ignore(session, Outbox, values, ["key"])
 
 
-def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int = 100) -> list[tuple[int, str]]:
+def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int = 100,
+              still_queued: Callable[[list[tuple[int, str]]], set[int]] | None = None) -> list[tuple[int, str]]:
     """Stamp a fresh lease on due rows nobody holds; returns (id, token) pairs to enqueue.
 
-    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several dispatchers run side by side; SQLite has one
-    writer at a time anyway.
+    `still_queued` is shown the (id, previous token) of rows leased before and answers which of those
+    still have their job waiting or running: such a row keeps its token and only gets a longer
+    lease, and no second job — otherwise each lease expiry during a slow spell would add another
+    copy of every pending job, and a backlog would multiply instead of draining
+    (docs/architecture.md §3).
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several dispatchers run side by side; on SQLite,
+    which cannot lock a row it only read, each row is taken only if it is still as it was selected.
     """
     due = (
-        select(Outbox.id)
+        select(Outbox.id, Outbox.lease_token)
         .where(Outbox.status == "pending", Outbox.due_at <= now,
                or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
         .order_by(Outbox.due_at, Outbox.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list(session.execute(due).scalars())
+    candidates = [(row_id, token) for row_id, token in session.execute(due)]
+    lease_until = now + timedelta(seconds=lease_seconds)
+    earlier = [(row_id, token) for row_id, token in candidates if token]
+    waiting = still_queued(earlier) if still_queued and earlier else set()
     leased = []
-    for row_id in ids:
-        token = secrets.token_hex(8)
-        session.execute(
-            update(Outbox).where(Outbox.id == row_id)
-            .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
-        )
-        leased.append((row_id, token))
+    for row_id, previous in candidates:
+        token = previous if row_id in waiting else secrets.token_hex(8)
+        # The row again as it was selected: SQLite has no FOR UPDATE, and a worker may have leased
+        # it by key (lease_key) since — then it is that worker's, not this round's.
+        taken = session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.lease_token == previous, Outbox.status == "pending",
+                   or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+            .values(lease_token=token, lease_until=lease_until)
+        ).rowcount == 1
+        if taken and row_id not in waiting:
+            leased.append((row_id, token))
     return leased
+
+
+def release(session: Session, leases: list[tuple[int, str]]) -> None:
+    """Give leases back at once (their jobs could not be queued): offered again at the next round,
+    not only when the lease runs out."""
+    for row_id, token in leases:
+        session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.lease_token == token,
+                                             Outbox.status == "pending").values(lease_until=None))
 
 
 def lease_key(session: Session, key: str, *, now: datetime, lease_seconds: int) -> tuple[int, str] | None:
@@ -121,14 +147,19 @@ def mark_done(session: Session, row_id: int, token: str, *, now: datetime, resul
 
 
 def mark_failed(session: Session, row_id: int, token: str, *, now: datetime, error: str,
-                retryable: bool = True) -> str:
-    """Count a failed attempt: back off exponentially, or give up. Returns the row's new status."""
+                retryable: bool = True, transient: bool = False) -> str:
+    """Count a failed attempt: back off exponentially, or give up. Returns the row's new status.
+    `transient`: the database failed (a dropped connection, a deadlock): back off from 1 s up to a
+    minute, and retry however often it takes."""
     row = session.get(Outbox, row_id, populate_existing=True)
     if row is None or row.lease_token != token or row.status != "pending":
         return "lost"
     attempts = row.attempts + 1
-    dead = not retryable or attempts >= MAX_ATTEMPTS
-    delay = min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_CAP_SECONDS)
+    dead = not transient and (not retryable or attempts >= MAX_ATTEMPTS)
+    if transient:
+        delay = min(2 ** min(attempts - 1, 10), TRANSIENT_BACKOFF_CAP_SECONDS)
+    else:
+        delay = min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_CAP_SECONDS)
     row.attempts = attempts
     row.last_error = error[:2000]
     row.lease_until = None

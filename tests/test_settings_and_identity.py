@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import text
 
 from banli import cli
@@ -41,6 +43,26 @@ def test_dotenv_file_is_read(tmp_path, monkeypatch):
     monkeypatch.delenv("BANLI_TIMEZONE", raising=False)
     settings = Settings.from_env(dotenv=env_file)
     assert settings.wecom.corp_id == "ww1" and settings.timezone == "Asia/Urumqi"
+
+
+def test_dotenv_file_does_not_change_the_environment_and_the_environment_wins(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("BANLI_TIMEZONE=Asia/Urumqi\nPORT=9100\nBANLI_TEST_ONLY_MARKER=1\n")
+    monkeypatch.setenv("PORT", "9200")
+    monkeypatch.delenv("BANLI_TIMEZONE", raising=False)
+    settings = Settings.from_env(dotenv=env_file)
+    assert settings.timezone == "Asia/Urumqi" and settings.port == 9200
+    assert "BANLI_TEST_ONLY_MARKER" not in os.environ and "BANLI_TIMEZONE" not in os.environ
+
+
+def test_process_options_come_from_settings():
+    settings = Settings.from_env({"PORT": "9000", "HOST": "127.0.0.1", "WEB_CONCURRENCY": "3",
+                                  "BANLI_WORKER_CONCURRENCY": "5", "BANLI_LOG_LEVEL": "debug",
+                                  "BANLI_ACCESS_LOG": "1"})
+    assert (settings.port, settings.host, settings.web_concurrency) == (9000, "127.0.0.1", 3)
+    assert (settings.worker_concurrency, settings.log_level, settings.access_log) == (5, "DEBUG", True)
+    defaults = Settings.from_env({})
+    assert (defaults.port, defaults.web_concurrency, defaults.log_level, defaults.access_log) == (8000, 2, "INFO", False)
 
 
 def test_secrets_are_not_printed_at_start_up():

@@ -28,12 +28,16 @@ class WeComStandin:
         self.token_fetches = 0
         self.sent: list[dict[str, Any]] = []  # message/send bodies actually delivered
         self.duplicates_dropped = 0
+        self.dropped: list[dict[str, Any]] = []  # bodies the duplicate check kept from the user
         self.updates: list[dict[str, Any]] = []
         self.refused_updates: list[dict[str, Any]] = []  # update bodies answered with an error
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, str] = {}  # code -> task_id, each usable once
         self.issued_codes: dict[str, str] = {}  # every code ever issued -> task_id (kept after use)
         self.fail_next: list[dict[str, Any]] = []  # canned error answers for the next sends
+        self.send_delay = 0.0  # seconds each message/send takes (a slow network, a busy platform)
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most sends seen at once: how many jobs a worker runs side by side
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -46,6 +50,14 @@ class WeComStandin:
 
     def messages_to(self, user: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["touser"] == user]
+
+    def _slowly(self, seconds: float) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        time.sleep(seconds)
+        with self.lock:
+            self.in_flight -= 1
 
     # -- the API --------------------------------------------------------------------------------
     def _build(self) -> Flask:
@@ -70,6 +82,8 @@ class WeComStandin:
             if not authorized():
                 return jsonify(errcode=40014, errmsg="invalid access_token")
             body = request.get_json(force=True)
+            if self.send_delay:
+                self._slowly(self.send_delay)
             with self.lock:
                 if self.fail_next:
                     return jsonify(self.fail_next.pop(0))
@@ -77,6 +91,7 @@ class WeComStandin:
                 if body.get("enable_duplicate_check") and \
                         time.time() - recent.get(fingerprint, -1e9) < body.get("duplicate_check_interval", 1800):
                     self.duplicates_dropped += 1
+                    self.dropped.append(body)
                     return jsonify(errcode=0, errmsg="ok", msgid="dup")
                 recent[fingerprint] = time.time()
                 answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": secrets.token_hex(8)}
