@@ -2,7 +2,7 @@
 
 WeCom and DingTalk tokens live 7200 s and may be invalidated early; refetching in every process at
 expiry multiplies API calls (and DingTalk counts them). wechatpy's Redis storage has no lock
-(reference/wecom.md §4.3), so this small cache does the single-flight itself.
+(docs/wecom.md §4.3), so this small cache does the single-flight itself.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each platform renders it (WeCom template_card, DingTalk card or markdown) in `bot/<platform>/render.py`.
 The limits below are the strictest of the two platforms, so a card that builds renders everywhere
-(WeCom: ≤6 buttons, button key ≤1024 bytes, ≤6 horizontal fields — reference/wecom.md §3.2).
+(WeCom: ≤6 buttons, button key ≤1024 bytes, ≤6 horizontal fields — docs/wecom.md §3.2).
 
 **Everything in a Card is plain text**: title, body, fields, footer, source and button labels. No
 markdown, no HTML, no links — much of it is what a person typed (a reason, a comment, a customer's

@@ -1,4 +1,4 @@
-"""Money amounts in free text (design §4 "Amounts"): 86.5元, 八十六块五, 1万2, 两万五, 3k, ￥1,200.
+"""Money amounts in free text (docs/architecture.md §4 "Amounts"): 86.5元, 八十六块五, 1万2, 两万五, 3k, ￥1,200.
 
 The numeral part is read by cn2an's "smart" mode (两万五 → 25000, 三百二 → 320, 1万2 → 12000), which
 jionlp gets wrong silently (两万五 → 20005). Around it this module decides what is money:

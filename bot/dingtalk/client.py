@@ -1,5 +1,5 @@
 """DingTalk API client: robot messages, interactive cards, the directory
-(reference/dingtalk.md §1.4 sessionWebhook, §4.2–4.4 robot sends, §4.6 cards, §4.8 limits, §5 token + contacts).
+(docs/dingtalk.md §1.4 sessionWebhook, §4.2–4.4 robot sends, §4.6 cards, §4.8 limits, §5 token + contacts).
 
 A thin client over `requests`, like the WeCom one: the official SDKs wrap one call per class and
 none of them shares a token across processes (§6). New APIs (api.dingtalk.com) take the token in
@@ -57,7 +57,7 @@ class DingTalkClient:
     # -- Platform ---------------------------------------------------------------------------------
     def send(self, message: Outgoing) -> dict[str, Any]:
         """A template card when one is configured and there is something to tap; markdown with
-        tap-to-send links otherwise (design §2) — in a group, markdown without them (`for_group`)."""
+        tap-to-send links otherwise (docs/dingtalk.md §4.1) — in a group, markdown without them (`for_group`)."""
         if self.settings.card_template_id and message.card.buttons:
             return self._send_card(message)
         if message.conversation and message.card.buttons:

@@ -1,4 +1,4 @@
-"""DingTalk robot message and card-callback JSON → InboundEvent (reference/dingtalk.md §1.3, §4.6).
+"""DingTalk robot message and card-callback JSON → InboundEvent (docs/dingtalk.md §1.3, §4.6).
 
 Only called after the signature check. Message types Banli does not act on (video, file, anything
 new) give None: the route answers 200 and stores nothing.

@@ -1,5 +1,5 @@
 """Card → DingTalk markdown (with dtmd tap-to-send links) or card-template data
-(reference/dingtalk.md §4.1 markdown, §4.4 sampleMarkdown, §4.6 cardParamMap; design §2).
+(docs/dingtalk.md §4.1 markdown, §4.4 sampleMarkdown, §4.6 cardParamMap).
 
 Without a card template DingTalk buttons only open URLs, so each button becomes a
 `dtmd://dingtalkclient/sendMessage?content=…` link: tapping it makes the user send the button's

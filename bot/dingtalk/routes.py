@@ -1,7 +1,7 @@
 """POST /dingtalk/callback (HTTP-mode robot messages) and POST /dingtalk/card (card button callbacks).
 
 verify → parse → pipeline → `{"msgtype":"empty"}` (replies go out through the outbox: sessionWebhook,
-robot API or card, reference/dingtalk.md §1.4). Card callbacks answer with an empty data update: the
+robot API or card, docs/dingtalk.md §1.4). Card callbacks answer with an empty data update: the
 answer only reaches the clicker (§4.6); the handler's reply and card updates go through the outbox.
 Refusals: missing signature headers 401, bad signature / stale timestamp / another robot 403, body not
 a JSON object 400, oversize 413 (Flask's MAX_CONTENT_LENGTH). Types Banli ignores get 200 and nothing else.

@@ -1,6 +1,6 @@
 """A local stand-in for DingTalk: the APIs Banli calls (token, robot sends, cards, directory, the
 sessionWebhook) and a peer that signs callbacks the way DingTalk does — with its own HMAC code, not
-Banli's, so the tests check Banli against a second implementation (reference/dingtalk.md §1.2–1.4,
+Banli's, so the tests check Banli against a second implementation (docs/dingtalk.md §1.2–1.4,
 §4.1–4.6, §5). Tests and the demo point DINGTALK_API_BASE and DINGTALK_OAPI_BASE at it.
 
 Error codes follow the reference where it names them; the sessionWebhook's refusal code is a guess.

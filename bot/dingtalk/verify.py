@@ -1,4 +1,4 @@
-"""DingTalk callback signatures (reference/dingtalk.md §1.2 robot messages, §4.6 HTTP card callbacks).
+"""DingTalk callback signatures (docs/dingtalk.md §1.2 robot messages, §4.6 HTTP card callbacks).
 
 No DingTalk package checks these (§1.2), so both are here, compared in constant time and with a
 replay window: a captured callback stays valid for its lifetime, and that is all.

@@ -1,4 +1,4 @@
-"""WeCom API client: send cards/text, update cards, read the directory (reference/wecom.md §3, §5).
+"""WeCom API client: send cards/text, update cards, read the directory (docs/wecom.md §3, §5).
 
 A thin client over `requests` rather than wechatpy's WeChatClient: the latter has no template-card
 send/update, no duplicate-check options and no single-flight token refresh, and every call here

@@ -1,4 +1,4 @@
-"""WeCom callback signature and AES (reference/wecom.md §1.4–1.5).
+"""WeCom callback signature and AES (docs/wecom.md §1.4–1.5).
 
 The signature is checked here in constant time (wechatpy compares with `!=`); the AES work —
 AES-256-CBC, IV = key[:16], PKCS#7 to 32 bytes, trailing CorpID — is wechatpy's.

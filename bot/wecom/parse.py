@@ -1,4 +1,4 @@
-"""Decrypted WeCom XML → InboundEvent (reference/wecom.md §3.3, §5).
+"""Decrypted WeCom XML → InboundEvent (docs/wecom.md §3.3, §5).
 
 wechatpy 1.8 does not parse `template_card_event`, so all inner XML is read here with the standard
 library's ElementTree (2–3× faster than xmltodict, which it replaced, with the same dict

@@ -1,4 +1,4 @@
-"""Card → WeCom `message/send` body and `update_template_card` card (reference/wecom.md §3.2, §3.4, §3.5).
+"""Card → WeCom `message/send` body and `update_template_card` card (docs/wecom.md §3.2, §3.4, §3.5).
 
 Card text is plain text (cards/__init__.py). A template card shows it as text; a `text` message does
 not quite: WeCom makes `<a href="…">…</a>` in text content a live link (§3.5). So the text form

@@ -117,7 +117,7 @@ class WeComStandin:
                 return jsonify(errcode=40058, errmsg=malformed)
             with self.lock:
                 if self.response_codes.pop(body.get("response_code", ""), None) is None:
-                    # Each code works once (reference/wecom.md §3.4); the real errcode is undocumented.
+                    # Each code works once (docs/wecom.md §3.4); the real errcode is undocumented.
                     return jsonify(errcode=40058, errmsg="invalid response_code")
                 self.updates.append(body)
             return jsonify(errcode=0, errmsg="ok")
@@ -209,7 +209,7 @@ class WeComPeer:
         return urlencode({"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce,
                           "echostr": env["Encrypt"]})
 
-    # -- inner messages (reference/wecom.md §5, §3.3) --------------------------------------------
+    # -- inner messages (docs/wecom.md §5, §3.3) --------------------------------------------
     def _wrap(self, user: str, fields: str, create_time: int | None) -> str:
         return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
                 f"<FromUserName><![CDATA[{user}]]></FromUserName>"
