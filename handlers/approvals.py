@@ -381,6 +381,8 @@ def my_open_task(ctx: Context, task_id: int | None) -> tuple[ApprovalTask, Appro
 
 def guard(ctx: Context, request: ApprovalRequest | None, action: str, task: ApprovalTask | None = None) -> Card | None:
     """The one check before any approval action: None if allowed, else the refusal, audited."""
+    if request is None:  # a discarded draft tapped again, or a number that was never used
+        return _not_found()
     refusal = access.check(ctx.session, ctx.employee, request, action, task)
     return None if refusal is None else refuse(ctx, refusal, action, request)
 
@@ -410,6 +412,10 @@ def _names_a_number(ctx: Context) -> bool:
 
 def _task_id(value: str) -> int | None:
     return int(value) if value.strip().isdigit() else None
+
+
+def _not_found() -> Card:
+    return Card(title="找不到这一单", body="没有这个单号，或者这条申请已经取消了。", buttons=MENU_BUTTONS)
 
 
 def _gone() -> Card:

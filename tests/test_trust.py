@@ -103,7 +103,7 @@ OUTSIDER_TRIES = ("#approval.discard {id}", "#approval.show {id}", "#approval.nu
                   "#approval.submit {id}", "#approval.choose {id}", "#approval.approve {task}", "#approval.reject {task}",
                   "#approval.open {task}", "#approval.transfer {task}", "#approval.return {task}",
                   "记录 R-1001", "撤回 R-1001", "催办 R-1001", "同意 R-1001", "拒绝 R-1001 不对", "评论 R-1001 看看",
-                  "转交 R-1001 刘总监", "#approval.discard 999")
+                  "转交 R-1001 刘总监")
 
 
 def test_an_outsider_learns_nothing_about_someone_elses_request(oa):  # noqa: F811
@@ -122,7 +122,9 @@ def test_an_outsider_learns_nothing_about_someone_elses_request(oa):  # noqa: F8
     refusals = _refusals(oa)
     assert len(refusals) == len(OUTSIDER_TRIES)
     assert {r["why"] for r in refusals} == {"not involved"}
-    assert {r["subject"] for r in refusals[:-1]} == {"approval:1"}
+    assert {r["subject"] for r in refusals} == {"approval:1"}
+    oa.post_wecom(oa.wecom_peer.text("lisi", "#approval.discard 999"))  # no such request: says only that
+    assert _title(_nth(oa, "lisi", len(OUTSIDER_TRIES) + 1)) == "找不到这一单"
 
 
 def test_a_crafted_card_tap_on_a_draft_is_refused(oa):  # noqa: F811
