@@ -27,6 +27,7 @@ class WeComStandin:
         self.tokens: set[str] = set()
         self.token_fetches = 0
         self.sent: list[dict[str, Any]] = []  # message/send bodies actually delivered
+        self.sent_at: list[float] = []  # time.monotonic() each of `sent` arrived (bench/latency.py)
         self.duplicates_dropped = 0
         self.dropped: list[dict[str, Any]] = []  # bodies the duplicate check kept from the user
         self.updates: list[dict[str, Any]] = []
@@ -79,6 +80,7 @@ class WeComStandin:
 
         @app.post("/cgi-bin/message/send")
         def send():
+            received = time.monotonic()
             if not authorized():
                 return jsonify(errcode=40014, errmsg="invalid access_token")
             body = request.get_json(force=True)
@@ -104,6 +106,7 @@ class WeComStandin:
                     self.response_codes[code] = self.issued_codes[code] = task
                     answer["response_code"] = code
                 self.sent.append(body)
+                self.sent_at.append(received)
             return jsonify(answer)
 
         @app.post("/cgi-bin/message/update_template_card")
