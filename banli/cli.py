@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 
+from banli import logs
 from banli.settings import Settings
 
 log = logging.getLogger("banli")
@@ -27,7 +28,7 @@ log = logging.getLogger("banli")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure_once(settings)  # a command run inside another process (tests) keeps its logging
     return args.run(settings, args) or 0
 
 
@@ -116,6 +117,7 @@ def run_web(settings: Settings, args) -> int:
             # Embedded mode keeps its queue in process memory: exactly one web process.
             self.cfg.set("workers", 1 if settings.embedded else settings.web_concurrency)
             self.cfg.set("accesslog", "-" if settings.access_log else None)
+            self.cfg.set("logger_class", "banli.logs.GunicornLogger")  # gunicorn's lines in Banli's format
             # Not preloaded (gunicorn's default, kept on purpose): `load` runs in each forked worker,
             # so every engine pool and Redis connection is opened after the fork, never shared.
             # run_db_upgrade's engine above is its own and is disposed before the fork.

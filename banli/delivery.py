@@ -19,6 +19,7 @@ from rq import get_current_job
 from sqlmodel import Session, select
 
 from banli import outage
+from banli.logs import fields, safe_error, safe_trace
 from bot import pipeline
 from bot.platform import Outgoing, PlatformError
 from bot.runtime import Runtime
@@ -56,31 +57,79 @@ def deliver(row_id: int, token: str) -> str:
 
 
 def perform(runtime: Runtime, row_id: int, token: str) -> str:
+    """Do one leased row; one log line says which, how it went and how long it took."""
+    started = time.perf_counter()
     try:
         row = _with_database(runtime, lambda session: _claim(runtime, session, row_id, token))
     except Exception as exc:
         if not is_transient(exc):
             raise
-        return "database unavailable"  # the row's lease runs out and it is offered again
-    if row is None:
+        # The row's lease runs out and it is offered again.
+        _job_line(row_id, None, "retry", started, error=f"database unavailable: {safe_error(exc)}")
+        return "database unavailable"
+    if row is None:  # done already, or its lease went to another job
+        _job_line(row_id, None, "skipped", started)
         return "skipped"
+    job = _Job()
+    try:
+        return _run(runtime, row, token, job)
+    finally:
+        _job_line(row_id, row, job.outcome, started, error=job.error, routine=job.routine)
+
+
+class _Job:
+    """What `_run` did, for the job's line: done / skipped / failed (given up) / retry."""
+
+    def __init__(self) -> None:
+        self.outcome = "failed"  # an exception leaves it so: RQ records the failure too
+        self.error = ""
+        self.routine = False  # a database outage's retries: the outage is logged once (banli/outage.py)
+
+    def failed(self, status: str, error: str, *, routine: bool = False) -> str:
+        self.outcome = {"pending": "retry", "dead": "failed"}.get(status, "skipped")
+        self.error, self.routine = error, routine
+        return status
+
+
+def _job_line(row_id: int, row: Outbox | None, outcome: str, started: float, *, error: str = "",
+              routine: bool = True) -> None:
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    kind, platform = (row.kind, row.platform) if row is not None else ("", "")
+    message = f"outbox {row_id} {kind or 'job'} {outcome}" + (f": {error}" if error else "")
+    level = logging.WARNING if error and not routine else logging.INFO
+    log.log(level, "%s", message, extra=fields(outbox_id=row_id, kind=kind, platform=platform,
+                                               outcome=outcome, ms=ms))
+
+
+def _run(runtime: Runtime, row: Outbox, token: str, job: _Job) -> str:
     try:
         with session_scope(runtime.engine) as session:
             result = PERFORMERS[row.kind](runtime, row, session)
-            outbox.mark_done(session, row_id, token, now=runtime.now(), result=result)
+            outbox.mark_done(session, row.id, token, now=runtime.now(), result=result)
     except PlatformError as exc:
-        return _failed(runtime, row, token, str(exc), retryable=exc.retryable)
+        error = safe_error(exc)
+        return job.failed(_failed(runtime, row, token, error, retryable=exc.retryable), error)
     except Exception as exc:
+        error = safe_error(exc)
         if is_transient(exc):
             # The database failed under the work, not the work itself: its transaction is gone
             # whole, so the row goes back to the outbox and is done again shortly. No apology —
             # the user gets the real answer a moment later.
-            return _failed(runtime, row, token, _first_line(exc), retryable=True, transient=True)
+            return job.failed(_failed(runtime, row, token, error, retryable=True, transient=True), error,
+                              routine=True)
         if row.kind == "inbound":
-            return _apologise(runtime, row, token)
+            # Failed for the operator (a bug to fix); the row is done: the user was told.
+            job.error = f"handler failed: {error}"
+            outcome = _apologise(runtime, row, token, exc)
+            if outcome == "done":
+                job.error += ", the user was told"
+            else:
+                job.outcome, job.error = "skipped", ""
+            return outcome
         # A bug, not a platform answer: count the attempt in SQL, then let RQ record the failure too.
-        _failed(runtime, row, token, f"{exc.__class__.__name__}: {exc}", retryable=True)
+        job.failed(_failed(runtime, row, token, error, retryable=True), error)
         raise
+    job.outcome = "done"
     if row.kind == "inbound" and result.get("reply"):
         _send_now(runtime, result["reply"])
     elif row.kind in ("cron", "timer"):
@@ -118,13 +167,15 @@ def _with_database(runtime: Runtime, work: Callable[[Session], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _apologise(runtime: Runtime, row: Outbox, token: str) -> str:
+def _apologise(runtime: Runtime, row: Outbox, token: str, exc: Exception) -> str:
     """A handler failed: its transaction is gone (nothing half-written). Retrying would fail the same
     way, so tell the user plainly — never a stack trace in chat — and keep the trace in the log.
     The apology is a row with the reply's stable key, written with the inbound row's "done" and only
     if this job still holds the lease: whoever runs the row again finds it answered."""
     event = InboundEvent.from_dict(json.loads(row.payload))
-    log.exception("handler failed for %s event %s", event.platform, event.event_id)
+    # The frames, not the message: an exception's text may quote what the user wrote.
+    log.error("handler failed for %s event %s: %s", event.platform, event.event_id, safe_error(exc),
+              extra=fields(outbox_id=row.id, trace=safe_trace(exc)))
 
     def answer(session: Session) -> str | None:
         key = pipeline.reply(session, event, pipeline.SORRY)
@@ -158,19 +209,10 @@ def _send_now(runtime: Runtime, key: str) -> None:
 
 def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable: bool,
             transient: bool = False) -> str:
-    status = _with_database(runtime, lambda session: outbox.mark_failed(
+    """Count the attempt in the row (its error column gets `error`, a safe_error summary); the job's
+    line (perform) tells the log."""
+    return _with_database(runtime, lambda session: outbox.mark_failed(
         session, row.id, token, now=runtime.now(), error=error, retryable=retryable, transient=transient))
-    if transient:  # routine in an outage; the outage itself is logged once (banli/outage.py)
-        log.info("outbox %s (%s) hit a database error, retried shortly: %s", row.id, row.kind, error)
-    else:
-        log.warning("outbox %s (%s %s → %s) failed, now %s: %s", row.id, row.kind, row.platform,
-                    row.recipient, status, error)
-    return status
-
-
-def _first_line(exc: BaseException) -> str:
-    # A database error's full text carries the SQL and its parameters (message text): not for the log.
-    return f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
 
 
 def _act_on_inbound(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class Settings:
     web_concurrency: int = 2
     worker_concurrency: int = 0
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line, for log shippers (banli/logs.py)
     access_log: bool = False
 
     @property
@@ -84,6 +85,7 @@ class Settings:
             web_concurrency=int(env.get("WEB_CONCURRENCY") or 2),
             worker_concurrency=int(env.get("BANLI_WORKER_CONCURRENCY") or 0),
             log_level=(env.get("BANLI_LOG_LEVEL") or "INFO").upper(),
+            log_format=_log_format(env.get("BANLI_LOG_FORMAT") or "text"),
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
         )
 
@@ -141,6 +143,13 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
     )
+
+
+def _log_format(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError(f"BANLI_LOG_FORMAT must be text or json, not {value!r}")
+    return value
 
 
 def _redact(url: str) -> str:

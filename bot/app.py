@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from sqlalchemy.exc import OperationalError
 
+from banli import logs
 from banli.settings import Settings
 from banli.wiring import wire
 from bot.runtime import Runtime
@@ -19,7 +20,11 @@ log = logging.getLogger("banli")
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """The web app. Pass `settings` (or a ready `runtime`); by default both come from the environment."""
-    runtime = wire(runtime or Runtime(settings or Settings.from_env()))
+    runtime = runtime or Runtime(settings or Settings.from_env())
+    # A bare `gunicorn 'bot.app:create_app()'` configures no logging of its own: without this its
+    # INFO lines (one per callback) would be lost. `banli` commands configured it already.
+    logs.configure_once(runtime.settings)
+    runtime = wire(runtime)
     app = Flask("banli")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["banli"] = runtime
@@ -40,12 +45,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.errorhandler(OperationalError)
     def database_unavailable(error):
         # Nothing was recorded, so ask the platform to deliver again later rather than lose it.
-        log.error("database unavailable, asked the platform to retry: %s", str(error).splitlines()[0][:200])
+        if not g.get("banli_callback_logged"):  # a callback's own line says it already
+            log.error("database unavailable, asked the platform to retry: %s", logs.safe_error(error))
         return "", 503
 
     @app.errorhandler(413)
     def too_large(_error):
-        log.warning("request refused 413: body over %d bytes", MAX_BODY_BYTES)
+        if not g.get("banli_callback_logged"):
+            log.warning("request refused 413: body over %d bytes", MAX_BODY_BYTES)
         return "", 413
 
     return app

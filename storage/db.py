@@ -14,13 +14,14 @@ from sqlmodel import Session, create_engine
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     """An engine for SQLite (the default, file or memory) or PostgreSQL; `autocommit` for one-statement
-    writes on PostgreSQL (no transaction round trips)."""
+    writes on PostgreSQL (no transaction round trips). Its errors never quote their SQL parameters
+    (`hide_parameters`): those are what users wrote, and error text ends up in logs and the outbox."""
     if url.startswith("postgres://"):  # Heroku-style URLs
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping (a SELECT 1 on every checkout, a real share of a webhook's cost): a connection the
@@ -28,7 +29,7 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     # replaces the whole pool on the first disconnect it sees.
     # Autocommit connections hold no transaction, so the pool's rollback on return is a wasted call.
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, **options)
+    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True, **options)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -77,7 +77,7 @@ def test_one_megabyte_body_is_413(stack, caplog):
     headers, _ = stack.dingtalk_peer.text(USER, "帮助")
     body = json.dumps({"msgtype": "text", "text": {"content": "A" * 1_048_576}}).encode()
     assert _post(stack, headers, body).status_code == 413
-    assert any("413" in r.getMessage() for r in caplog.records if r.name == "banli" and r.levelname == "WARNING")
+    assert any("413" in r.getMessage() for r in caplog.records if r.name.startswith("banli") and r.levelname == "WARNING")
     assert_nothing_happened(stack)
 
 

@@ -79,7 +79,7 @@ def test_one_megabyte_body_is_413(stack, caplog):
     query, _ = stack.wecom_peer.callback(stack.wecom_peer.text("zhangsan", "帮助"))
     response = requests.post(f"{stack.url}/wecom/callback?{query}", data=b"<xml>" + b"A" * 1_048_576, timeout=10)
     assert response.status_code == 413
-    assert any("413" in r.getMessage() for r in caplog.records if r.name == "banli")
+    assert any("413" in r.getMessage() for r in caplog.records if r.name.startswith("banli"))
     assert_nothing_happened(stack)
 
 

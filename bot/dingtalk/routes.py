@@ -19,9 +19,11 @@ from typing import Callable
 from flask import Blueprint, Response, jsonify, request
 
 from bot import pipeline
+from bot.callback_log import logged, note, refuse
 from bot.dingtalk import verify
 from bot.dingtalk.parse import body_json, card_event, message_event
 from bot.runtime import Runtime
+from handlers.events import InboundEvent
 
 log = logging.getLogger("banli.dingtalk")
 
@@ -34,6 +36,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("dingtalk", __name__)
 
     @bp.post("/dingtalk/callback")
+    @logged("dingtalk", log)
     def receive() -> Response:
         refusal = _check_signed("robot message", request.headers.get("timestamp", ""),
                                 request.headers.get("sign", ""), settings.app_secret, verify.robot_signature_ok)
@@ -46,14 +49,14 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             return _refuse(403, f"robot message for another robot {str(msg['robotCode'])[:40]!r}")
         event = message_event(msg)
         if event is None:
-            log.info("dingtalk: ignored %r message from %r", str(msg.get("msgtype"))[:20],
-                     str(msg.get("senderStaffId") or "")[:64])
+            note(outcome="ignored", reason=f"{str(msg.get('msgtype'))[:20]!r} message from "
+                                           f"{str(msg.get('senderStaffId') or '')[:64]!r}")
             return jsonify(EMPTY)
-        if not pipeline.accept(runtime, event):
-            log.info("dingtalk: duplicate delivery %s ignored", event.event_id)
+        _accept(runtime, event)
         return jsonify(EMPTY)
 
     @bp.post("/dingtalk/card")
+    @logged("dingtalk", log)
     def card_callback() -> Response:
         # The registered apiSecret is the app secret (reference §4.6 register-card-callback-address).
         refusal = _check_signed("card callback", request.headers.get("x-ddpaas-signature-timestamp", ""),
@@ -66,14 +69,18 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             return _refuse(400, "card callback body is not a JSON object")
         event = card_event(body)
         if event is None:
-            log.info("dingtalk: ignored card callback on %r without user or action",
-                     str(body.get("outTrackId"))[:100])
+            note(outcome="ignored", reason=f"card callback on {str(body.get('outTrackId'))[:100]!r} "
+                                           "without user or action")
             return jsonify(CARD_ANSWER)
-        if not pipeline.accept(runtime, event):
-            log.info("dingtalk: duplicate card callback %s ignored", event.event_id)
+        _accept(runtime, event)
         return jsonify(CARD_ANSWER)
 
     return bp
+
+
+def _accept(runtime: Runtime, event: InboundEvent) -> None:
+    note(event_id=event.event_id)
+    note(outcome="accepted" if pipeline.accept(runtime, event) else "duplicate")
 
 
 def _check_signed(what: str, ts: str, sign: str, secret: str,
@@ -93,5 +100,4 @@ def _now_ms() -> int:
 
 
 def _refuse(status: int, reason: str) -> Response:
-    log.warning("dingtalk callback refused %d: %s", status, reason)
-    return Response("", status=status)
+    return refuse(status, reason)  # the callback's one line (bot/callback_log.py) says why

@@ -13,6 +13,7 @@ import time
 from flask import Blueprint, Response, request
 
 from bot import pipeline
+from bot.callback_log import logged, note, refuse
 from bot.runtime import Runtime
 from bot.wecom.crypto import BadCiphertext, CallbackCrypto, CorpIdMismatch
 from bot.wecom.parse import extract_encrypt, parse_xml, to_event
@@ -27,6 +28,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     bp = Blueprint("wecom", __name__)
 
     @bp.get("/wecom/callback")
+    @logged("wecom", log)
     def verify_url() -> Response:
         # Side-effect free, so no replay window: WeCom's published test vector is from 2014.
         sig, ts, nonce, echostr = (request.args.get(k, "") for k in
@@ -41,9 +43,11 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             return _refuse(403, "url verification for another corp id")
         except BadCiphertext as exc:
             return _refuse(400, f"url verification echostr unreadable ({exc})")
+        note(outcome="verified")
         return Response(plain, mimetype="text/plain")
 
     @bp.post("/wecom/callback")
+    @logged("wecom", log)
     def receive() -> Response:
         sig, ts, nonce = (request.args.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
         if not (sig and ts and nonce):
@@ -63,16 +67,15 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             return _refuse(400, f"callback unreadable after decryption ({exc.__class__.__name__})")
         event = to_event(msg)
         if event is None:
-            log.info("wecom: ignored %s/%s from %s", msg.get("MsgType"), msg.get("Event", "-"),
-                     msg.get("FromUserName", "?"))
+            note(outcome="ignored", reason=f"{str(msg.get('MsgType'))[:20]}/{str(msg.get('Event', '-'))[:40]} "
+                                           f"from {str(msg.get('FromUserName', '?'))[:64]}")
             return Response("", status=200)
-        if not pipeline.accept(runtime, event):
-            log.info("wecom: duplicate delivery %s ignored", event.event_id)
+        note(event_id=event.event_id)
+        note(outcome="accepted" if pipeline.accept(runtime, event) else "duplicate")
         return Response("", status=200)
 
     return bp
 
 
 def _refuse(status: int, reason: str) -> Response:
-    log.warning("wecom callback refused %d: %s", status, reason)
-    return Response("", status=status)
+    return refuse(status, reason)  # the callback's one line (bot/callback_log.py) says why
