@@ -8,8 +8,10 @@ from typing import Iterator
 
 from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
 from sqlmodel import Session, create_engine
+
+from storage.batch_insert import batcher_for
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
@@ -59,11 +61,12 @@ def insert_ignore(executor: Session | Connection | Engine, model: type, values: 
     Two writers racing for one unique key both keep their transactions: exactly one wins and the
     other learns it lost, without an IntegrityError to unwind. Works in an ORM session or on a bare
     connection, or takes an Engine for one statement on its own: the webhook's hot path, where
-    PostgreSQL runs it straight on psycopg (below).
+    PostgreSQL runs it straight on psycopg, in one multi-row statement and one commit with any
+    other threads inserting at the same moment (storage/batch_insert.py).
     """
     if isinstance(executor, Engine):
-        if executor.dialect.driver == "psycopg":
-            return _insert_ignore_psycopg(executor, model, values, unique)
+        if executor.dialect.driver == "psycopg":  # group commit with concurrent callers, on psycopg
+            return batcher_for(executor, model.__table__, tuple(unique), tuple(sorted(values))).insert(values)
         with executor.begin() as conn:
             return insert_ignore(conn, model, values, unique)
     dialect = executor.dialect if isinstance(executor, Connection) else executor.get_bind().dialect
@@ -81,52 +84,6 @@ def _insert_ignore_statement(table, dialect: str, unique: tuple[str, ...], colum
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(table).values({c: bindparam(c) for c in columns})
             .on_conflict_do_nothing(index_elements=list(unique)).returning(table.c.id))
-
-
-def _insert_ignore_psycopg(engine: Engine, model: type, values: dict, unique: list[str]) -> bool:
-    """The same statement, compiled once to SQL and run on the pooled psycopg connection itself.
-
-    SQLAlchemy's execute machinery (execution context, parameter construction, result wrapping)
-    cost more CPU than psycopg and the round trip together (bench/README.md). Meant for an
-    AUTOCOMMIT engine; on any other the statement is committed at once. Errors are
-    raised as SQLAlchemy's (OperationalError → the app's 503), and a connection the server dropped
-    is thrown away with the pool's older ones, as Core would.
-    """
-    sql, processors = _compiled_sql(engine.dialect, model.__table__, tuple(unique), tuple(sorted(values)))
-    if processors:
-        values = dict(values)
-        for name, process in processors:
-            values[name] = process(values[name])
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        conn = engine.raw_connection()
-    except dbapi_error as exc:  # the bare pool does not translate a failed connect
-        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=engine.dialect) from exc
-    try:
-        driver = conn.driver_connection
-        row = driver.execute(sql, values).fetchone()
-        if not driver.autocommit:  # any other engine: the pool's reset on return would roll it back
-            driver.commit()
-    except dbapi_error as exc:
-        gone = engine.dialect.is_disconnect(exc, conn.dbapi_connection, None)
-        if gone:  # as Core does: drop this connection and every older one in the pool
-            engine.pool._invalidate(conn, exc)
-        raise DBAPIError.instance(sql, values, exc, dbapi_error, connection_invalidated=gone,
-                                  dialect=engine.dialect) from exc
-    finally:
-        conn.close()  # back to the pool (or discarded, if invalidated)
-    return row is not None
-
-
-@lru_cache(maxsize=64)
-def _compiled_sql(dialect, table, unique: tuple[str, ...], columns: tuple[str, ...]):
-    """SQL text (with the dialect's casts) and the bind processors of `_insert_ignore_statement`
-    (e.g. SQLModel's aware datetimes → UTC), so the raw path stores exactly what Core would."""
-    compiled = _insert_ignore_statement(table, dialect.name, unique, columns).compile(dialect=dialect)
-    if set(compiled.params) != set(columns):  # placeholders must be the plain column names
-        raise RuntimeError(f"unexpected bind names in {compiled}")
-    processors = tuple((name, proc) for name, proc in (compiled._bind_processors or {}).items() if proc)
-    return str(compiled), processors
 
 
 # PostgreSQL SQLSTATE classes that say "try again" rather than "this statement is wrong":
