@@ -406,7 +406,7 @@ def _numbered(ctx: Context) -> ApprovalRequest | None:
 
 def _names_a_number(ctx: Context) -> bool:
     """A tap (it carries an id) or typed words with a request number: the person meant one request,
-    so a number that finds nothing is refused like someone else's, not asked about again."""
+    so a number that finds nothing is answered 找不到这一单, not asked about again."""
     return ctx.event.kind == "action" or bool(NUMBER.search(ctx.event.text) or re.search(r"\d{4,}", ctx.event.text))
 
 

@@ -16,9 +16,6 @@ form from trapping anyone:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
-
 from cards import Button, Card
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Flow, Handler, Routes

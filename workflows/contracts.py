@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from cards import Button, Card
@@ -125,14 +125,9 @@ def link_deal(session: Session, request: ApprovalRequest | None, deal_id: int | 
         return deal  # tapped again: already so
     fresh = contract_draft(customer, request.amount, deal)
     changed = {**details, "deal_id": fresh.details["deal_id"], "deal": fresh.details["deal"]}
-    # Guarded like every request write: a submit that got in first (or a second pick) wins, this one changes nothing.
-    won = session.execute(update(ApprovalRequest).where(
-        ApprovalRequest.id == request.id, ApprovalRequest.version == request.version,
-        ApprovalRequest.status == "draft").values(
-        version=request.version + 1, summary=fresh.summary[:128],
-        details=json.dumps(changed, ensure_ascii=False))).rowcount == 1
-    session.refresh(request)
-    if not won:
+    # A submit that got in first (or a second pick) wins; this one then changes nothing.
+    if not requests.change_draft(session, request, summary=fresh.summary[:128],
+                                 details=json.dumps(changed, ensure_ascii=False)):
         raise refuse(f"request changed meanwhile (now {request.status})")
     audit.record(session, actor=by, action="contract.link_deal", subject=f"approval:{request.id}", platform=platform,
                  detail={"deal_id": deal.id if deal else None, "before": before}, at=now)

@@ -228,6 +228,15 @@ def send_back(session: Session, task_id: int, *, by: Employee, to_step: int | No
     return target
 
 
+def change_draft(session: Session, request: ApprovalRequest, **changes) -> bool:
+    """Change a draft with the guarded write every request change uses; False (and `request` read
+    again) if a submit or another change got in first."""
+    won = _bump(session, request, expect_status="draft", **changes)
+    if not won:
+        session.refresh(request)
+    return won
+
+
 def comment_on(session: Session, request: ApprovalRequest, *, by: Employee, text: str, now: datetime,
                platform: str) -> None:
     """A note on the request's history, by anyone involved."""
