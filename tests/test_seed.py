@@ -58,13 +58,6 @@ def test_is_seeded_only_after_seeding(engine):
         assert is_seeded(session)
 
 
-def test_seeding_is_fast(engine):
-    started = time.perf_counter()
-    with session_scope(engine) as session:
-        seed(session, now=MORNING)
-    assert time.perf_counter() - started < 2
-
-
 def test_counts_roughly_as_specified(engine, seeded):
     with session_scope(engine) as session:
         count = lambda model: session.execute(select(func.count()).select_from(model)).scalar_one()  # noqa: E731
