@@ -21,7 +21,7 @@ from handlers.menu import MENU_BUTTONS
 from handlers import refusals
 from handlers.router import Context, Routes
 from storage.models import TIERS
-from workflows import rules
+from workflows import rules, workdays
 from workflows.rules import InvalidRule, RuleSpec
 
 routes = Routes()
@@ -97,7 +97,7 @@ def show(spec: RuleSpec, value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list):
-        return "，".join(value)
+        return "，".join(value) or "无"
     if isinstance(value, dict) and set(value) == set(TIERS):
         return " / ".join(f"{t} {value[t]}天" for t in TIERS)
     if isinstance(value, dict) and "release" in value:
@@ -135,6 +135,8 @@ def _hhmm(text: str) -> str:
 
 def _hint(spec: RuleSpec) -> str:
     default = spec.default
+    if spec.example:
+        return spec.example
     if isinstance(default, bool):
         return "是 / 否"
     if isinstance(default, int):
@@ -146,8 +148,20 @@ def _hint(spec: RuleSpec) -> str:
     return " ".join(f"{t}={default[t]}" for t in TIERS)
 
 
+def calendar_note(this_year: int) -> str:
+    """Which years' official holidays Banli knows: next year's arrangement comes out each winter, and
+    until the package knows it, days off there are only weekends plus the company's own days."""
+    known = workdays.covered_until()
+    note = f"· 法定节假日和调休：已收录到 {known} 年"
+    if known <= this_year:
+        note += (f"\n  {known + 1} 年的安排还没有收录：发布后请升级 chinese-calendar，"
+                 f"或先用「规则 oa.extra_holidays 日期,日期」添加")
+    return note
+
+
 def _listing(ctx: Context) -> Card:
     lines = [f"· {spec.label}：{show(spec, rules.get(ctx.session, spec.name))}\n  {spec.name}"
              for spec in rules.SPECS.values()]
+    lines.append(calendar_note(ctx.now.year))
     # No buttons: the card goes as plain text, which is not cut short like a button card's body.
     return Card(title="规则", body="\n".join(lines), footer=f"修改：{EXAMPLE}")

@@ -13,7 +13,7 @@ from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
 from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided, refusals
-from workflows import contracts, conversations, customers, followups
+from workflows import contracts, conversations, customers, followups, workdays
 from workflows.amounts import find_amount
 from workflows.approvals import access, attachments
 from workflows.approvals import cards as views
@@ -41,7 +41,7 @@ def new_request(ctx: Context) -> Card:
 def _understood(ctx: Context, text: str, *, misses: int) -> Card:
     """A draft and its confirmation card, or the one question still open (a guided form that keeps
     what was said so far and adds each answer to it)."""
-    parsed = parse_request(text, ctx.now, ctx.timezone)
+    parsed = parse_request(text, ctx.now, ctx.timezone, workdays.for_company(ctx.session))
     if parsed is None:
         return Card(title="申请", body="要申请什么？比如「报销 出租车 86.5」。", buttons=(HELP_BUTTON,))
     if isinstance(parsed, Missing):
@@ -331,7 +331,7 @@ def show(ctx: Context) -> Card:
 @routes.command("谁审批", "谁来审批", "审批人", prefix=True)
 def who_approves(ctx: Context) -> Card:
     said = re.sub(r"^(谁来审批|谁审批|审批人)\s*", "", ctx.event.text.strip())
-    parsed = parse_request(said, ctx.now, ctx.timezone) if said else None
+    parsed = parse_request(said, ctx.now, ctx.timezone, workdays.for_company(ctx.session)) if said else None
     if not isinstance(parsed, Draft):
         return Card(title="谁审批", body="说一下是什么申请，比如「谁审批 报销 3000」「谁审批 请假 下周一到周五」。",
                     buttons=(HELP_BUTTON,))

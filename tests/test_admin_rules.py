@@ -72,7 +72,7 @@ def test_friendly_forms_are_stored_and_audited(office, words, name, value):
     ("规则 crm.deal_stages 初步接触,方案报价", "crm.deal_stages", "商机阶段：必须包含「赢单」和「输单」"),
     ("规则 crm.overdue_days A=0", "crm.overdue_days", "超期未跟进天数 A级：应为 1–3650 之间的整数"),
     ("规则 crm.owner_cap 很多", "crm.owner_cap", "每人最多持有客户数：应为整数"),
-    ("规则 crm.skip_weekends 也许", "crm.skip_weekends", "周末不推送提醒：应为 是/否"),
+    ("规则 crm.skip_weekends 也许", "crm.skip_weekends", "周末和节假日不推送提醒：应为 是/否"),
     ("规则 免打扰时段 晚上", "crm.quiet_hours", "免打扰时段："),
     ("规则 免打扰时段 25:00-07:00", "crm.quiet_hours", "免打扰时段 start：时间格式应为 HH:MM"),
 ])

@@ -121,7 +121,8 @@ CASES = [
     ("after-national-day", "sat", "国庆后再约", "2027-10-08"),
     ("shiyi-after", "sat", "十一后", "2027-10-08"),
     ("before-spring-festival", "sat", "春节前把合同签了", "2027-02-05 前"),
-    ("after-spring-festival", "sat", "春节后", "2027-02-13"),
+    # 初八 2027 is a Saturday; back at work means the Monday (2027's 调休 is not published yet).
+    ("after-spring-festival", "sat", "春节后", "2027-02-15"),
     ("nian-qian", "sat", "年前", "2027-02-05 前"),
     ("new-year-day", "sat", "元旦", "2027-01-01"),
     ("may-day-span", "sat", "五一", "2027-05-01..2027-05-05"),
@@ -159,7 +160,8 @@ CASES = [
     ("wrap-3rd", "dec30", "3号", "2027-01-03"),
     ("wrap-next-month-5", "dec30", "下个月5号", "2027-01-05"),
     ("wrap-new-year", "dec30", "元旦", "2027-01-01"),
-    ("wrap-after-new-year", "dec30", "元旦后", "2027-01-02"),
+    # 2027-01-01 is a Friday: back at work on Monday.
+    ("wrap-after-new-year", "dec30", "元旦后", "2027-01-04"),
     ("wrap-month-end", "dec30", "月底", "2026-12-31 前"),
     ("wrap-bare-fri", "dec30", "周五", "2027-01-01"),
     ("wrap-slash", "dec30", "1/5", "2027-01-05"),

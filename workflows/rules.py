@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -36,6 +37,7 @@ class RuleSpec:
     label: str  # what an admin sees
     default: Any
     check: Check  # returns the cleaned value or raises InvalidRule
+    example: str = ""  # how to type a value, when the default does not show it (an empty list)
 
 
 def _days(low: int = 1, high: int = 3650) -> Check:
@@ -87,6 +89,25 @@ def _stages(label: str, value: Any) -> list[str]:
     return cleaned
 
 
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+
+
+def _dates(label: str, value: Any) -> list[str]:
+    """Days as ISO dates, sorted, once each: 2027-01-15, 2027.1.15 and 2027年1月15日 are accepted."""
+    if not isinstance(value, list) or len(value) > 366:
+        raise InvalidRule(label, "应为日期列表，如 2027-01-15,2027-02-01")
+    days = set()
+    for item in value:
+        match = _DATE.match(str(item).strip())
+        try:
+            days.add(date(*map(int, match.groups())) if match else None)
+        except ValueError:
+            match = None
+        if not match:
+            raise InvalidRule(label, f"「{item}」不是日期，请写成 2027-01-15")
+    return sorted(d.isoformat() for d in days)
+
+
 def _auto_decide(label: str, value: Any) -> dict[str, dict[str, Any]]:
     from storage.models import REQUEST_TYPES
 
@@ -118,7 +139,7 @@ SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
     RuleSpec("crm.overdue_days", "超期未跟进天数", {"A": 7, "B": 14, "C": 30}, _per_tier()),
     RuleSpec("crm.overdue_grace_days", "超期提醒升级给经理前的宽限天数", 2, _days(0, 30)),
     RuleSpec("crm.quiet_hours", "免打扰时段", {"start": "21:00", "end": "08:00", "release": "08:30"}, _quiet_hours),
-    RuleSpec("crm.skip_weekends", "周末不推送提醒", True, _flag),
+    RuleSpec("crm.skip_weekends", "周末和节假日不推送提醒", True, _flag),
     RuleSpec("crm.pool_days", "未跟进退回公海天数", {"A": 30, "B": 45, "C": 60}, _per_tier(4)),
     RuleSpec("crm.pool_warn_days", "退回公海前几天预警", 3, _days(1, 30)),
     RuleSpec("crm.owner_cap", "每人最多持有客户数", 200, _days(1, 100000)),
@@ -129,6 +150,9 @@ SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
     RuleSpec("oa.escalate_hours", "审批多少小时未处理升级给上级", 48, _days(1, 24 * 30)),
     RuleSpec("oa.auto_decide", "到期自动处理的申请类型", {}, _auto_decide),
     RuleSpec("oa.working_hours", "工作时间（提醒只在此时段发）", {"start": "09:00", "end": "18:00"}, _working_hours),
+    # On top of the official holidays and 调休 (workflows/workdays.py).
+    RuleSpec("oa.extra_holidays", "公司自定假日", [], _dates, example="2027-01-15,2027-01-16"),
+    RuleSpec("oa.extra_workdays", "公司自定上班日", [], _dates, example="2027-01-30"),
 )}
 
 

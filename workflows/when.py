@@ -13,7 +13,8 @@ precompiled regexes, leftmost-longest match, and the policies below.
 - 月底 / 年底 / X内 / X前 are deadlines: ``deadline=True`` and ``start`` is the last day.
   X前 of a single day is that day (周五前 = by Friday); X前 of a span is the day before it
   (国庆前 → 9月30日, 12月前 → 11月30日, 周末前 → Friday).
-- X后 of a holiday or weekend is the day after it (国庆后 → 10月8日, 春节后 → 初八, 周末后 → Monday);
+- X后 of a holiday or weekend is the first working day after it (国庆后 → 10月8日, 春节后 → 初八,
+  周末后 → Monday, or Tuesday when Monday is a holiday);
   X后 of a day, week or month is its start ("下周三以后再跟进" → Wednesday).
 - A time without a date is today, or tomorrow if that time has passed. A bare 1–6点 is afternoon.
   Defaults: 早上 8:00, 上午 9:00 (a reminder at the start of the working morning), 中午 12:00,
@@ -21,8 +22,11 @@ precompiled regexes, leftmost-longest match, and the policies below.
 - 下周 / 下个月 / 12月 / 国庆 alone are spans: ``start`` = first day, ``end`` = last day (both at 00:00,
   inclusive). A range is either days (has_time False) or times (both ends have a time); an end that
   would come before the start is rolled forward if it was a bare form, else the range is dropped.
-- Holidays we cannot date reliably (中秋 端午 清明: lunar or solar-term dates) are not parsed; they
-  are time words, so the caller asks.
+- Holidays are the official days off (workflows/workdays.py) where the year's arrangement is known:
+  国庆后 → the first working day after the break, 中秋/端午/清明 by that year's dates. In a year not
+  known yet, 元旦/五一/国庆/春节 fall back to their customary spans and 中秋/端午/清明 are not parsed
+  (they stay time words, so the caller asks). 节后 / 节前 / 假期后 are about the next holiday:
+  its first working day after, or its eve as a deadline.
 - Nothing inside a link (`scheme://…`, workflows/urls.py) is a date: `?d=2026-12-03` is not one.
 """
 
@@ -36,6 +40,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from workflows.urls import blank_urls
+from workflows.workdays import SPRING_FESTIVAL, STATUTORY, covers
 
 
 @dataclass(frozen=True)
@@ -86,16 +91,20 @@ PERIOD = "凌晨|清晨|早上|早晨|一早|上午|中午|午后|下午|傍晚|
 POINT_NOUNS = ("意见", "建议", "问题", "原因", "想法", "看法", "好处", "不足", "理由", "优势",
                "共识", "内容", "要求", "注意")
 
-# Spring Festival (正月初一) by Gregorian date; other years are not guessed.
-SPRING_FESTIVAL = {2026: date(2026, 2, 17), 2027: date(2027, 2, 6), 2028: date(2028, 1, 26),
-                   2029: date(2029, 2, 13), 2030: date(2030, 2, 3)}
 # Holiday → (month, day) or "spring", and its nominal length in days (used by X后).
 # Official make-up-day arrangements change yearly; these spans are the customary ones.
 HOLIDAYS: dict[str, tuple[tuple[int, int] | str, int]] = {
     "元旦": ((1, 1), 1), "劳动节": ((5, 1), 5), "五一": ((5, 1), 5), "国庆": ((10, 1), 7),
     "国庆节": ((10, 1), 7), "十一": ((10, 1), 7), "春节": ("spring", 7), "过年": ("spring", 7),
     "除夕": ("eve", 1), "大年三十": ("eve", 1),
+    # Lunar or solar-term dates: only from the official arrangement (no customary fallback).
+    "中秋": ("official", 0), "中秋节": ("official", 0), "端午": ("official", 0), "端午节": ("official", 0),
+    "清明": ("official", 0), "清明节": ("official", 0),
 }
+# How the official arrangement names each holiday (workflows/workdays.py HOLIDAY_NAMES).
+OFFICIAL_NAMES = {"元旦": "元旦", "劳动节": "劳动节", "五一": "劳动节", "国庆": "国庆", "国庆节": "国庆",
+                  "十一": "国庆", "春节": "春节", "过年": "春节", "中秋": "中秋", "中秋节": "中秋",
+                  "端午": "端午", "端午节": "端午", "清明": "清明", "清明节": "清明"}
 
 # Words after a number that make it not a day of month (三号楼, 2号线).
 NOT_DAY_AFTER = "楼线门厅店机位房室口码院仓库车桌床窗"
@@ -365,6 +374,11 @@ def _day_word(m: re.Match, ctx: _Ctx, floor: date) -> _Piece | None:
 
 def _holiday_span(name: str, year: int) -> tuple[date, date] | None:
     where, length = HOLIDAYS[name]
+    # A year without its arrangement yet: the customary spans read better than the law's minimum
+    # (国庆后 means after the week-long break people expect, not 10月4日).
+    official = STATUTORY.holiday_block(OFFICIAL_NAMES[name], year) if name in OFFICIAL_NAMES and covers(year) else None
+    if official is not None or where == "official":
+        return official
     if isinstance(where, tuple):
         first = date(year, *where)
     elif year in SPRING_FESTIVAL:
@@ -381,7 +395,8 @@ def _with_suffix(p: _Piece, suffix: str | None) -> _Piece:
         day = p.first - timedelta(days=1) if span else p.first
         return replace(p, first=day, last=None, deadline=True, kind="day")
     if suffix == "后" and span:
-        day = _piece_end(p) + timedelta(days=1) if p.kind == "holiday" else p.first
+        # After days off means back at work: 元旦后 on a Friday 1月1日 is Monday, not Saturday.
+        day = STATUTORY.next_workday(_piece_end(p) + timedelta(days=1)) if p.kind == "holiday" else p.first
         return replace(p, first=day, last=None, kind="day")
     return p
 
@@ -413,6 +428,14 @@ def _holiday(m: re.Match, ctx: _Ctx, floor: date) -> _Piece | None:
     return _holiday_piece(m[1], m[4], floor)
 
 
+def _any_holiday(m: re.Match, ctx: _Ctx, floor: date) -> _Piece | None:
+    """节后 / 节前 / 假期后: the holiday we are in or the next one."""
+    block = STATUTORY.next_holiday(floor)
+    if block is None:
+        return None
+    return _with_suffix(_Piece(block[0], block[1], kind="holiday"), m[3])
+
+
 def _year_part(m: re.Match, ctx: _Ctx, floor: date) -> _Piece | None:
     """年底 / 年内 (deadline), 年初 (the next 1月1日), 年前 / 年后 (Spring Festival, as people mean)."""
     part = m[1]
@@ -428,13 +451,8 @@ OFFSET_UNITS = {"天": "day", "日": "day", "周": "week", "星期": "week", "�
 
 
 def _add_workdays(d: date, n: int) -> date:
-    """Monday–Friday only; public holidays are not known here."""
-    step = 1 if n >= 0 else -1
-    for _ in range(abs(n)):
-        d += timedelta(days=step)
-        while d.weekday() >= 5:
-            d += timedelta(days=step)
-    return d
+    """Official working days: 3个工作日后 said before 国庆 lands after it."""
+    return STATUTORY.add(d, n)
 
 
 def _offset(m: re.Match, ctx: _Ctx, floor: date) -> _Piece | None:
@@ -490,9 +508,11 @@ RULES: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(rf"(下下个?|下个?|上上个?|上个?|本|这个?){WEEK_WORD}(内)?"), _week),
     (re.compile(r"(下下个?|下个?|上个?|本|这个?)?周末"), _weekend),
     (re.compile("|".join(sorted(DAY_WORDS, key=len, reverse=True))), _day_word),
-    (re.compile(rf"(元旦|春节|过年|除夕|大年三十|劳动节|国庆节|国庆|{_NB}五一(?![路街村号个点日天元块月]|广场|大道|公园)"
+    (re.compile(rf"(元旦|春节|过年|除夕|大年三十|劳动节|国庆节|国庆|中秋节|中秋|端午节|端午|清明节|清明"
+                rf"|{_NB}五一(?![路街村号个点日天元块月]|广场|大道|公园)"
                 rf"|{_NB}十一(?=之?[前后]|以[前后]|假|长假|期间|黄金周))"
                 rf"(假期|长假|黄金周|期间|节)?{_SUFFIX}?"), _holiday),
+    (re.compile(rf"(节假日|节日|节|假期|长假|放假){_SUFFIX}"), _any_holiday),
     (re.compile(rf"(?<![\d{_CN}今明去后前新周当那这每])年([底末初内])"), _year_part),
     (re.compile(rf"(?<![\d{_CN}今明去后前新周当那这每过])年([前后])(?![{_AFFIX_BLOCK}])"), _year_part),
     (re.compile(rf"(过)?\s*({_NB}{NUM3}|半)\s*(个)?(半)?\s*(工作日|天|日|周|星期|礼拜|月|年|小时|钟头|分钟)"

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from workflows.amounts import find_amount
 from workflows.when import When, parse_when, strip_when
+from workflows.workdays import STATUTORY, Workdays
 
 TYPE_WORDS = {"报销": "报销", "请假": "请假", "休假": "请假", "出差": "出差", "采购": "采购", "购买": "采购",
               "申请": "通用", "通用申请": "通用"}
@@ -41,23 +42,20 @@ class Missing:
     question: str  # asked in the chat, with an example
 
 
-def parse_request(text: str, now: datetime, tz: str) -> Draft | Missing | None:
-    """None if `text` does not start with a request word."""
+def parse_request(text: str, now: datetime, tz: str, workdays: Workdays = STATUTORY) -> Draft | Missing | None:
+    """None if `text` does not start with a request word. Leave days are counted on `workdays`."""
     word = next((w for w in sorted(TYPE_WORDS, key=len, reverse=True) if text.startswith(w)), None)
     if word is None:
         return None
     kind, rest = TYPE_WORDS[word], text[len(word):].strip()
-    return {"报销": _expense, "请假": _leave, "出差": _trip, "采购": _purchase, "通用": _general}[kind](rest, now, tz)
+    if kind == "请假":
+        return _leave(rest, now, tz, workdays)
+    return {"报销": _expense, "出差": _trip, "采购": _purchase, "通用": _general}[kind](rest, now, tz)
 
 
-def working_days(first: date, last: date) -> int:
-    """Monday–Friday between the two days, both included (public holidays are not known yet)."""
-    days = 0
-    current = first
-    while current <= last:
-        days += current.weekday() < 5
-        current += timedelta(days=1)
-    return days
+def working_days(first: date, last: date, workdays: Workdays = STATUTORY) -> int:
+    """Working days between the two days, both included: 国庆 is not leave, a 调休 Saturday is."""
+    return workdays.count(first, last)
 
 
 def _expense(rest: str, now: datetime, tz: str) -> Draft | Missing:
@@ -69,19 +67,26 @@ def _expense(rest: str, now: datetime, tz: str) -> Draft | Missing:
                  details={"category": category[:32]})
 
 
-def _leave(rest: str, now: datetime, tz: str) -> Draft | Missing:
+def _leave(rest: str, now: datetime, tz: str, workdays: Workdays) -> Draft | Missing:
     kind = next((k for k in LEAVE_KINDS if k in rest), "事假")
     when = parse_when(rest, now, tz)
     if when is None:
         return Missing("请假", "请几号到几号？比如「请假 年假 下周一到周三」。")
     first, last = _span_days(when, tz)
     reason = _strip(strip_when(rest, when).replace(kind, ""))
-    days = working_days(first, last)
+    days = working_days(first, last, workdays)
     if days == 0:
         span = _day(first) if first == last else f"{_day(first)}到{_day(last)}"
-        return Missing("请假", f"{span}是周末，不用请假。要请哪几天？")
+        return Missing("请假", f"{span}{_days_off(first, workdays)}，不用请假。要请哪几天？")
     return Draft(type="请假", summary=f"{kind} {days}天", details={
         "category": kind, "start": first.isoformat(), "end": last.isoformat(), "days": days, "reason": reason[:64]})
+
+
+def _days_off(first: date, workdays: Workdays) -> str:
+    name = workdays.holiday_name(first)
+    if name == "公司假日":
+        return "是公司假日"
+    return f"是{name}假期" if name else "是休息日"
 
 
 def _trip(rest: str, now: datetime, tz: str) -> Draft | Missing:

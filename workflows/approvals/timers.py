@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from storage.models import ApprovalRequest, ApprovalTask, Employee
-from workflows import audit, rules
+from workflows import audit, rules, workdays
 from workflows.approvals import notify
 from workflows.business_time import next_working_moment
 from workflows.timers import schedule, timer
@@ -26,7 +26,7 @@ REMIND, ESCALATE, AUTO = "approval.remind", "approval.escalate", "approval.auto"
 
 
 def schedule_step(session: Session, request: ApprovalRequest, tasks: list[ApprovalTask], now: datetime, tz: str) -> None:
-    hours = rules.get(session, "oa.working_hours")
+    hours = {**rules.get(session, "oa.working_hours"), "days": workdays.for_company(session)}
     remind_at = next_working_moment(now + timedelta(hours=rules.get(session, "oa.remind_hours")), tz, **hours)
     escalate_at = next_working_moment(now + timedelta(hours=rules.get(session, "oa.escalate_hours")), tz, **hours)
     for task in tasks:
