@@ -76,6 +76,12 @@ def parse(spec: RuleSpec, text: str, current: Any) -> Any:
         if word in YES or word in NO:
             return word in YES
         raise InvalidRule(spec.label, f"应为 是/否，收到「{text}」")
+    if isinstance(default, str):  # a clock time (09:00, 9:30, 9点)
+        clock = re.fullmatch(r"(\d{1,2})(?:[:：](\d{2})|点半?|点)?", text.strip())
+        if not clock:
+            raise InvalidRule(spec.label, f"时间格式应为 HH:MM，如 {default}，收到「{text}」")
+        minutes = clock.group(2) or ("30" if text.strip().endswith("点半") else "00")
+        return f"{int(clock.group(1)):02d}:{minutes}"
     if isinstance(default, int):
         number = re.fullmatch(r"(-?\d+)\s*(天|家|个|次)?", text)
         if not number:
@@ -139,7 +145,7 @@ def _hint(spec: RuleSpec) -> str:
         return spec.example
     if isinstance(default, bool):
         return "是 / 否"
-    if isinstance(default, int):
+    if isinstance(default, (int, str)):
         return str(default)
     if isinstance(default, list):
         return ",".join(default)

@@ -68,7 +68,7 @@ def undo(ctx: Context) -> Card:
     target = int(ctx.event.value) if ctx.event.value.isdigit() else followups.latest_id(ctx.session, ctx.employee)
     try:
         undone = followups.undo_last(ctx.session, employee=ctx.employee, followup_id=target or 0, now=ctx.now,
-                                     platform=ctx.event.platform)
+                                     platform=ctx.event.platform, tz=ctx.timezone)
     except TooLate:
         return Card(title="撤销不了", body="只能撤销自己最近一条记录，而且要在10分钟内。", buttons=MENU_BUTTONS)
     return Card(title="已撤销", body=f"刚才对{followups.short_name(undone.customer)}的跟进记录已删除，提醒也已取消。")
@@ -77,7 +77,7 @@ def undo(ctx: Context) -> Card:
 @routes.action("crm.snooze")
 def snooze(ctx: Context) -> Card:
     followup_id, _, how = ctx.event.value.partition(":")
-    until = followups.snooze_target(ctx.now, how, ctx.timezone)
+    until = followups.snooze_target(ctx.session, ctx.now, how, ctx.timezone)
     moved = followups.snooze(ctx.session, employee=ctx.employee, followup_id=int(followup_id or 0),
                              until=until, tz=ctx.timezone, platform=ctx.event.platform) \
         if followup_id.isdigit() and until else None

@@ -11,6 +11,7 @@ is logged at once and the card asks "下次跟进是哪天？"; the answer sets 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from cards import Button, Card
 from handlers import guided, refusals
@@ -20,7 +21,7 @@ from handlers.router import Context, Routes
 from storage.models import Customer, FollowUp
 from workflows import audit, conversations, customers, followups
 from workflows.conversations import Form
-from workflows.when import When, describe, has_time_word, parse_when, strip_when
+from workflows.when import When, has_time_word, parse_when, strip_when
 
 routes = Routes()
 
@@ -75,18 +76,36 @@ def record(ctx: Context, customer: Customer, method: str, content: str, *, when:
                        buttons=MENU_BUTTONS)
     if not asked:
         when = parse_when(content, ctx.now, ctx.timezone)
+    next_at = followups.planned_at(ctx.session, when, when.text if asked and when else content, ctx.now, ctx.timezone)
+    if when is not None and next_at is None and not asked:
+        when = None  # 今天和李总见了面: when the visit happened, which stays in the note as said
     note = strip_when(content, when).strip() if when and not asked else content.strip()
     note = FILLER_TAIL.sub("", note)  # "聊了报价 再跟进": the 再跟进 is said by the next-time field
     followup = followups.log_followup(ctx.session, employee=ctx.employee, customer=customer, method=method,
-                                      content=note, next_at=when.start if when else None, now=ctx.now,
+                                      content=note, next_at=next_at, now=ctx.now,
                                       tz=ctx.timezone, source_key=source_key(ctx.event.platform, ctx.event.event_id),
                                       platform=ctx.event.platform)
     if held:
         attach_checkin(ctx, followup, location=held.get("location"), photos=held.get("photos", []))
-    if when is None and not asked and has_time_word(content):
+    if when is None and not asked and has_time_word(content) and not _said_as_done(ctx, content):
         form = conversations.start(ctx.session, ctx.employee, FLOW, "next", {"followup_id": followup.id}, ctx.now)
         return logged_card(ctx, customer, followup, next_text="还没定", ask=form)
-    return logged_card(ctx, customer, followup, next_text=describe(when, ctx.now) if when else "未设置")
+    return logged_card(ctx, customer, followup, next_text=_next_text(ctx, next_at, customer))
+
+
+def _said_as_done(ctx: Context, content: str) -> bool:
+    """The time words were about the visit itself (今天 / 刚才 / 上午…了): nothing to ask."""
+    when = parse_when(content, ctx.now, ctx.timezone)
+    return when is not None or any(word in content for word in followups.JUST_NOW)
+
+
+def _next_text(ctx: Context, next_at: datetime | None, customer: Customer | None = None) -> str:
+    """The planned next time as the card shows it; an earlier plan this record kept says so."""
+    if next_at is not None:
+        return followups.when_text(next_at, ctx.timezone)
+    if customer is not None and customer.next_followup_at is not None:
+        return f"{followups.when_text(customer.next_followup_at, ctx.timezone)}（原计划）"
+    return "未设置"
 
 
 def logged_card(ctx: Context, customer: Customer, followup: FollowUp, *, next_text: str,
@@ -224,6 +243,10 @@ def _next_buttons(form: Form) -> tuple[Button, ...]:
 def _answer_next(ctx: Context, form: Form, answer: str) -> Card:
     no_next = _word(answer) in NO_NEXT_WORDS
     when = None if no_next else parse_when(answer, ctx.now, ctx.timezone)
+    if when is not None and followups.planned_at(ctx.session, when, when.text, ctx.now, ctx.timezone) is None:
+        card = guided.ask(ctx, conversations.advance(ctx.session, ctx.employee, "next", ctx.now))
+        return Card(title=card.title, body=f"「{answer[:20]}」已经过了。下次跟进是哪天？比如「明天下午3点」，不用就点「不用」。",
+                    fields=card.fields, buttons=card.buttons, footer=card.footer)
     if when is None and not no_next:
         card = guided.ask(ctx, conversations.advance(ctx.session, ctx.employee, "next", ctx.now))
         return Card(title=card.title, body=f"没看懂「{answer[:20]}」。下次跟进是哪天？比如「明天下午3点」，不用就点「不用」。",
@@ -240,12 +263,12 @@ def _set_next(ctx: Context, followup_id: int, when) -> Card:
     followup = ctx.session.get(FollowUp, followup_id)
     if followup is None or followup.employee_id != ctx.employee.id:
         return Card(title="这条记录已经没有了", body="可能已经撤销。需要的话重新记一条。", buttons=MENU_BUTTONS)
-    if when is not None:
-        followups.snooze(ctx.session, employee=ctx.employee, followup_id=followup.id, until=when.start,
+    until = followups.planned_at(ctx.session, when, when.text, ctx.now, ctx.timezone) if when else None
+    if until is not None:
+        followups.snooze(ctx.session, employee=ctx.employee, followup_id=followup.id, until=until,
                          tz=ctx.timezone, platform=ctx.event.platform)
     customer = customers.get(ctx.session, followup.customer_id)
-    return logged_card(ctx, customer, followup, title="已更新",
-                       next_text=describe(when, ctx.now) if when else "未设置")
+    return logged_card(ctx, customer, followup, title="已更新", next_text=_next_text(ctx, until))
 
 
 def _word(answer: str) -> str:

@@ -51,7 +51,8 @@ def test_a_full_guided_visit_asks_one_question_at_a_time(team, platform):
     assert done.buttons == ["撤销"]
     (short, method, content, next_at), = visits(team)
     assert (short, method, content) == ("招行", "拜访", "聊了报价")
-    assert _utc(next_at) == datetime(2026, 11, 21, 16, 0, tzinfo=timezone.utc)  # 22nd, 00:00 in Shanghai
+    # A day without a time: the company's follow-up hour (09:00 in Shanghai), never midnight.
+    assert _utc(next_at) == datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
     assert team.count("outbox", "WHERE key LIKE 'remind:followup:%' AND status = 'pending'") == 1
     assert _open_forms(team) == 0
 

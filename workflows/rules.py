@@ -76,6 +76,12 @@ def _quiet_hours(label: str, value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _clock_time(label: str, value: Any) -> str:
+    if not isinstance(value, str) or not _CLOCK.match(value):
+        raise InvalidRule(label, f"时间格式应为 HH:MM，如 09:00，收到 {value!r}")
+    return value
+
+
 def _stages(label: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not 2 <= len(value) <= 12:
         raise InvalidRule(label, "应为 2–12 个阶段名")
@@ -139,6 +145,7 @@ SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
     RuleSpec("crm.overdue_days", "超期未跟进天数", {"A": 7, "B": 14, "C": 30}, _per_tier()),
     RuleSpec("crm.overdue_grace_days", "超期提醒升级给经理前的宽限天数", 2, _days(0, 30)),
     RuleSpec("crm.quiet_hours", "免打扰时段", {"start": "21:00", "end": "08:00", "release": "08:30"}, _quiet_hours),
+    RuleSpec("crm.followup_hour", "下次跟进默认时间（只说日期时）", "09:00", _clock_time),
     RuleSpec("crm.skip_weekends", "周末和节假日不推送提醒", True, _flag),
     RuleSpec("crm.pool_days", "未跟进退回公海天数", {"A": 30, "B": 45, "C": 60}, _per_tier(4)),
     RuleSpec("crm.pool_warn_days", "退回公海前几天预警", 3, _days(1, 30)),
