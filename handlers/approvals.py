@@ -31,6 +31,7 @@ HELP_BUTTON = Button("帮助", "help", command="帮助")
 FORM = "approval.new"
 MAX_MISSES = 2
 NUMBER = re.compile(r"[Rr]-?\s*(\d{4,})")
+REJECT_FORM = "approval.reject"  # after 拒绝: the next message is the reason
 
 
 @routes.command(*TYPE_WORDS, prefix=True)
@@ -199,20 +200,48 @@ def ask_reason(ctx: Context) -> Card:
     found = my_open_task(ctx, _task_id(ctx.event.value))
     if isinstance(found, Card):
         return found
-    task, request = found
+    return _ask_for_reason(ctx, *found)
+
+
+def _ask_for_reason(ctx: Context, task: ApprovalTask, request: ApprovalRequest) -> Card:
+    """The reason card; until it is answered, whatever the approver types next is the reason."""
+    conversations.start(ctx.session, ctx.employee, REJECT_FORM, "reason", {"task_id": task.id}, ctx.now)
     return views.reject_reason_card(request, task)
+
+
+def _ask_reason_again(ctx: Context, form: Form) -> Card:
+    found = my_open_task(ctx, form.data.get("task_id"))
+    return found if isinstance(found, Card) else views.reject_reason_card(found[1], found[0])
+
+
+routes.flow(REJECT_FORM, "拒绝")
+
+
+@routes.step(REJECT_FORM, "reason", ask=_ask_reason_again)
+def typed_reason(ctx: Context, form: Form, answer: str) -> Card:
+    """发票抬头不对 typed after tapping 拒绝: that is the reason (取消 and whole commands still win)."""
+    conversations.finish(ctx.session, ctx.employee)
+    return _decide(ctx, form.data.get("task_id"), approve=False, comment=answer.strip()[:200])
 
 
 @routes.action("approval.reject_as")
 def reject_with_reason(ctx: Context) -> Card:
     task_id, _, index = ctx.event.value.partition(":")
     reason = views.REJECT_REASONS[int(index)] if index.isdigit() and int(index) < len(views.REJECT_REASONS) else ""
+    _finish_reject_form(ctx)
     return _decide(ctx, _task_id(task_id), approve=False, comment=reason)
 
 
 @routes.action("approval.keep")
 def keep(ctx: Context) -> Card:
+    _finish_reject_form(ctx)
     return Card(title="好的", body="没有拒绝，单子还在等你审批。")
+
+
+def _finish_reject_form(ctx: Context) -> None:
+    form = conversations.current(ctx.session, ctx.employee, ctx.now)
+    if form is not None and form.flow == REJECT_FORM:
+        conversations.finish(ctx.session, ctx.employee)
 
 
 @routes.command("同意", "批准", "拒绝", "驳回", prefix=True)
@@ -232,7 +261,7 @@ def decide_by_words(ctx: Context) -> Card:
     if task is None:
         return already_card(ctx, requests.already_decided(ctx.session, request))
     if not approve and not comment:
-        return views.reject_reason_card(request, task)
+        return _ask_for_reason(ctx, task, request)
     return _decide(ctx, task.id, approve=approve, comment=comment)
 
 

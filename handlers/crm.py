@@ -15,6 +15,7 @@ from cards import Button, Card
 from handlers import visit
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
+from storage.models import FollowUp
 from workflows import customers, followups
 from workflows.followups import TooLate
 
@@ -88,7 +89,14 @@ def snooze(ctx: Context) -> Card:
 
 @routes.action("crm.done")
 def followed_up(ctx: Context) -> Card:
-    return Card(title="好的", body=f"把这次跟进的情况发给我吧，比如「{EXAMPLE}」。")
+    """已跟进 on a reminder: the visit form on that reminder's customer, so the next message is the
+    note about it. (Cards sent before the button named a record keep the general answer.)"""
+    record = ctx.session.get(FollowUp, int(ctx.event.value)) if ctx.event.value.isdigit() else None
+    mine = record is not None and record.employee_id == ctx.employee.id  # a reminder goes to its author
+    customer = customers.get(ctx.session, record.customer_id) if mine else None
+    if customer is None:
+        return Card(title="好的", body=f"把这次跟进的情况发给我吧，比如「{EXAMPLE}」。")
+    return visit.begin(ctx, record.method or "拜访", customer=customer)
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def test_send_back_to_the_manager_from_finance(oa):  # noqa: F811
     _submit_expense(oa, "报销 招待客户 3000 元")
     _tap(oa, "wangjl", _nth(oa, "wangjl", 1), "同意")
     _tap(oa, "qian", _nth(oa, "qian", 1), "退回", 1)
+    assert _title(_nth(oa, "qian", 2)) == "退回"  # asked first: a reason typed before the tap is handled is not one
     oa.post_wecom(oa.wecom_peer.text("qian", "发票日期不对，请经理再确认"))
     assert _title(_nth(oa, "qian", 3)) == "已退回"
     again = _nth(oa, "wangjl", 3)

@@ -109,7 +109,8 @@ def _owner_card(item: Overdue) -> Card:
         body=f"{short_name(c)}已经 {item.idle_days} 天没有跟进了（{c.tier}级客户每 {item.days} 天至少跟进一次）。\n"
              f"跟进后发一句「拜访 {short_name(c)} 聊了什么」就记上。",
         fields=(("客户", c.name[:26]), ("等级", f"{c.tier}级")),
-        buttons=(Button("记跟进", "crm.done", style="primary"), Button("查看", "customer.show", str(c.id))),
+        # 记跟进 opens the visit form on this customer: the next message is the note about it.
+        buttons=(Button("记跟进", "customer.visit", str(c.id), style="primary"), Button("查看", "customer.show", str(c.id))),
     )
 
 

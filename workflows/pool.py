@@ -217,7 +217,8 @@ def _warn_card(customer: Customer, release_day: str) -> Card:
         title=f"即将退回公海 · {name}",
         body=f"{name}很久没有跟进了，{release_day}将退回公海，别人就能领走。\n跟进一次就能留住，比如发「拜访 {name} 聊了什么」。",
         fields=(("客户", customer.name[:26]), ("等级", f"{customer.tier}级")),
-        buttons=(Button("记跟进", "crm.done", style="primary"), Button("查看", "customer.show", str(customer.id))),
+        buttons=(Button("记跟进", "customer.visit", str(customer.id), style="primary"),
+                 Button("查看", "customer.show", str(customer.id))),
     )
 
 

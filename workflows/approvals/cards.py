@@ -81,7 +81,7 @@ def deadlines_text(session: Session, request: ApprovalRequest) -> str:
 
 
 def reject_reason_card(request: ApprovalRequest, task: ApprovalTask) -> Card:
-    return Card(title=f"拒绝 {request.number} · 选原因", body=f"点一个原因，或者回复「拒绝 {request.number} 原因」。",
+    return Card(title=f"拒绝 {request.number} · 选原因", body="点一个原因，或者直接回复原因，比如「发票抬头不对」。",
                 buttons=tuple(Button(reason, "approval.reject_as", f"{task.id}:{i}", style="danger")
                               for i, reason in enumerate(REJECT_REASONS)) + (Button("先不拒绝", "approval.keep", str(task.id)),))
 
