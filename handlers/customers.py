@@ -21,6 +21,7 @@ from workflows.followups import day_text, short_name, when_text
 routes = Routes()
 
 LIST_LIMIT = 8  # lines on one card; more is a wall of text on a phone
+PAGE_CHARS = 100  # text on one paged card: under WeCom's ~112 characters of card text
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 LOOKUP_MAX_CHARS = 30  # longer text is a sentence, not a customer name
 
@@ -65,16 +66,31 @@ def visit_customer(ctx: Context) -> Card:
 
 
 @routes.command("我的客户", "我的客户列表", "客户列表")
-def list_my_customers(ctx: Context) -> Card:
+def list_my_customers(ctx: Context, start: int = 0) -> Card:
     mine = views.my_customers(ctx.session, ctx.employee)
     if not mine:
         return Card(title="我的客户", body="你名下还没有客户。发「公海」看看可以领取的客户。", buttons=MENU_BUTTONS)
+    start = min(max(start, 0), len(mine) - 1)
     tiers = {t: sum(1 for c in mine if c.tier == t) for t in "ABC"}
-    lines = [f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[:LIST_LIMIT]]
-    more = f"\n…还有 {len(mine) - LIST_LIMIT} 家，发客户名字就能查看" if len(mine) > LIST_LIMIT else ""
-    return Card(title=f"我的客户 · {len(mine)} 家", body="\n".join(lines) + more,
+    lines = _page([f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[start:]])
+    shown = mine[start:start + len(lines)]
+    end = start + len(shown)
+    more = (Button("更多", "crm.mine", str(end), style="primary"),) if end < len(mine) else (HELP_BUTTON,)
+    return Card(title=f"我的客户 · {len(mine)} 家", body="\n".join(lines),
                 fields=tuple((f"{t}级", f"{n} 家") for t, n in tiers.items()),
-                buttons=_customer_buttons(mine))
+                buttons=_customer_buttons(shown)[:-1] + more,
+                footer=f"第 {start + 1}–{end} 家，共 {len(mine)} 家" if len(mine) > len(shown) else "")
+
+
+def _page(lines: list[str]) -> list[str]:
+    """As many whole lines as fit on one card (at most five, one button each): the rest go behind
+    更多, never cut mid-name — a WeCom card shows about PAGE_CHARS characters of its text."""
+    page: list[str] = []
+    for line in lines[:5]:
+        if page and sum(len(x) + 1 for x in page) + len(line) > PAGE_CHARS:
+            break
+        page.append(line)
+    return page
 
 
 @routes.command("今天跟进", "今日跟进", "今天要跟进", "今天", "待跟进")
@@ -96,7 +112,8 @@ def due_today(ctx: Context) -> Card:
 
 @routes.action("crm.mine")
 def mine_by_tap(ctx: Context) -> Card:
-    return list_my_customers(ctx)
+    """我的客户 from a button; 更多 carries where the next page starts."""
+    return list_my_customers(ctx, int(ctx.event.value) if ctx.event.value.isdigit() else 0)
 
 
 @routes.command("本周拜访", "这周拜访", "本周跟进", "这周跟进", "本周记录")

@@ -169,6 +169,33 @@ def test_my_customers_lists_what_needs_attention_first(crm):
     assert _last_card(crm, "zhangsan", 2)["main_title"]["title"] == "客户 · 字节"
 
 
+def _more_customers(crm, count):
+    """`count` more customers for 张三, with long 简称 so a page fills up."""
+    with session_scope(crm.runtime.engine) as session:
+        rep = session.execute(text("SELECT id FROM employee WHERE name = '张三'")).scalar_one()
+        for i in range(count):
+            _customer(session, f"深圳市第{i:02d}号精密制造有限公司", f"第{i:02d}号精密制造有限", "B",
+                      session.get(Employee, rep))
+
+
+def test_a_long_customer_list_pages_with_more_instead_of_cutting(crm):
+    _more_customers(crm, 30)
+    crm.post_wecom(crm.wecom_peer.text("zhangsan", "我的客户"))
+    seen, n = [], 1
+    while True:
+        card = _last_card(crm, "zhangsan", n)
+        assert card["main_title"]["title"] == "我的客户 · 33 家"
+        page = card["sub_title_text"].splitlines()
+        assert page and all(line.startswith("· ") and not line.endswith("…") for line in page), page
+        seen += [line[2:].split("（")[0] for line in page]
+        if "更多" not in _buttons(card):
+            assert "帮助" in _buttons(card)
+            break
+        n += 1
+        _tap(crm, "zhangsan", card, "更多", n)
+    assert len(seen) == 33 and len(set(seen)) == 33 and n > 2
+
+
 def test_today_lists_due_and_overdue(crm):
     crm.post_dingtalk(crm.dingtalk_peer.text("0147001", "今天跟进"))
     message = wait_for(lambda: crm.dingtalk.messages_to("0147001"))[0]
