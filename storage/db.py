@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackErro
 from sqlmodel import Session, create_engine
 
 from storage.batch_insert import batcher_for
+from storage.sqlexpr import register_sqlite_functions
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
@@ -41,6 +42,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    register_sqlite_functions(dbapi_conn)  # the scans' time and key arithmetic (storage/sqlexpr.py)
 
 
 @contextmanager

@@ -9,14 +9,29 @@ from sqlmodel import Session
 
 from cards import Card
 from storage import outbox
+from storage.models import Identity
 from workflows.identity import preferred_identity
 
 
 def push(session: Session, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> bool:
     """Queue `card` for the employee. False if they have no platform identity or `key` was already queued."""
-    identity = preferred_identity(session, employee_id)
-    if identity is None:
-        return False
-    extra = {"due_at": due_at} if due_at is not None else {}
-    return outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                      payload={"card": card.to_dict(), "reply": {}}, **extra)
+    return Pusher(session).push(employee_id, key, card, due_at=due_at)
+
+
+class Pusher:
+    """`push` for a scan that queues many cards: each person's identity is looked up once, not once
+    per card (preferred_identity is a query, two when someone has two platforms)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._identities: dict[int, Identity | None] = {}
+
+    def push(self, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> bool:
+        if employee_id not in self._identities:
+            self._identities[employee_id] = preferred_identity(self.session, employee_id)
+        identity = self._identities[employee_id]
+        if identity is None:
+            return False
+        extra = {"due_at": due_at} if due_at is not None else {}
+        return outbox.add(self.session, key=key, kind="message", platform=identity.platform,
+                          recipient=identity.user_id, payload={"card": card.to_dict(), "reply": {}}, **extra)
