@@ -56,7 +56,7 @@ def last_touch(customer: Customer) -> datetime:
 def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     """Queue owner and manager alerts that are due and new. Returns counts for the cron result.
 
-    The database picks the alerts (`_due_alerts`): owned customers past their tier's days, whose alert
+    The database picks the alerts (`due_alerts`): owned customers past their tier's days, whose alert
     for this overdue period is not in the outbox yet, at most PER_SCAN per person, longest overdue
     first. So an hourly scan over a million customers reads a few hundred rows, and one that finds
     everything already alerted reads none."""
@@ -65,20 +65,21 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     pusher = Pusher(session)
     owners: dict[int, Employee] = {}
     queued: dict[str, int] = {"owner": 0, "manager": 0}
-    for row in _due_alerts(session, now=now, tz=tz, grace=grace):
+    for row in session.execute(due_alerts(session, now=now, tz=tz, grace=grace)):
         item = Overdue(row, row.since, row.days, (now - row.touched).days)
         if row.level == "owner":
             card = _owner_card(item)
         else:
             owner = owners.get(row.owner_id) or owners.setdefault(row.owner_id, session.get(Employee, row.owner_id))
             card = _manager_card(item, owner, grace.days)
-        if pusher.push(row.person, alert_key(row.level, row.id, date.fromisoformat(row.period)), card, due_at=due_at):
+        if pusher.push(row.person, row.key, card, due_at=due_at):
             queued[row.level] += 1
     return queued
 
 
-def _due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta) -> list[Any]:
-    """(level, person, customer columns, touched, since, days, period) of the alerts to queue now.
+def due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, per_person: int = PER_SCAN) -> Any:
+    """The SELECT of the alerts to queue now: level, person, key (`alert_key`, built in SQL), the
+    customer's id, owner_id, name, short_names and tier, touched, since and days.
 
     Owner alerts go to active owners; manager alerts to an owner's active manager once the grace days
     have passed too (whether or not the owner is still active). An alert whose key is already in the
@@ -103,7 +104,7 @@ def _due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta) -
     def level(name: str, rank: int, person: Any, *joins_and_conditions: Any) -> Any:
         key = literal(f"overdue:{name}:", String()) + as_text(cand.c.id) + ":" + period
         return (select(*cand.c, literal(name, String()).label("level"), literal(rank).label("rank"),
-                       person.label("person"), period.label("period"))
+                       person.label("person"), key.label("key"))
                 .where(*joins_and_conditions, ~exists().where(Outbox.key == key)))
 
     owner_alerts = level("owner", 0, owner.c.id, owner.c.id == cand.c.owner_id, owner.c.active)
@@ -113,9 +114,8 @@ def _due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta) -
     alerts = union_all(owner_alerts, manager_alerts).subquery("alert")
     ranked = select(*alerts.c, func.row_number().over(
         partition_by=alerts.c.person, order_by=(alerts.c.since, alerts.c.id, alerts.c.rank)).label("n")).subquery()
-    query = (select(*[col for col in ranked.c if col.name != "n"]).where(ranked.c.n <= PER_SCAN)
-             .order_by(ranked.c.since, ranked.c.id, ranked.c.rank))
-    return list(session.execute(query))
+    return (select(*[col for col in ranked.c if col.name != "n"]).where(ranked.c.n <= per_person)
+            .order_by(ranked.c.since, ranked.c.id, ranked.c.rank))
 
 
 def alert_key(level: str, customer_id: int, period: date) -> str:
