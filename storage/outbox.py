@@ -52,13 +52,35 @@ def add(
     """Insert a row unless one with `key` exists (a redelivered callback, a retried cause, two
     dispatchers claiming one cron slot). Returns True when this call created it. Given an Engine
     (the webhook's autocommit one), the row is written on its own, committed at once."""
-    values = dict(
+    values = row_values(key=key, kind=kind, payload=payload, platform=platform, recipient=recipient,
+                        conversation=conversation, due_at=due_at)
+    return insert_ignore(session, Outbox, values, ["key"])
+
+
+def row_values(*, key: str, kind: str, payload: dict[str, Any], platform: str = "", recipient: str = "",
+               conversation: str = "", due_at: datetime | None = None) -> dict[str, Any]:
+    """The column values of a new pending row (for `add` and `add_many`)."""
+    return dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
         payload=_json(payload), status="pending",
         due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}", card_ref="",
         created_at=utcnow(),
     )
-    return insert_ignore(session, Outbox, values, ["key"])
+
+
+def add_many(session: Session, rows: list[dict[str, Any]], chunk: int = 500) -> set[str]:
+    """`add` for many rows (`row_values`) in multi-row statements; returns the keys this call
+    created (a key already present is skipped, as in `add`)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    created: set[str] = set()
+    for start in range(0, len(rows), chunk):
+        stmt = (insert(Outbox.__table__).values(rows[start:start + chunk])
+                .on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.__table__.c.key))
+        created.update(session.execute(stmt).scalars())
+    return created
 
 
 def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int = 100,

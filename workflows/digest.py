@@ -43,13 +43,12 @@ def queue_daily_digests(session: Session, *, now: datetime, tz: str) -> int:
     agendas = _agendas(session, today, zone)
     people = {e.id: e for e in session.execute(select(Employee).where(Employee.active)).scalars()}
     pusher = Pusher(session)
-    queued = 0
     for employee_id, agenda in agendas.items():
         if employee_id in people:
-            queued += _queue(pusher, people[employee_id], today, _owner_card(agenda, today))
+            _queue(pusher, people[employee_id], today, _owner_card(agenda, today))
     for manager_id, team in _teams(agendas, people).items():
-        queued += _queue(pusher, people[manager_id], today, _team_card(team, people, today), kind="team")
-    return queued
+        _queue(pusher, people[manager_id], today, _team_card(team, people, today), kind="team")
+    return len(pusher.flush())
 
 
 def _agendas(session: Session, today: date, zone: ZoneInfo) -> dict[int, Agenda]:
@@ -112,5 +111,5 @@ def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date
     )
 
 
-def _queue(pusher: Pusher, employee: Employee, today: date, card: Card, kind: str = "own") -> int:
-    return int(pusher.push(employee.id, f"digest:{kind}:{employee.id}:{today.isoformat()}", card))
+def _queue(pusher: Pusher, employee: Employee, today: date, card: Card, kind: str = "own") -> None:
+    pusher.queue(employee.id, f"digest:{kind}:{employee.id}:{today.isoformat()}", card)

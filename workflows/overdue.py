@@ -64,7 +64,7 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     due_at = push_time_for(session, now, tz)
     pusher = Pusher(session)
     owners: dict[int, Employee] = {}
-    queued: dict[str, int] = {"owner": 0, "manager": 0}
+    levels = {}
     for row in session.execute(due_alerts(session, now=now, tz=tz, grace=grace)):
         item = Overdue(row, row.since, row.days, (now - row.touched).days)
         if row.level == "owner":
@@ -72,8 +72,11 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
         else:
             owner = owners.get(row.owner_id) or owners.setdefault(row.owner_id, session.get(Employee, row.owner_id))
             card = _manager_card(item, owner, grace.days)
-        if pusher.push(row.person, row.key, card, due_at=due_at):
-            queued[row.level] += 1
+        if pusher.queue(row.person, row.key, card, due_at=due_at):
+            levels[row.key] = row.level
+    queued: dict[str, int] = {"owner": 0, "manager": 0}
+    for key in pusher.flush():
+        queued[levels[key]] += 1
     return queued
 
 
@@ -124,8 +127,7 @@ def alert_key(level: str, customer_id: int, period: date) -> str:
 
 def withdraw(session: Session, customer_id: int) -> None:
     """Cancel this customer's alerts still held (quiet hours, weekend); sent ones stay sent."""
-    for level in LEVELS:
-        outbox.cancel(session, f"overdue:{level}:{customer_id}:")
+    outbox.cancel_many(session, [f"overdue:{level}:{customer_id}:" for level in LEVELS])
 
 
 def on_followup_logged(session: Session, *, customer: Customer, **_: object) -> None:

@@ -63,13 +63,15 @@ def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     shown_at = push_time_for(session, now, tz)
     releases = []
     for row in _due(session, now=now, pool_days=pool_days, warn_days=warn_days):
-        if row.warnable and _warn(pusher, row, shown_at=shown_at, tz=tz, warn_days=warn_days):
-            counts["warned"] += 1
+        if row.warnable:  # `_due` checked the owner is reachable and has no such warning yet
+            _warn(pusher, row, shown_at=shown_at, tz=tz, warn_days=warn_days)
         elif row.release_due:
             releases.append(row)
+    counts["warned"] = len(pusher.flush())
     for start in range(0, len(releases), RELEASE_BATCH):
         counts["released"] += release_many(session, releases[start:start + RELEASE_BATCH], now=now, tz=tz,
                                            pusher=pusher)
+    pusher.flush()
     return counts
 
 
@@ -134,7 +136,7 @@ def release_many(session: Session, customers: list[Any], *, now: datetime, tz: s
                  pusher: Pusher | None = None) -> int:
     """Return customers (rows with id, owner_id, name, short_names, tier) to the pool, each only if
     its owner is still the one read; record each move, withdraw their held alerts and warnings, and
-    tell each active former owner. Set-based: one UPDATE, one insert per record kind, a few cancels —
+    tell each active former owner (a given `pusher` holds those cards until its `flush`). Set-based: one UPDATE, one insert per record kind, a few cancels —
     never an ORM walk over the customers. Returns how many were released."""
     if not customers:
         return 0
@@ -152,6 +154,7 @@ def release_many(session: Session, customers: list[Any], *, now: datetime, tz: s
         (f"customer:{row.id}", {"from_owner_id": row.owner_id, "reason": "no follow-up"}) for row in gone])
     outbox.cancel_many(session, [f"{prefix}:{row.id}:" for row in gone
                                  for prefix in ("overdue:owner", "overdue:manager", "pool:warn")])
+    own_pusher = pusher is None
     pusher = pusher or Pusher(session)
     wait = rules.get(session, "crm.reclaim_wait_days")
     shown_at = push_time_for(session, now, tz)
@@ -161,7 +164,9 @@ def release_many(session: Session, customers: list[Any], *, now: datetime, tz: s
     for row in gone:
         owner = owners.get(row.owner_id)
         if owner is not None and owner.active:
-            pusher.push(owner.id, f"pool:released:{row.id}:{day}", _released_card(row, wait), due_at=shown_at)
+            pusher.queue(owner.id, f"pool:released:{row.id}:{day}", _released_card(row, wait), due_at=shown_at)
+    if own_pusher:
+        pusher.flush()
     return len(gone)
 
 
@@ -247,10 +252,10 @@ def _taken(session: Session, customer: Customer, employee: Employee) -> str:
     return f"{short_name(customer)}已被{owner.name if owner else '别人'}领走了，看看公海里的其他客户吧。"
 
 
-def _warn(pusher: Pusher, row: Any, *, shown_at: datetime, tz: str, warn_days: int) -> bool:
+def _warn(pusher: Pusher, row: Any, *, shown_at: datetime, tz: str, warn_days: int) -> None:
     release_at = row.touched + timedelta(days=row.release_days)
     release_day = max(release_at, shown_at + timedelta(days=warn_days)).astimezone(ZoneInfo(tz)).date()
-    return pusher.push(row.owner_id, row.key, _warn_card(row, day_text(release_day)), due_at=shown_at)
+    pusher.queue(row.owner_id, row.key, _warn_card(row, day_text(release_day)), due_at=shown_at)
 
 
 def _warn_card(customer: Customer, release_day: str) -> Card:
