@@ -230,6 +230,26 @@ def counts(url: str) -> dict[str, int]:
                      "pool_customers"), (*row, pooled)))
 
 
+def explain_cancel(url: str) -> None:
+    """outbox.cancel's UPDATE as psycopg sends it (bound parameters), as a prepared statement under a
+    generic plan (what PostgreSQL may switch to after five runs), beside the old LIKE; rolled back."""
+    engine = make_engine(url)
+    prefix = "overdue:owner:12:"
+    old = "UPDATE outbox SET status = 'cancelled', lease_until = NULL WHERE key LIKE $1 AND status = 'pending'"
+    new = ("UPDATE outbox SET status = 'cancelled', lease_until = NULL WHERE key COLLATE \"C\" >= $1"
+           " AND key COLLATE \"C\" < $2 AND status = 'pending'")
+    with engine.connect() as conn:
+        conn.execute(text("SET plan_cache_mode = force_generic_plan"))
+        conn.execute(text(f"PREPARE old_cancel (varchar) AS {old}"))
+        conn.execute(text(f"PREPARE new_cancel (varchar, varchar) AS {new}"))
+        for name, args in (("old LIKE", f"('{prefix}%')"), ("range", f"('{prefix}', '{prefix[:-1]};')")):
+            plan = conn.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) EXECUTE {'old_cancel' if name == 'old LIKE' else 'new_cancel'} {args}")).scalars().all()
+            scan = next(line.strip() for line in plan if "Scan" in line)
+            print(f"  cancel, {name:<8} generic plan: {scan}; {plan[-1].strip()}", flush=True)
+        conn.rollback()
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -238,6 +258,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run == "explain":  # on a kept database: --url postgresql://…/banli_scale --run explain
+        explain_cancel(args.url)
+        return
     if args.run:
         print(json.dumps(run_one(args.url, args.run), ensure_ascii=False))
         return
@@ -265,6 +288,7 @@ def main() -> None:
         measured(url, "digest", "08:00 digest, first run")
         measured(url, "digest", "08:00 digest, re-run")
         measured(url, "followup", "a follow-up logged (40, each)")
+        explain_cancel(url)
         print(f"outbox: {counts(url)}; load {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         if not args.keep:

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlmodel import Session
 
 from cards import Button, Card
+from storage.db import no_jit
 from storage.models import Customer, Employee
 from workflows.followups import day_text, short_name
 from workflows.pushes import Pusher
@@ -38,6 +39,7 @@ class Agenda:
 
 def queue_daily_digests(session: Session, *, now: datetime, tz: str) -> int:
     """Write today's digest messages; returns how many were new."""
+    no_jit(session)
     zone = ZoneInfo(tz)
     today = now.astimezone(zone).date()
     agendas = _agendas(session, today, zone)

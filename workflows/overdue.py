@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage import outbox
+from storage.db import no_jit
 from storage.models import Customer, Employee, Outbox
 from storage.sqlexpr import add_days, as_text, last_touch as touched_sql, local_date, per_tier
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -60,6 +61,7 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     for this overdue period is not in the outbox yet, at most PER_SCAN per person, longest overdue
     first. So an hourly scan over a million customers reads a few hundred rows, and one that finds
     everything already alerted reads none."""
+    no_jit(session)
     grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
     due_at = push_time_for(session, now, tz)
     pusher = Pusher(session)
@@ -72,8 +74,8 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
         else:
             owner = owners.get(row.owner_id) or owners.setdefault(row.owner_id, session.get(Employee, row.owner_id))
             card = _manager_card(item, owner, grace.days)
-        if pusher.queue(row.person, row.key, card, due_at=due_at):
-            levels[row.key] = row.level
+        pusher.queue(row.person, row.key, card, due_at=due_at)
+        levels[row.key] = row.level
     queued: dict[str, int] = {"owner": 0, "manager": 0}
     for key in pusher.flush():
         queued[levels[key]] += 1

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage import outbox
+from storage.db import no_jit
 from storage.models import Customer, Employee, Identity, Outbox, OwnershipChange
 from storage.sqlexpr import as_text, iso_utc, last_touch as touched_sql, per_tier
 from workflows import audit, rules
@@ -57,6 +58,7 @@ def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     The database picks what to do (`_due`), so a night over a million customers reads only the
     warnings to send and the releases to make; releases go in batches (`release_many`).
     """
+    no_jit(session)
     counts = {"warned": 0, "released": 0}
     pool_days, warn_days = rules.get(session, "crm.pool_days"), rules.get(session, "crm.pool_warn_days")
     pusher = Pusher(session)
@@ -76,6 +78,10 @@ def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
 
 
 def _due(session: Session, *, now: datetime, pool_days: dict[str, int], warn_days: int) -> list[Any]:
+    return list(session.execute(_due_query(session, now=now, pool_days=pool_days, warn_days=warn_days)))
+
+
+def _due_query(session: Session, *, now: datetime, pool_days: dict[str, int], warn_days: int) -> Any:
     """Customers to warn now and customers to release now, in customer order.
 
     Candidates are owned customers past their warning day (last touch + the tier's days − the warning
@@ -115,7 +121,7 @@ def _due(session: Session, *, now: datetime, pool_days: dict[str, int], warn_day
                              or_(m.warnable == 1, released)),
                         and_(~unwarned, released, warning_old)))
              .order_by(m.id))
-    return list(session.execute(query))
+    return query
 
 
 def warning_key(customer: Customer) -> str:
@@ -143,7 +149,7 @@ def release_many(session: Session, customers: list[Any], *, now: datetime, tz: s
     c = Customer.__table__
     expected = {row.id: row.owner_id for row in customers}
     done = set(session.execute(
-        update(c).where(tuple_(c.c.id, c.c.owner_id).in_(list(expected.items())))
+        update(c).where(c.c.id.in_(list(expected)), tuple_(c.c.id, c.c.owner_id).in_(list(expected.items())))
         .values(owner_id=None, owned_since=now).returning(c.c.id)).scalars())
     if not done:
         return 0

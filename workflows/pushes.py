@@ -9,47 +9,42 @@ from sqlmodel import Session
 
 from cards import Card
 from storage import outbox
-from storage.models import Identity
-from workflows.identity import preferred_identity
+from workflows.identity import preferred_identities, preferred_identity
 
 
 def push(session: Session, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> bool:
     """Queue `card` for the employee. False if they have no platform identity or `key` was already queued."""
-    return Pusher(session).push(employee_id, key, card, due_at=due_at)
+    identity = preferred_identity(session, employee_id)
+    if identity is None:
+        return False
+    extra = {"due_at": due_at} if due_at is not None else {}
+    return outbox.add(session, key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
+                      payload={"card": card.to_dict(), "reply": {}}, **extra)
 
 
 class Pusher:
-    """`push` for a scan that queues many cards: each person's identity is looked up once, not once
-    per card (preferred_identity is a query, two when someone has two platforms), and `queue` +
-    `flush` write the rows in multi-row statements."""
+    """`push` for a scan that queues many cards: `queue` holds them, `flush` looks up everyone's
+    identity at once (`preferred_identities`: two queries, not one or two per card) and writes the
+    rows in multi-row statements."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._identities: dict[int, Identity | None] = {}
-        self._rows: list[dict] = []
+        self._held: list[tuple[int, str, Card, datetime | None]] = []
 
-    def push(self, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> bool:
-        row = self._row(employee_id, key, card, due_at)
-        return row is not None and outbox.add(self.session, **row)
-
-    def queue(self, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> bool:
-        """Hold a push for `flush`; False (nothing held) if the employee has no platform identity."""
-        row = self._row(employee_id, key, card, due_at)
-        if row is not None:
-            self._rows.append(outbox.row_values(**row))
-        return row is not None
+    def queue(self, employee_id: int, key: str, card: Card, *, due_at: datetime | None = None) -> None:
+        self._held.append((employee_id, key, card, due_at))
 
     def flush(self) -> set[str]:
-        """Write the held pushes; returns the keys that were new (an existing key is skipped)."""
-        rows, self._rows = self._rows, []
+        """Write the held pushes; returns the keys that were new. Someone without a platform identity
+        gets nothing; an existing key is skipped."""
+        held, self._held = self._held, []
+        identities = preferred_identities(self.session, {employee_id for employee_id, *_ in held})
+        rows = []
+        for employee_id, key, card, due_at in held:
+            identity = identities[employee_id]
+            if identity is not None:
+                extra = {"due_at": due_at} if due_at is not None else {}
+                rows.append(outbox.row_values(key=key, kind="message", platform=identity.platform,
+                                              recipient=identity.user_id,
+                                              payload={"card": card.to_dict(), "reply": {}}, **extra))
         return outbox.add_many(self.session, rows) if rows else set()
-
-    def _row(self, employee_id: int, key: str, card: Card, due_at: datetime | None) -> dict | None:
-        if employee_id not in self._identities:
-            self._identities[employee_id] = preferred_identity(self.session, employee_id)
-        identity = self._identities[employee_id]
-        if identity is None:
-            return None
-        extra = {"due_at": due_at} if due_at is not None else {}
-        return dict(key=key, kind="message", platform=identity.platform, recipient=identity.user_id,
-                    payload={"card": card.to_dict(), "reply": {}}, **extra)
