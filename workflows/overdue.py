@@ -59,8 +59,8 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
 
     The database picks the alerts (`due_alerts`): owned customers past their tier's days, whose alert
     for this overdue period is not in the outbox yet, at most PER_SCAN per person, longest overdue
-    first. So an hourly scan over a million customers reads a few hundred rows, and one that finds
-    everything already alerted reads none."""
+    first. So Python sees only the few hundred alerts to send (none once everything is alerted);
+    the database still checks every overdue customer against the outbox (bench/README.md, scale.py)."""
     no_jit(session)
     grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
     due_at = push_time_for(session, now, tz)
@@ -124,6 +124,7 @@ def due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, pe
 
 
 def alert_key(level: str, customer_id: int, period: date) -> str:
+    """The alert's outbox key; `due_alerts` builds the same in SQL."""
     return f"overdue:{level}:{customer_id}:{period.isoformat()}"
 
 
