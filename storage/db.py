@@ -6,12 +6,13 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Iterator
 
-from sqlalchemy import bindparam, event
+from sqlalchemy import bindparam, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
 from sqlmodel import Session, create_engine
 
 from storage.batch_insert import batcher_for
+from storage.sqlexpr import register_sqlite_functions
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
@@ -41,6 +42,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    register_sqlite_functions(dbapi_conn)  # the scans' time and key arithmetic (storage/sqlexpr.py)
 
 
 @contextmanager
@@ -124,3 +126,11 @@ def fit_key(key: str, limit: int = 255) -> str:
     import hashlib
 
     return key[: limit - 41] + "#" + hashlib.sha1(key.encode()).hexdigest()
+
+
+def no_jit(session: Session) -> None:
+    """For the rest of this transaction, no JIT compilation on PostgreSQL: the periodic scans' big
+    one-off queries spent ~7 s compiling (JIT inlining and optimization) for a ~20 s run at 1M
+    customers (bench/README.md, scale.py). A no-op on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))

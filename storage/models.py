@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Column, Numeric, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Numeric, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -56,6 +56,11 @@ class Outbox(SQLModel, table=True):
     - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 
+    # Pending rows by key, for cancelling by key prefix (storage.outbox.cancel_many); on PostgreSQL
+    # the migration builds it under COLLATE "C", which the byte-order range needs.
+    __table_args__ = (Index("ix_outbox_pending_key", "key", postgresql_where=text("status = 'pending'"),
+                            sqlite_where=text("status = 'pending'")),)
+
     id: Optional[int] = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, sa_column_kwargs={"unique": True})
     kind: str = Field(max_length=32)
@@ -86,6 +91,9 @@ FOLLOWUP_METHODS = ("拜访", "电话", "微信")
 
 
 class Customer(SQLModel, table=True):
+    # The 08:00 digest reads each owner's due follow-ups.
+    __table_args__ = (Index("ix_customer_owner_next", "owner_id", "next_followup_at"),)
+
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=128, index=True)  # legal name, e.g. 深圳市腾讯计算机系统有限公司
     short_names: str = Field(default="", max_length=255)  # 简称, comma-separated: 腾讯,鹅厂

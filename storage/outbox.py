@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from storage.db import insert_ignore
+from storage.sqlexpr import prefix_range
 from storage.models import Outbox, utcnow
 
 # "As soon as possible": due under any clock — the demo's simulated one, or a test's — and sorted
@@ -51,13 +52,35 @@ def add(
     """Insert a row unless one with `key` exists (a redelivered callback, a retried cause, two
     dispatchers claiming one cron slot). Returns True when this call created it. Given an Engine
     (the webhook's autocommit one), the row is written on its own, committed at once."""
-    values = dict(
+    values = row_values(key=key, kind=kind, payload=payload, platform=platform, recipient=recipient,
+                        conversation=conversation, due_at=due_at)
+    return insert_ignore(session, Outbox, values, ["key"])
+
+
+def row_values(*, key: str, kind: str, payload: dict[str, Any], platform: str = "", recipient: str = "",
+               conversation: str = "", due_at: datetime | None = None) -> dict[str, Any]:
+    """The column values of a new pending row (for `add` and `add_many`)."""
+    return dict(
         key=key, kind=kind, platform=platform, recipient=recipient, conversation=conversation,
         payload=_json(payload), status="pending",
         due_at=due_at or ASAP, attempts=0, lease_token="", last_error="", result="{}", card_ref="",
         created_at=utcnow(),
     )
-    return insert_ignore(session, Outbox, values, ["key"])
+
+
+def add_many(session: Session, rows: list[dict[str, Any]], chunk: int = 500) -> set[str]:
+    """`add` for many rows (`row_values`) in multi-row statements; returns the keys this call
+    created (a key already present is skipped, as in `add`)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    created: set[str] = set()
+    for start in range(0, len(rows), chunk):
+        stmt = (insert(Outbox.__table__).values(rows[start:start + chunk])
+                .on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.__table__.c.key))
+        created.update(session.execute(stmt).scalars())
+    return created
 
 
 def lease_due(session: Session, *, now: datetime, lease_seconds: int, limit: int = 100,
@@ -185,10 +208,50 @@ def remember_card_code(session: Session, card_ref: str, code: str, *, now: datet
 def cancel(session: Session, key: str) -> bool:
     """Withdraw a pending row (an undone visit's reminder); rows already sent stay as they are.
     A key ending in ':' cancels every pending row with that prefix."""
-    match = Outbox.key.startswith(key) if key.endswith(":") else Outbox.key == key
-    res = session.execute(update(Outbox).where(match, Outbox.status == "pending")
-                          .values(status="cancelled", lease_until=None))
-    return res.rowcount > 0
+    return cancel_many(session, [key]) > 0
+
+
+def cancel_many(session: Session, keys: list[str], chunk: int = 500) -> int:
+    """`cancel` for many keys or prefixes at once (the 公海 sweep's releases); returns rows cancelled.
+
+    A prefix is matched as a key range, not LIKE 'prefix%': the database's collation may not be C,
+    and a bound LIKE pattern never uses an index, so LIKE scanned every pending row (~0.4 s per
+    follow-up at 257,000 pending rows, bench/README.md); the range is served by ix_outbox_pending_key.
+    Many prefixes of one family (`pool:warn:<id>:` for a thousand ids) are not a thousand ranges:
+    the family's pending rows are read once by range and matched here."""
+    dialect = session.get_bind().dialect.name
+    exact = [k for k in keys if not k.endswith(":")]
+    prefixes = [k for k in keys if k.endswith(":")]
+    ids: list[int] = []
+    if len(prefixes) <= FEW_PREFIXES:
+        conditions = [prefix_range(Outbox.key, dialect, p) for p in prefixes]
+    else:
+        conditions = []
+        families: dict[str, list[str]] = {}
+        for prefix in prefixes:
+            families.setdefault(prefix[:prefix[:-1].rfind(":") + 1] or prefix, []).append(prefix)
+        for family, members in families.items():
+            wanted = tuple(members)
+            ids += [row_id for row_id, key in session.execute(
+                select(Outbox.id, Outbox.key).where(prefix_range(Outbox.key, dialect, family), Outbox.status == "pending"))
+                if key.startswith(wanted)]
+    cancelled = 0
+    for start in range(0, max(len(exact), len(ids), 1), chunk):
+        matches = list(conditions) if start == 0 else []
+        if exact[start:start + chunk]:
+            matches.append(Outbox.key.in_(exact[start:start + chunk]))
+        if ids[start:start + chunk]:
+            matches.append(Outbox.id.in_(ids[start:start + chunk]))
+        if not matches:
+            continue
+        res = session.execute(update(Outbox).where(or_(*matches), Outbox.status == "pending")
+                              .values(status="cancelled", lease_until=None)
+                              .execution_options(synchronize_session=False))
+        cancelled += res.rowcount
+    return cancelled
+
+
+FEW_PREFIXES = 4  # up to this many prefixes: one UPDATE over their ranges (a follow-up's withdraws)
 
 
 def purge_done(session: Session, *, before: datetime) -> int:

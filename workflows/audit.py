@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from storage.models import AuditLog, Employee, utcnow
@@ -49,3 +49,15 @@ def refused(session: Session, *, actor: Employee | None, attempted: str, why: st
     own transaction, which commits with the polite answer."""
     return record(session, actor=actor, action=REFUSED, subject=subject, platform=platform,
                   detail={"attempted": attempted, "why": why}, at=at)
+
+
+def record_many(session: Session, *, action: str, entries: list[tuple[str, dict[str, Any]]],
+                at: datetime | None = None) -> None:
+    """`record` by Banli itself for many subjects in one statement (the 公海 sweep's releases):
+    `entries` are (subject, detail) pairs."""
+    if not entries:
+        return
+    when = at or utcnow()
+    session.execute(insert(AuditLog.__table__), [
+        dict(at=when, actor_id=None, on_behalf_of_id=None, platform="system", action=action, subject=subject,
+             detail=json.dumps(detail, ensure_ascii=False, default=str)) for subject, detail in entries])

@@ -13,25 +13,28 @@ no owner, so of two people tapping 领取 at once exactly one gets it.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, tuple_, type_coerce, update
+from sqlmodel.sql.sqltypes import UTCDateTime
 from sqlmodel import Session
 
 from cards import Button, Card
 from storage import outbox
-from storage.models import Customer, Employee, Outbox, OwnershipChange
+from storage.db import no_jit
+from storage.models import Customer, Employee, Identity, Outbox, OwnershipChange
+from storage.sqlexpr import as_text, iso_utc, last_touch as touched_sql, per_tier
 from workflows import audit, rules
 from workflows.business_time import push_time_for
 from workflows.followups import day_text, short_name
-from workflows.overdue import last_touch, withdraw
-from workflows.pushes import push
+from workflows.overdue import last_touch
+from workflows.pushes import Pusher
 
 
 WARNINGS_PER_SWEEP = 5
+RELEASE_BATCH = 500  # customers per UPDATE when the sweep releases many
 
 
 class Refused(Exception):
@@ -43,18 +46,6 @@ class Refused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Deadline:
-    customer: Customer
-    release_at: datetime
-    warn_at: datetime
-
-
-def deadline(customer: Customer, pool_days: dict[str, int], warn_days: int) -> Deadline:
-    release_at = last_touch(customer) + timedelta(days=pool_days.get(customer.tier, pool_days["C"]))
-    return Deadline(customer, release_at, release_at - timedelta(days=warn_days))
-
-
 def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     """Warn and release what is due. Returns counts for the cron result.
 
@@ -63,54 +54,126 @@ def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     newly installed over old data, a rule just shortened). Owners nobody can reach (departed, no
     chat identity) are not waited for. At most WARNINGS_PER_SWEEP new warnings per owner a night:
     the rest are warned (and so released) on later nights rather than in one burst.
+
+    The database picks what to do (`_due`), so a night over a million customers reads only the
+    warnings to send and the releases to make; releases go in batches (`release_many`).
     """
+    no_jit(session)
     counts = {"warned": 0, "released": 0}
-    warned_now: dict[int, int] = defaultdict(int)
     pool_days, warn_days = rules.get(session, "crm.pool_days"), rules.get(session, "crm.pool_warn_days")
-    owned = session.execute(select(Customer).where(Customer.owner_id.is_not(None)).order_by(Customer.id))
-    for customer in list(owned.scalars()):
-        due = deadline(customer, pool_days, warn_days)
-        if now < due.warn_at:
-            continue
-        key = warning_key(customer)
-        warned_at = _warned_at(session, key)
-        if warned_at is None and warned_now[customer.owner_id] >= WARNINGS_PER_SWEEP:
-            continue
-        if warned_at is None and _warn(session, due, key, now=now, tz=tz, warn_days=warn_days):
-            counts["warned"] += 1
-            warned_now[customer.owner_id] += 1
-            continue
-        release_at = max(due.release_at, warned_at + timedelta(days=warn_days)) if warned_at else due.release_at
-        if now >= release_at:
-            counts["released"] += int(release(session, customer, now=now, tz=tz))
+    pusher = Pusher(session)
+    shown_at = push_time_for(session, now, tz)
+    releases = []
+    for row in _due(session, now=now, pool_days=pool_days, warn_days=warn_days):
+        if row.warnable:  # `_due` checked the owner is reachable and has no such warning yet
+            _warn(pusher, row, shown_at=shown_at, tz=tz, warn_days=warn_days)
+        elif row.release_due:
+            releases.append(row)
+    counts["warned"] = len(pusher.flush())
+    for start in range(0, len(releases), RELEASE_BATCH):
+        counts["released"] += release_many(session, releases[start:start + RELEASE_BATCH], now=now, tz=tz,
+                                           pusher=pusher)
+    pusher.flush()
     return counts
 
 
+def _due(session: Session, *, now: datetime, pool_days: dict[str, int], warn_days: int) -> list[Any]:
+    return list(session.execute(_due_query(session, now=now, pool_days=pool_days, warn_days=warn_days)))
+
+
+def _due_query(session: Session, *, now: datetime, pool_days: dict[str, int], warn_days: int) -> Any:
+    """Customers to warn now and customers to release now, in customer order.
+
+    Candidates are owned customers past their warning day (last touch + the tier's days − the warning
+    days). Each is matched to its warning row, `pool:warn:<id>:<last touch>`:
+    - warned (a row not withdrawn): released once both its days and the warning days since the
+      warning's due time have passed;
+    - never warned, owner active with a chat identity ("warnable"): warned, the first
+      WARNINGS_PER_SWEEP of each owner in customer order (a running count per owner);
+    - otherwise (owner unreachable, or the warning was withdrawn): released once its days have passed,
+      unless the owner's count of warnings this night already reached the cap before it.
+    """
+    dialect = session.get_bind().dialect.name
+    c, o, w = Customer.__table__, Employee.__table__, Outbox.__table__
+    touched = touched_sql(c)
+    warn_from = {tier: now - timedelta(days=d - warn_days) for tier, d in pool_days.items()}
+    key = literal("pool:warn:", String()) + as_text(c.c.id) + ":" + iso_utc(dialect, touched)
+    cand = (select(c.c.id, c.c.owner_id, c.c.name, c.c.short_names, c.c.tier, touched.label("touched"),
+                   key.label("key"), per_tier(c.c.tier, pool_days).label("release_days"))
+            .where(c.c.owner_id.is_not(None), touched <= per_tier(c.c.tier, warn_from, UTCDateTime()))
+            .subquery("pool_candidate"))
+    reachable = and_(o.c.active, exists().where(Identity.__table__.c.employee_id == o.c.id))
+    warnable = case((and_(w.c.id.is_(None), reachable), 1), else_=0)
+    running = func.sum(warnable).over(partition_by=cand.c.owner_id, order_by=cand.c.id,
+                                      rows=(None, 0))
+    matched = (select(*cand.c, warnable.label("warnable"), running.label("running"),
+                      w.c.id.label("warning_id"), w.c.status.label("warning_status"), w.c.due_at.label("warned_at"))
+               .join(o, o.c.id == cand.c.owner_id).outerjoin(w, w.c.key == cand.c.key)
+               .subquery("pool_matched"))
+    m = matched.c
+    released = m.touched <= per_tier(m.tier, {t: now - timedelta(days=d) for t, d in pool_days.items()}, UTCDateTime())
+    unwarned = or_(m.warning_id.is_(None), m.warning_status == "cancelled")
+    warning_old = type_coerce(m.warned_at, UTCDateTime()) <= now - timedelta(days=warn_days)
+    release_due = case((and_(released, or_(unwarned, warning_old)), True), else_=False)
+    query = (select(m.id, m.owner_id, m.name, m.short_names, m.tier, m.touched, m.key, m.release_days,
+                    (m.warnable == 1).label("warnable"), release_due.label("release_due"))
+             .where(or_(and_(unwarned, m.running - m.warnable < WARNINGS_PER_SWEEP,
+                             or_(m.warnable == 1, released)),
+                        and_(~unwarned, released, warning_old)))
+             .order_by(m.id))
+    return query
+
+
 def warning_key(customer: Customer) -> str:
-    """One warning per customer and stretch without follow-up (the last touch names the stretch)."""
+    """One warning per customer and stretch without follow-up (the last touch names the stretch);
+    `_due` builds the same key in SQL."""
     return f"pool:warn:{customer.id}:{last_touch(customer).isoformat()}"
 
 
 def release(session: Session, customer: Customer, *, now: datetime, tz: str) -> bool:
     """Return `customer` to the pool (if its owner has not changed meanwhile) and tell the owner."""
-    owner_id = customer.owner_id
-    done = session.execute(update(Customer).where(Customer.id == customer.id, Customer.owner_id == owner_id)
-                           .values(owner_id=None, owned_since=now)).rowcount == 1
+    done = release_many(session, [customer], now=now, tz=tz) == 1
+    if done:
+        session.refresh(customer)
+    return done
+
+
+def release_many(session: Session, customers: list[Any], *, now: datetime, tz: str,
+                 pusher: Pusher | None = None) -> int:
+    """Return customers (rows with id, owner_id, name, short_names, tier) to the pool, each only if
+    its owner is still the one read; record each move, withdraw their held alerts and warnings, and
+    tell each active former owner (a given `pusher` holds those cards until its `flush`). Set-based: one UPDATE, one insert per record kind, a few cancels —
+    never an ORM walk over the customers. Returns how many were released."""
+    if not customers:
+        return 0
+    c = Customer.__table__
+    expected = {row.id: row.owner_id for row in customers}
+    done = set(session.execute(
+        update(c).where(c.c.id.in_(list(expected)), tuple_(c.c.id, c.c.owner_id).in_(list(expected.items())))
+        .values(owner_id=None, owned_since=now).returning(c.c.id)).scalars())
     if not done:
-        return False
-    session.refresh(customer)
-    session.add(OwnershipChange(customer_id=customer.id, from_owner_id=owner_id, to_owner_id=None,
-                                reason="pool", at=now))
-    audit.record(session, actor=None, action="customer.pool", subject=f"customer:{customer.id}",
-                 detail={"from_owner_id": owner_id, "reason": "no follow-up"})
-    withdraw(session, customer.id)
-    outbox.cancel(session, f"pool:warn:{customer.id}:")
-    owner = session.get(Employee, owner_id)
-    if owner is not None and owner.active:
-        wait = rules.get(session, "crm.reclaim_wait_days")
-        _push(session, owner, f"pool:released:{customer.id}:{now.astimezone(ZoneInfo(tz)).date().isoformat()}",
-              _released_card(customer, wait), push_time_for(session, now, tz))
-    return True
+        return 0
+    gone = [row for row in customers if row.id in done]
+    session.execute(insert(OwnershipChange.__table__), [
+        dict(customer_id=row.id, from_owner_id=row.owner_id, to_owner_id=None, reason="pool", at=now) for row in gone])
+    audit.record_many(session, action="customer.pool", entries=[
+        (f"customer:{row.id}", {"from_owner_id": row.owner_id, "reason": "no follow-up"}) for row in gone])
+    outbox.cancel_many(session, [f"{prefix}:{row.id}:" for row in gone
+                                 for prefix in ("overdue:owner", "overdue:manager", "pool:warn")])
+    own_pusher = pusher is None
+    pusher = pusher or Pusher(session)
+    wait = rules.get(session, "crm.reclaim_wait_days")
+    shown_at = push_time_for(session, now, tz)
+    day = now.astimezone(ZoneInfo(tz)).date().isoformat()
+    owners = {e.id: e for e in session.execute(select(Employee).where(
+        Employee.id.in_({row.owner_id for row in gone}))).scalars()}
+    for row in gone:
+        owner = owners.get(row.owner_id)
+        if owner is not None and owner.active:
+            pusher.queue(owner.id, f"pool:released:{row.id}:{day}", _released_card(row, wait), due_at=shown_at)
+    if own_pusher:
+        pusher.flush()
+    return len(gone)
 
 
 def claim(session: Session, employee: Employee, customer: Customer, *, now: datetime, tz: str) -> Customer:
@@ -195,20 +258,10 @@ def _taken(session: Session, customer: Customer, employee: Employee) -> str:
     return f"{short_name(customer)}已被{owner.name if owner else '别人'}领走了，看看公海里的其他客户吧。"
 
 
-def _warned_at(session: Session, key: str) -> datetime | None:
-    """When the owner was (or will be, if held) shown the warning; None if never warned."""
-    due = session.execute(select(Outbox.due_at).where(Outbox.key == key, Outbox.status != "cancelled")).scalar()
-    return due if due is None or due.tzinfo else due.replace(tzinfo=ZoneInfo("UTC"))
-
-
-def _warn(session: Session, due: Deadline, key: str, *, now: datetime, tz: str, warn_days: int) -> bool:
-    customer = due.customer
-    owner = session.get(Employee, customer.owner_id)
-    if owner is None or not owner.active:
-        return False
-    shown_at = push_time_for(session, now, tz)
-    release_day = max(due.release_at, shown_at + timedelta(days=warn_days)).astimezone(ZoneInfo(tz)).date()
-    return _push(session, owner, key, _warn_card(customer, day_text(release_day)), shown_at)
+def _warn(pusher: Pusher, row: Any, *, shown_at: datetime, tz: str, warn_days: int) -> None:
+    release_at = row.touched + timedelta(days=row.release_days)
+    release_day = max(release_at, shown_at + timedelta(days=warn_days)).astimezone(ZoneInfo(tz)).date()
+    pusher.queue(row.owner_id, row.key, _warn_card(row, day_text(release_day)), due_at=shown_at)
 
 
 def _warn_card(customer: Customer, release_day: str) -> Card:
@@ -232,5 +285,3 @@ def _released_card(customer: Customer, wait_days: int) -> Card:
     )
 
 
-def _push(session: Session, person: Employee, key: str, card: Card, due_at: datetime) -> bool:
-    return push(session, person.id, key, card, due_at=due_at)
