@@ -39,14 +39,14 @@ def upgrade() -> None:
         now = datetime.now(timezone.utc)
         op.bulk_insert(table, [{"employee_id": i, "role": role, "source": "admin", "granted_at": now}
                                for i, role in rows])
-    with op.batch_alter_table('employee', schema=None) as batch_op:
-        batch_op.drop_column('role')
+    # A plain ALTER TABLE … DROP COLUMN, on SQLite too (3.35+): batch mode would copy the table and
+    # drop the old one, which the foreign keys of every identity, role and request refuse.
+    op.drop_column('employee', 'role')
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('employee', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
-                                      server_default=''))
+    op.add_column('employee', sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
+                                        server_default=''))
     # One role per person again: admin wins, else the first granted.
     op.execute("UPDATE employee SET role = COALESCE((SELECT r.role FROM employee_role r WHERE r.employee_id = employee.id "
                "ORDER BY CASE WHEN r.role = 'admin' THEN 0 ELSE 1 END, r.id LIMIT 1), '')")
