@@ -15,7 +15,7 @@ import re
 
 from cards import Button, Card
 from handlers import refusals
-from handlers.router import Context, Routes
+from handlers.router import Abandon, Context, Routes
 from storage.models import Employee
 from workflows import roles
 from workflows.identity import employees_named
@@ -126,8 +126,8 @@ def _act(ctx: Context, person: Employee, verb: str, wanted: list[str]) -> Card:
         try:
             if roles.revoke(ctx.session, person, role, by=ctx.employee, platform=ctx.event.platform, at=ctx.now):
                 changed.append(role)
-        except roles.LastAdmin as problem:
-            return Card(title="不能去掉最后一位管理员", body=str(problem), buttons=(LIST_BUTTON,))
+        except roles.LastAdmin as problem:  # nothing of this command stays, not even its other roles
+            raise Abandon(Card(title="不能去掉最后一位管理员", body=str(problem), buttons=(LIST_BUTTON,))) from None
         if source == "env":
             note = "\n注意：这个管理员角色来自 BANLI_ADMINS；若 TA 还在其中，下次发消息时会恢复，请同时改 BANLI_ADMINS。"
     names = "、".join(roles.name_of(r) for r in changed)

@@ -2,9 +2,9 @@
 
 A step names approvers by position, not by person, so the chart can change under it:
 `manager` (direct manager), `manager:2` (the manager's manager), `dept_head` (the highest manager
-still in the requester's department), `role:finance` (everyone holding 财务, workflows/roles.py),
-`person:<employee id>`. The result is a list
-of concrete people per step, which the request keeps (pinned) from submission on.
+still in the requester's department), `role:finance` (everyone holding 财务: workflows/roles.py),
+`person:<employee id>`. The result is a list of concrete people per step, which the request keeps
+(pinned) from submission on.
 
 Choices: the requester never approves their own request (that step goes one level up); a departed
 approver is replaced by their manager; a step that resolves to exactly the previous step's people is
