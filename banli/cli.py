@@ -6,6 +6,7 @@
     banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
+    banli admins list | grant USERID [--platform P] | revoke USERID [--platform P]   who is 管理员
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
     banli import customers FILE [--dry-run]     the customer list from Excel (CSV or XLSX; see README)
 """
@@ -63,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("first", help="platform:user_id, e.g. wecom:zhangsan")
     link.add_argument("second", help="platform:user_id, e.g. dingtalk:014735")
     link.set_defaults(run=run_link)
+
+    admins = sub.add_parser("admins", help="who is an admin (管理员)")
+    admins_sub = admins.add_subparsers(required=True, metavar="action")
+    admins_sub.add_parser("list", help="list the admins").set_defaults(run=run_admins_list)
+    for action, text, run in (("grant", "make someone an admin", run_admins_grant),
+                              ("revoke", "take the admin role away", run_admins_revoke)):
+        command = admins_sub.add_parser(action, help=text)
+        command.add_argument("user_id", help="their platform user id (WeCom UserID, DingTalk userid); "
+                                             "wecom:ID or dingtalk:ID also works")
+        command.add_argument("--platform", choices=("wecom", "dingtalk"), help="when the id exists on both")
+        command.set_defaults(run=run)
 
     importing = sub.add_parser("import", help="bulk import")
     import_sub = importing.add_subparsers(required=True, metavar="what")
@@ -189,6 +201,85 @@ def run_link(settings: Settings, args) -> int:
         link_identities(session, keep, other)
     print(f"已关联 linked {args.first} ↔ {args.second}")
     return 0
+
+
+def run_admins_list(settings: Settings, _args) -> int:
+    from sqlalchemy import select
+
+    from storage.db import make_engine, session_scope
+    from storage.models import Identity
+    from workflows import roles
+
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        admins = roles.people_with(session, "admin")
+        for person in admins:
+            ids = session.execute(select(Identity).where(Identity.employee_id == person.id)
+                                  .order_by(Identity.id)).scalars()
+            where = ", ".join(f"{i.platform}:{i.user_id}" for i in ids) or "-"
+            print(f"{person.name}\t{where}\t来源 source: {roles.source_of(session, person, 'admin')}")
+    engine.dispose()
+    if not admins:
+        print("还没有管理员 no admins yet: banli admins grant USERID, or set BANLI_ADMINS")
+    listed = ", ".join(f"{p}:{u}" if p else u for p, u in settings.admins)
+    print(f"BANLI_ADMINS: {listed or '(未设置 not set)'}")
+    return 0
+
+
+def run_admins_grant(settings: Settings, args) -> int:
+    return _admins_change(settings, args, grant=True)
+
+
+def run_admins_revoke(settings: Settings, args) -> int:
+    return _admins_change(settings, args, grant=False)
+
+
+def _admins_change(settings: Settings, args, *, grant: bool) -> int:
+    """Exit 0: done (or already so); 1: refused (the last admin); 2: no such user, or ambiguous."""
+    from sqlalchemy import select
+
+    from storage.db import make_engine, session_scope
+    from storage.models import Employee, Identity
+    from workflows import roles
+
+    platform, sep, user_id = args.user_id.partition(":")
+    if not sep or platform not in ("wecom", "dingtalk"):
+        platform, user_id = args.platform or "", args.user_id
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            query = select(Identity).where(Identity.user_id == user_id)
+            if platform:
+                query = query.where(Identity.platform == platform)
+            found = list(session.execute(query).scalars())
+            people = {i.employee_id for i in found}
+            if not people:
+                print(f"找不到用户 no such user: {args.user_id}\n"
+                      "TA 要先给办理发过一条消息；或检查 ID（企业微信 UserID / 钉钉 userid），或写进 BANLI_ADMINS。\n"
+                      "They must have messaged Banli once; check the id, or list them in BANLI_ADMINS.")
+                return 2
+            if len(people) > 1:
+                print(f"两个平台上都有 {user_id}，请加 --platform wecom 或 --platform dingtalk "
+                      f"the id exists on both platforms: add --platform")
+                return 2
+            person = session.get(Employee, people.pop())
+            if grant:
+                changed = roles.grant(session, person, "admin", source="admin", platform="cli")
+                print(f"{'已设为管理员 now an admin' if changed else '已经是管理员 already an admin'}: "
+                      f"{person.name} ({args.user_id})")
+                return 0
+            changed = roles.revoke(session, person, "admin", platform="cli")
+            print(f"{'已去掉管理员 no longer an admin' if changed else '本来就不是管理员 was not an admin'}: "
+                  f"{person.name} ({args.user_id})")
+            if changed and any(u == user_id and p in ("", found[0].platform) for p, u in settings.admins):
+                print("注意 note: BANLI_ADMINS 仍列着 TA，下次发消息时会恢复管理员；请从 BANLI_ADMINS 去掉。"
+                      " Still listed in BANLI_ADMINS: remove them there too, or they are admin again on their next message.")
+            return 0
+    except roles.LastAdmin:
+        print("不能去掉最后一位管理员 cannot remove the last admin: grant another admin first (banli admins grant USERID)")
+        return 1
+    finally:
+        engine.dispose()
 
 
 def run_import_customers(settings: Settings, args) -> int:

@@ -57,6 +57,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log shippers (banli/logs.py)
     access_log: bool = False
+    # BANLI_ADMINS: the first admins, as (platform, user id); platform "" matches either platform.
+    # They are made admins on every message they send (workflows/roles.py grant_env_admin).
+    admins: tuple[tuple[str, str], ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -87,6 +90,7 @@ class Settings:
             log_level=(env.get("BANLI_LOG_LEVEL") or "INFO").upper(),
             log_format=_log_format(env.get("BANLI_LOG_FORMAT") or "text"),
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
+            admins=parse_admins(env.get("BANLI_ADMINS", "")),
         )
 
     def describe(self) -> list[str]:
@@ -143,6 +147,22 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
     )
+
+
+PLATFORMS = ("wecom", "dingtalk")
+
+
+def parse_admins(value: str) -> tuple[tuple[str, str], ...]:
+    """`zhangsan, wecom:lisi ，dingtalk:0147001` → (("", "zhangsan"), ("wecom", "lisi"), ("dingtalk", "0147001")).
+    A bare user id matches on either platform; commas (also full-width) or spaces separate entries."""
+    entries = []
+    for item in value.replace("，", ",").replace(" ", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        platform, sep, user = item.partition(":")
+        entries.append((platform.lower(), user.strip()) if sep and platform.lower() in PLATFORMS else ("", item))
+    return tuple(e for e in entries if e[1])
 
 
 def _log_format(value: str) -> str:

@@ -25,7 +25,7 @@ from handlers.events import InboundEvent
 from handlers.router import Abandon, Context
 from storage import outbox
 from storage.db import fit_key
-from workflows import audit
+from workflows import audit, roles
 from workflows.identity import employee_for
 
 log = logging.getLogger("banli.inbound")
@@ -52,6 +52,9 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
     _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)
+    if runtime.settings.admins:  # BANLI_ADMINS: admin from the very first message, before any sync
+        roles.grant_env_admin(session, employee, event.platform, event.sender, runtime.settings.admins,
+                              at=runtime.now())
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
     if not employee.active:  # marked as departed: a polite answer, nothing run

@@ -21,7 +21,7 @@ from handlers.menu import MENU_BUTTONS
 from handlers import refusals
 from handlers.router import Context, Routes
 from storage.models import TIERS
-from workflows import rules, workdays
+from workflows import roles, rules, workdays
 from workflows.rules import InvalidRule, RuleSpec
 
 routes = Routes()
@@ -35,7 +35,7 @@ LIST_BUTTON = Button("查看规则", "rules.list", command="规则")
 @routes.command("规则", prefix=True)
 @routes.action("rules.list")
 def rules_command(ctx: Context) -> Card:
-    if ctx.employee.role != "admin":
+    if not roles.is_admin(ctx.session, ctx.employee):
         return refusals.refuse(ctx, attempted="rules", why="not an admin", subject="rules", title="只有管理员能改规则",
                        body="规则（超期天数、公海、免打扰时段等）由管理员设置。需要调整请联系管理员。", buttons=MENU_BUTTONS)
     rest = "" if ctx.event.kind == "action" else ctx.event.text.strip()[len("规则"):].strip()

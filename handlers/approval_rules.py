@@ -17,6 +17,7 @@ from cards import Button, Card
 from handlers import refusals
 from handlers.router import Context, Routes
 from storage.models import REQUEST_TYPES, ApprovalRule
+from workflows import roles
 from workflows.approvals.rule_admin import RuleError, add_rule, change_rule, describe, parse_rule_text
 
 routes = Routes()
@@ -29,7 +30,7 @@ EXAMPLES = ("审批规则 新增 报销 金额 > 5000：直属上级 → 财务 
 
 @routes.command("审批规则", "审批流程", prefix=True)
 def approval_rules(ctx: Context) -> Card:
-    if ctx.employee.role != "admin":
+    if not roles.is_admin(ctx.session, ctx.employee):
         return refusals.refuse(ctx, attempted="approval_rules", why="not an admin", subject="approval_rules",
                        title="只有管理员能改", body="审批规则由管理员设置。想知道谁审批，发「谁审批 报销 3000」。")
     words = re.sub(r"^(审批规则|审批流程)\s*", "", ctx.event.text.strip())

@@ -28,7 +28,7 @@ def payment_plan(ctx: Context) -> Card:
     customer = _customer(ctx, name)
     if customer is None:
         return _which("回款计划 腾讯")
-    if not (customers.may_see_details(ctx.session, ctx.employee, customer) or payments.may_record(ctx.employee)):
+    if not (customers.may_see_details(ctx.session, ctx.employee, customer) or payments.may_record(ctx.session, ctx.employee)):
         return refusals.refuse(ctx, attempted="payment.plan", why="not the owner's chain or finance",
                        subject=f"customer:{customer.id}", title="看不了回款计划", body="只有负责人、他的上级和财务能看。")
     deal = _signed_deal(ctx, customer.id)
@@ -47,7 +47,7 @@ def payment_plan(ctx: Context) -> Card:
 @routes.command("回款", "到账", "收款", prefix=True)
 def money_in(ctx: Context) -> Card:
     words = re.sub(r"^(回款|到账|收款)\s*", "", ctx.event.text.strip())
-    if not payments.may_record(ctx.employee):
+    if not payments.may_record(ctx.session, ctx.employee):
         return refusals.refuse(ctx, attempted="payment.record", why="not finance", subject="payments",
                        title="由财务登记回款", body="回款到账由财务登记。想看计划，发「回款计划 客户名」。")
     found = find_amount(words)

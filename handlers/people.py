@@ -15,7 +15,7 @@ from cards import Button, Card
 from handlers import refusals
 from handlers.router import Abandon, Context, Routes
 from storage.models import Employee
-from workflows import leavers
+from workflows import leavers, roles
 from workflows.identity import employees_named
 from workflows.approvals import away
 from workflows.followups import day_text
@@ -56,7 +56,7 @@ def end_delegation(ctx: Context) -> Card:
 
 @routes.command("离职", "办理离职", prefix=True)
 def depart(ctx: Context) -> Card:
-    if ctx.employee.role != "admin":
+    if not roles.is_admin(ctx.session, ctx.employee):
         return refusals.refuse(ctx, attempted="employee.depart", why="not an admin", subject="employees",
                        title="只有管理员能办", body="员工离职交接由管理员办理。")
     words = re.sub(r"^(办理离职|离职)\s*", "", ctx.event.text.strip())

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.models import (CUSTOMER_STATUSES, DEAL_STAGES, FOLLOWUP_METHODS, Contact, Customer, Deal,
-                            DealStageChange, Employee, FollowUp, Identity)
+                            DealStageChange, Employee, EmployeeRole, FollowUp, Identity)
 from workflows.matching import refresh_forms
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
@@ -286,7 +286,7 @@ def _seed_people(session: Session, now: datetime) -> dict[str, Employee]:
     employees: dict[str, Employee] = {}
     for n, p in enumerate(PEOPLE):
         joined = now - timedelta(days=400 + 30 * n)  # fixed, so reruns match row for row
-        employees[p.key] = Employee(name=p.name, department=p.department, role=p.role, active=True,
+        employees[p.key] = Employee(name=p.name, department=p.department, active=True,
                                     synced_at=now, created_at=joined)
     session.add_all(employees.values())
     session.flush()
@@ -296,6 +296,8 @@ def _seed_people(session: Session, now: datetime) -> dict[str, Employee]:
         for platform, user_id in (("wecom", p.wecom_id), ("dingtalk", p.dingtalk_id)):
             session.add(Identity(platform=platform, user_id=user_id, employee_id=employee.id,
                                  created_at=employee.created_at))
+        # Roles as if the directory had said them (so a demo admin can still change them in chat).
+        session.add(EmployeeRole(employee_id=employee.id, role=p.role, source="sync", granted_at=employee.created_at))
     session.flush()
     return employees
 

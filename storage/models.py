@@ -26,12 +26,26 @@ class Employee(SQLModel, table=True):
     name: str = Field(max_length=64)
     department: str = Field(default="", max_length=128)
     manager_id: Optional[int] = Field(default=None, foreign_key="employee.id")
-    # rep | sales_manager | sales_director | finance | legal | ceo | admin | staff ("" until known)
-    role: str = Field(default="", max_length=16)
     active: bool = True  # False once an admin marks the person as departed
     # None until the platform directory has been read for this person.
     synced_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class EmployeeRole(SQLModel, table=True):
+    """One role one person holds (a sales manager may also be an admin); read and written only
+    through workflows/roles.py. `source` says who granted it, so a directory sync replaces only
+    what the directory granted: admin (in chat or `banli admins`) | env (BANLI_ADMINS) | sync."""
+
+    __tablename__ = "employee_role"
+    __table_args__ = (UniqueConstraint("employee_id", "role", name="uq_employee_role"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    role: str = Field(max_length=16, index=True)  # an id from workflows/roles.py ROLES: finance, admin …
+    source: str = Field(default="admin", max_length=8)
+    granted_by: Optional[int] = Field(default=None, foreign_key="employee.id")  # None: Banli itself (env, sync)
+    granted_at: datetime = Field(default_factory=utcnow)
 
 
 class Identity(SQLModel, table=True):

@@ -43,11 +43,11 @@ def sales_team(stack_factory):
     stack = stack_factory(clock=clock)
     stack.clock = clock
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=SATURDAY_10AM)
+        boss = Employee(name="王经理", synced_at=SATURDAY_10AM)
         session.add(boss)
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
-        other = Employee(name="李四", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        other = Employee(name="李四", manager_id=boss.id, synced_at=SATURDAY_10AM)
         session.add_all([rep, other])
         session.flush()
         session.add_all([Identity(platform="wecom", user_id="zhangsan", employee_id=rep.id),

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from storage.db import session_scope
 from storage.models import Customer, Employee, Identity
+from workflows import roles
 from workflows.matching import refresh_forms
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -94,12 +95,13 @@ def seed_team(stack, platform: str, *, at: datetime) -> dict[str, int]:
         added = {u: {"name": n, "dept_id_list": [20]} for u, n in names.items()}
         stack.dingtalk.users = {**stack.dingtalk.users, **added}
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=at)
-        admin = Employee(name="管理员", role="admin", synced_at=at)
+        boss = Employee(name="王经理", synced_at=at)
+        admin = Employee(name="管理员", synced_at=at)
         session.add_all([boss, admin])
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=at)
-        other = Employee(name="李四", role="rep", manager_id=boss.id, synced_at=at)
+        roles.grant(session, admin, "admin")
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=at)
+        other = Employee(name="李四", manager_id=boss.id, synced_at=at)
         session.add_all([rep, other])
         session.flush()
         for person, user in ((boss, "wangjl"), (admin, "admin01"), (rep, "zhangsan"), (other, "lisi")):

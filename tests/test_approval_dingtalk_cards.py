@@ -12,6 +12,7 @@ import pytest
 from conftest import wait_for
 from storage.db import session_scope
 from storage.models import Employee, Identity
+from workflows import roles
 
 SATURDAY_1130 = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)
 REP, BOSS, ACCOUNTANT = "0147001", "0147002", "0147011"
@@ -23,11 +24,12 @@ def company(stack_factory):
     stack = stack_factory(card_template_id="tpl.schema",
                           clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started))
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="周经理", department="销售二部", role="sales_manager", synced_at=SATURDAY_1130)
-        finance = Employee(name="钱会计", department="财务部", role="finance", synced_at=SATURDAY_1130)
+        boss = Employee(name="周经理", department="销售二部", synced_at=SATURDAY_1130)
+        finance = Employee(name="钱会计", department="财务部", synced_at=SATURDAY_1130)
         session.add_all([boss, finance])
         session.flush()
-        rep = Employee(name="李四", department="销售二部", role="rep", manager_id=boss.id, synced_at=SATURDAY_1130)
+        roles.grant(session, finance, "finance")
+        rep = Employee(name="李四", department="销售二部", manager_id=boss.id, synced_at=SATURDAY_1130)
         session.add(rep)
         session.flush()
         session.add_all([Identity(platform="dingtalk", user_id=REP, employee_id=rep.id),

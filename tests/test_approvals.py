@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from conftest import TEST_DB, settle, wait_for
 from storage.db import session_scope
 from storage.models import ApprovalRequest, ApprovalRule, ApprovalTask, Employee, Identity
+from workflows import roles
 from workflows.approvals import requests
 
 SATURDAY_1130 = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)  # 11:30 in Shanghai
@@ -31,10 +32,11 @@ def oa(stack_factory):
         people = {}
 
         def person(key, name, department, role, manager=None, dingtalk=None):
-            employee = Employee(name=name, department=department, role=role, synced_at=SATURDAY_1130,
+            employee = Employee(name=name, department=department, synced_at=SATURDAY_1130,
                                 manager_id=people[manager].id if manager else None)
             session.add(employee)
             session.flush()
+            roles.grant(session, employee, role)
             session.add(Identity(platform="wecom", user_id=key, employee_id=employee.id))
             if dingtalk:
                 session.add(Identity(platform="dingtalk", user_id=dingtalk, employee_id=employee.id))

@@ -12,6 +12,7 @@ from sqlmodel import select
 from conftest import settle, wait_for
 from storage.db import session_scope
 from storage.models import Customer, Employee, Identity
+from workflows import roles
 from workflows.matching import refresh_forms
 
 from test_approvals import SATURDAY_1130, _nth, _requests, _said, _submit_expense, _tap, _title, oa  # noqa: F401
@@ -19,9 +20,10 @@ from test_approvals import SATURDAY_1130, _nth, _requests, _said, _submit_expens
 
 def _admin(stack):
     with session_scope(stack.runtime.engine) as session:
-        admin = Employee(name="林管理", department="行政部", role="admin", synced_at=SATURDAY_1130)
+        admin = Employee(name="林管理", department="行政部", synced_at=SATURDAY_1130)
         session.add(admin)
         session.flush()
+        roles.grant(session, admin, "admin")
         session.add(Identity(platform="wecom", user_id="linhao", employee_id=admin.id))
 
 

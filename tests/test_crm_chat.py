@@ -21,11 +21,11 @@ def crm(stack_factory):
     started = datetime.now(timezone.utc)
     stack = stack_factory(clock=lambda: SATURDAY_10AM + (datetime.now(timezone.utc) - started))
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=SATURDAY_10AM)
+        boss = Employee(name="王经理", synced_at=SATURDAY_10AM)
         session.add(boss)
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
-        other = Employee(name="李四", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        other = Employee(name="李四", manager_id=boss.id, synced_at=SATURDAY_10AM)
         session.add_all([rep, other])
         session.flush()
         session.add_all([Identity(platform="wecom", user_id="zhangsan", employee_id=rep.id),

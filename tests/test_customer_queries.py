@@ -13,6 +13,7 @@ from sqlalchemy import text
 from conftest import wait_for
 from storage.db import session_scope
 from storage.models import Contact, Customer, Deal, Employee, FollowUp, Identity
+from workflows import roles
 from workflows.matching import refresh_forms
 
 # 11:30 in Shanghai (after the 08:00 digest's catch-up window, so no digest joins the replies); week 16–22 Nov
@@ -25,12 +26,13 @@ def crm(stack_factory):
     started = datetime.now(timezone.utc)
     stack = stack_factory(clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started))
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=SATURDAY_1130)
-        admin = Employee(name="管理员", role="admin", synced_at=SATURDAY_1130)
+        boss = Employee(name="王经理", synced_at=SATURDAY_1130)
+        admin = Employee(name="管理员", synced_at=SATURDAY_1130)
         session.add_all([boss, admin])
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=SATURDAY_1130)
-        other = Employee(name="李四", role="rep", synced_at=SATURDAY_1130)  # another team
+        roles.grant(session, admin, "admin")
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=SATURDAY_1130)
+        other = Employee(name="李四", synced_at=SATURDAY_1130)  # another team
         session.add_all([rep, other])
         session.flush()
         session.add_all([Identity(platform="wecom", user_id="zhangsan", employee_id=rep.id),

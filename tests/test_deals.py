@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from conftest import wait_for
 from storage.db import session_scope
 from storage.models import Customer, Deal, Employee, Identity, Outbox
-from workflows import deals, rules, signals
+from workflows import deals, roles, rules, signals
 from workflows.matching import refresh_forms
 
 SATURDAY_10AM = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
@@ -30,12 +30,13 @@ def crm(stack_factory):
     started = datetime.now(timezone.utc)
     stack = stack_factory(clock=lambda: SATURDAY_10AM + (datetime.now(timezone.utc) - started))
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=SATURDAY_10AM)
-        admin = Employee(name="管理员", role="admin", synced_at=SATURDAY_10AM)
+        boss = Employee(name="王经理", synced_at=SATURDAY_10AM)
+        admin = Employee(name="管理员", synced_at=SATURDAY_10AM)
         session.add_all([boss, admin])
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
-        other = Employee(name="李四", role="rep", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        roles.grant(session, admin, "admin")
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=SATURDAY_10AM)
+        other = Employee(name="李四", manager_id=boss.id, synced_at=SATURDAY_10AM)
         session.add_all([rep, other])
         session.flush()
         session.add_all([Identity(platform="wecom", user_id="zhangsan", employee_id=rep.id),
@@ -235,7 +236,7 @@ def test_the_customer_cards_button_opens_the_stages_on_a_dingtalk_card(stack_fac
     """The lead's customer card carries Button("推进商机", "deal.stages", str(deal_id))."""
     stack = stack_factory(card_template_id="tpl.schema")
     with session_scope(stack.runtime.engine) as session:
-        rep = Employee(name="张三", role="rep", synced_at=SATURDAY_10AM)
+        rep = Employee(name="张三", synced_at=SATURDAY_10AM)
         session.add(rep)
         session.flush()
         session.add(Identity(platform="dingtalk", user_id="0147001", employee_id=rep.id))
@@ -367,7 +368,7 @@ def test_several_open_deals_are_offered_as_buttons(crm, heard):
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_a_custom_stage_list_is_what_the_command_accepts_and_the_buttons_show(crm, platform):
     with session_scope(crm.runtime.engine) as session:
-        admin = session.execute(select(Employee).where(Employee.role == "admin")).scalar_one()
+        admin = roles.people_with(session, "admin")[0]
         rules.put(session, "crm.deal_stages", ["线索", "试用", "采购流程", "赢单", "输单"], by=admin)
     user = REP[platform]
 

@@ -17,11 +17,11 @@ SHANGHAI = timezone(timedelta(hours=8))
 
 
 def _company(session) -> dict[str, Employee]:
-    boss = Employee(name="周经理", role="sales_manager", synced_at=EIGHT_AM)
+    boss = Employee(name="周经理", synced_at=EIGHT_AM)
     session.add(boss)
     session.flush()
-    rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=EIGHT_AM)
-    idle = Employee(name="闲人", role="rep", manager_id=boss.id, synced_at=EIGHT_AM)
+    rep = Employee(name="张三", manager_id=boss.id, synced_at=EIGHT_AM)
+    idle = Employee(name="闲人", manager_id=boss.id, synced_at=EIGHT_AM)
     session.add_all([rep, idle])
     session.flush()
     session.add_all([Identity(platform="wecom", user_id="wangjl", employee_id=boss.id),

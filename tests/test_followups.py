@@ -19,7 +19,7 @@ TZ = "Asia/Shanghai"
 
 
 def _rep_and_customer(session):
-    rep = Employee(name="张伟", role="rep", synced_at=NOW)
+    rep = Employee(name="张伟", synced_at=NOW)
     session.add(rep)
     session.flush()
     session.add(Identity(platform="wecom", user_id="zhangwei", employee_id=rep.id))

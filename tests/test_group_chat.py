@@ -31,10 +31,10 @@ def _company(stack_factory, **options):
     started = datetime.now(timezone.utc)
     stack = stack_factory(clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started), **options)
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", role="sales_manager", synced_at=SATURDAY_1130)
+        boss = Employee(name="王经理", synced_at=SATURDAY_1130)
         session.add(boss)
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=boss.id, synced_at=SATURDAY_1130)
+        rep = Employee(name="张三", manager_id=boss.id, synced_at=SATURDAY_1130)
         session.add(rep)
         session.flush()
         session.add(Identity(platform="dingtalk", user_id=OWNER, employee_id=rep.id))

@@ -243,7 +243,7 @@ def test_the_form_store_keeps_one_form_per_person_and_forgets_idle_ones(stack_fa
     stack = stack_factory(start_workers=False)
     now = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
     with session_scope(stack.runtime.engine) as session:
-        rep = Employee(name="张三", role="rep")
+        rep = Employee(name="张三")
         session.add(rep)
         session.flush()
         conversations.start(session, rep, "crm.visit", "customer", {"method": "拜访"}, now)

@@ -15,6 +15,7 @@ from sim.seed import DEPARTMENTS, PEOPLE, SeedSummary, directory_users, is_seede
 from storage.db import make_engine, session_scope
 from storage.models import (CUSTOMER_STATUSES, DEAL_STAGES, FOLLOWUP_METHODS, TIERS, Contact, Customer, Deal,
                             Employee, FollowUp, Identity)
+from workflows import roles
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 10:00 in Shanghai, and 01:30 the next Shanghai day (UTC still on the 18th): "today" must follow business time.
@@ -80,7 +81,7 @@ def test_people_identities_and_manager_chains(engine, seeded):
     with session_scope(engine) as session:
         employees = {e.id: e for e in session.execute(select(Employee)).scalars()}
         identities = list(session.execute(select(Identity)).scalars())
-        ceo = next(e for e in employees.values() if e.role == "ceo")
+        ceo = roles.people_with(session, "ceo")[0]
         for employee in employees.values():
             mine = {i.platform for i in identities if i.employee_id == employee.id}
             assert mine == {"wecom", "dingtalk"}, employee.name
@@ -92,9 +93,9 @@ def test_people_identities_and_manager_chains(engine, seeded):
                 seen.add(current.id)
                 current = employees[current.manager_id]
             assert current is ceo
-    roles = Counter(p.role for p in PEOPLE)
-    assert roles["ceo"] == 1 and roles["sales_director"] == 1 and roles["sales_manager"] == 2
-    assert roles["legal"] >= 1 and roles["admin"] >= 1 and roles["finance"] >= 2 and roles["rep"] >= 4
+    counts = Counter(p.role for p in PEOPLE)
+    assert counts["ceo"] == 1 and counts["sales_director"] == 1 and counts["sales_manager"] == 2
+    assert counts["legal"] >= 1 and counts["admin"] >= 1 and counts["finance"] >= 2 and counts["rep"] >= 4
     assert [p.role for p in PEOPLE if p.older] == ["rep"]
     assert {p.department for p in PEOPLE} == set(DEPARTMENTS.values())
 
@@ -135,7 +136,7 @@ def test_every_rep_has_something_due_today_and_overdue(engine, now):
         seed(session, now=now)
     today = now.astimezone(SHANGHAI).date()
     with session_scope(engine) as session:
-        reps = session.execute(select(Employee).where(Employee.role == "rep")).scalars().all()
+        reps = roles.people_with(session, "rep")
         customers = session.execute(select(Customer).where(Customer.next_followup_at.is_not(None))).scalars().all()
     assert len(reps) == sum(p.role == "rep" for p in PEOPLE)
     due_day = lambda c: c.next_followup_at.astimezone(SHANGHAI).date()  # noqa: E731

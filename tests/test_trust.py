@@ -13,6 +13,7 @@ from sqlmodel import select
 from conftest import TEST_DB, settle, wait_for
 from storage.db import session_scope
 from storage.models import ApprovalRule, ApprovalTask, Employee, Identity
+from workflows import roles
 
 from test_approvals import (SATURDAY_1130, _nth, _requests, _said, _submit_expense, _tap, _title,  # noqa: F401
                             decide_at_once, oa)
@@ -24,10 +25,12 @@ def _people(stack, *rows):
     with session_scope(stack.runtime.engine) as session:
         for user_id, name, role, manager in rows:
             boss = session.exec(select(Employee).where(Employee.name == manager)).one() if manager else None
-            person = Employee(name=name, department="销售部", role=role, synced_at=SATURDAY_1130,
+            person = Employee(name=name, department="销售部", synced_at=SATURDAY_1130,
                               manager_id=boss.id if boss else None)
             session.add(person)
             session.flush()
+            if role:
+                roles.grant(session, person, role)
             session.add(Identity(platform="wecom", user_id=user_id, employee_id=person.id))
 
 

@@ -53,10 +53,10 @@ def _company(stack_factory, platform, **overrides):
     started = datetime.now(timezone.utc)
     stack = stack_factory(clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started), **overrides)
     with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="王经理", department="销售部", role="sales_manager", synced_at=SATURDAY_1130)
+        boss = Employee(name="王经理", department="销售部", synced_at=SATURDAY_1130)
         session.add(boss)
         session.flush()
-        rep = Employee(name="张三", department="销售部", role="rep", manager_id=boss.id, synced_at=SATURDAY_1130)
+        rep = Employee(name="张三", department="销售部", manager_id=boss.id, synced_at=SATURDAY_1130)
         session.add(rep)
         session.flush()
         rep_id, boss_id = (REP_WX, BOSS_WX) if platform == "wecom" else (REP_DT, BOSS_DT)

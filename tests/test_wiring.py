@@ -25,7 +25,7 @@ from servers import RedisServer
 from storage import outbox
 from storage.db import make_engine, session_scope
 from storage.models import Customer, Deal, Employee, Outbox, utcnow
-from workflows import deals, rules, signals
+from workflows import deals, roles, rules, signals
 from workflows.matching import refresh_forms
 
 
@@ -72,10 +72,11 @@ def _won_deal_with_an_auto_decided_contract(runtime: Runtime) -> int:
     """张三's 3万 deal won: its 合同 waits at the director; 合同 auto-approves at its deadline."""
     now = utcnow()
     with session_scope(runtime.engine) as session:
-        director = Employee(name="刘总监", role="sales_director", synced_at=now)
+        director = Employee(name="刘总监", synced_at=now)
         session.add(director)
         session.flush()
-        rep = Employee(name="张三", role="rep", manager_id=director.id, synced_at=now)
+        roles.grant(session, director, "sales_director")
+        rep = Employee(name="张三", manager_id=director.id, synced_at=now)
         session.add(rep)
         session.flush()
         customer = Customer(name="智远科技有限公司", short_names="智远", tier="A", owner_id=rep.id)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from storage.models import Customer, Employee, Outbox
+from workflows import roles
 from workflows.matching import CustomerIndex, MatchResult, load_index
 
 _indexes: dict[str, tuple[tuple, CustomerIndex]] = {}
@@ -45,7 +46,7 @@ def get(session: Session, customer_id: int) -> Customer:
 
 def may_log(session: Session, employee: Employee, customer: Customer) -> bool:
     """The owner, anyone above the owner, admins, and anyone on a 公海 customer (no owner)."""
-    if customer.owner_id is None or customer.owner_id == employee.id or employee.role == "admin":
+    if customer.owner_id is None or customer.owner_id == employee.id or roles.is_admin(session, employee):
         return True
     return employee.id in managers_of(session, customer.owner_id)
 
@@ -53,7 +54,7 @@ def may_log(session: Session, employee: Employee, customer: Customer) -> bool:
 def may_see_details(session: Session, employee: Employee, customer: Customer) -> bool:
     """Contact phones and deal amounts: the owner, the owner's managers up the chain, admins.
     A 公海 customer has no owner, so only admins see its details."""
-    if employee.role == "admin" or (customer.owner_id is not None and customer.owner_id == employee.id):
+    if roles.is_admin(session, employee) or (customer.owner_id is not None and customer.owner_id == employee.id):
         return True
     return customer.owner_id is not None and employee.id in managers_of(session, customer.owner_id)
 

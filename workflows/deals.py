@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from storage.models import Customer, Deal, DealStageChange, Employee, utcnow
-from workflows import audit, customers, rules, signals
+from workflows import audit, customers, roles, rules, signals
 
 WON, LOST = "赢单", "输单"
 SIGNED = "已签约"  # after 赢单, once the contract approval passes (workflows/contracts.py); not on the list
@@ -98,7 +98,7 @@ def may_move(session: Session, employee: Employee, deal: Deal) -> bool:
 
 def may_reopen(session: Session, employee: Employee, deal: Deal) -> bool:
     """Move a closed deal: only the deal owner's managers up the chain, and admins."""
-    return employee.role == "admin" or employee.id in customers.managers_of(session, deal.owner_id)
+    return roles.is_admin(session, employee) or employee.id in customers.managers_of(session, deal.owner_id)
 
 
 def may_see_amount(session: Session, employee: Employee, deal: Deal) -> bool:

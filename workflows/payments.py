@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage.models import Customer, Deal, Employee, PaymentPlan
-from workflows import audit
+from workflows import audit, roles
 from workflows.followups import day_text, short_name
 from workflows.timers import schedule, timer
 from workflows.pushes import push
@@ -72,9 +72,9 @@ def open_for_customer(session: Session, customer_id: int) -> list[PaymentPlan]:
                                 .order_by(PaymentPlan.due_date, PaymentPlan.seq)).scalars())
 
 
-def may_record(employee: Employee) -> bool:
+def may_record(session: Session, employee: Employee) -> bool:
     """Money in is finance's word (admins may correct)."""
-    return employee.role in ("finance", "admin")
+    return roles.has_role(session, employee, "finance") or roles.is_admin(session, employee)
 
 
 def receive(session: Session, customer: Customer, amount: Decimal, *, by: Employee, platform: str,
@@ -132,7 +132,7 @@ def _tell(session: Session, plan_id: int, kind: str, title: str, says) -> dict[s
         return {"skipped": "paid or gone"}
     deal = session.get(Deal, row.deal_id)
     customer = session.get(Customer, row.customer_id)
-    finance = session.execute(select(Employee.id).where(Employee.role == "finance", Employee.active)).scalars().all()
+    finance = [p.id for p in roles.people_with(session, "finance")]
     card = Card(title=f"{title} · {short_name(customer)}", body=says(row),
                 fields=(("客户", customer.name[:26]), ("商机", deal.title[:26])),
                 buttons=(Button("查看客户", "customer.show", str(customer.id)),))

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from storage.models import ApprovalCard, ApprovalRequest, ApprovalTask, Employee
+from workflows import roles
 
 VIEW, COMMENT, DECIDE = "view", "comment", "decide"
 REQUESTER_ONLY = {"submit": "提交", "choose": "选审批人", "discard": "取消", "withdraw": "撤回", "nudge": "催办"}
@@ -56,7 +57,7 @@ def check(session: Session, person: Employee, request: ApprovalRequest | None, a
 
 
 def involved(session: Session, person: Employee, request: ApprovalRequest) -> bool:
-    if person.role == "admin" or request.requester_id == person.id:
+    if request.requester_id == person.id or roles.is_admin(session, person):
         return True
     if request.status == "draft":
         return False  # nobody else has been shown it yet

@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from cards import Button, Card
 from storage.models import ApprovalRequest, ApprovalTask, Employee
-from workflows import audit, rules
-from workflows.approvals.chain import MODES, ROLE_NAMES, Plan, Step
+from workflows import audit, roles, rules
+from workflows.approvals.chain import MODES, Plan, Step
 from workflows.followups import when_text
 
 STATUS_TEXT = {"draft": "待提交", "pending": "审批中", "approved": "已通过", "rejected": "已拒绝", "withdrawn": "已撤回"}
@@ -156,7 +156,7 @@ def _steps(request: ApprovalRequest) -> list[Step]:
 def _step_text(session: Session, step: Step) -> str:
     names = "/".join(session.get(Employee, i).name for i in step.approvers)
     # A role says who they are (财务 钱会计); a position or a named person is just the name (王经理).
-    is_role = all(part in ROLE_NAMES.values() for part in step.label.split("、"))
+    is_role = all(roles.role_id(part) for part in step.label.split("、"))
     role = f"{step.label} " if is_role else ""
     mode = f"({MODES[step.mode]})" if len(step.approvers) > 1 else ""
     return f"{role}{names}{mode}"

@@ -2,8 +2,9 @@
 
 A step names approvers by position, not by person, so the chart can change under it:
 `manager` (direct manager), `manager:2` (the manager's manager), `dept_head` (the highest manager
-still in the requester's department), `role:finance`, `person:<employee id>`. The result is a list
-of concrete people per step, which the request keeps (pinned) from submission on.
+still in the requester's department), `role:finance` (everyone holding 财务: workflows/roles.py),
+`person:<employee id>`. The result is a list of concrete people per step, which the request keeps
+(pinned) from submission on.
 
 Choices: the requester never approves their own request (that step goes one level up); a departed
 approver is replaced by their manager; a step that resolves to exactly the previous step's people is
@@ -22,10 +23,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.models import ApprovalRule, Employee, REQUEST_TYPES
+from workflows import roles
 from workflows.approvals.conditions import BadCondition, compile_condition, matches
 
-ROLE_NAMES = {"finance": "财务", "legal": "法务", "ceo": "总经理", "sales_director": "销售总监",
-              "sales_manager": "销售经理", "admin": "管理员", "hr": "人事"}
 MODES = {"any": "或签", "all": "会签"}
 CHAIN_LIMIT = 10  # manager chains longer than this are a loop in the data
 CHOSEN = "chosen"  # the requester picks this step's approver when submitting
@@ -57,7 +57,9 @@ class Plan:
 
 def plan(session: Session, requester: Employee, request_type: str, facts: dict[str, Any]) -> Plan:
     """The chain a request with these facts would get now."""
-    facts = {"type": request_type, "department": requester.department, "role": requester.role, **facts}
+    # `role` is every role the requester holds: `角色 == "销售经理"` asks whether 销售经理 is among them.
+    facts = {"type": request_type, "department": requester.department,
+             "role": frozenset(roles.roles_of(session, requester)), **facts}
     rule = choose_rule(session, request_type, facts)
     if rule is None:
         return Plan(rule=None, steps=_fallback(session, requester, "admin"))
@@ -104,9 +106,7 @@ def resolve(session: Session, requester: Employee, spec: str) -> list[Employee]:
         person = _department_head(session, requester)
         return [person] if person else []
     if kind == "role":
-        people = session.execute(select(Employee).where(Employee.role == arg, Employee.active)
-                                 .order_by(Employee.id)).scalars().all()
-        return [p for p in people if p.id != requester.id]
+        return [p for p in roles.people_with(session, arg) if p.id != requester.id]
     if kind == "person":
         person = session.get(Employee, int(arg)) if arg.isdigit() else None
         return [_present(session, person)] if person and person.id != requester.id else []
@@ -127,10 +127,11 @@ def check_spec(spec: str) -> None:
     """Raise ValueError naming the problem if `spec` is not an approver description."""
     kind, _, arg = spec.partition(":")
     ok = ((kind == "manager" and (not arg or (arg.isdigit() and 1 <= int(arg) <= 5)))
-          or (kind == "dept_head" and not arg) or (kind == "role" and arg in ROLE_NAMES)
+          or (kind == "dept_head" and not arg) or (kind == "role" and roles.role_id(arg) is not None)
           or (kind == "person" and arg.isdigit()) or spec == CHOSEN)
     if not ok:
-        raise ValueError(f"审批人写法不对：{spec}（可用 直属上级、第N级上级、部门负责人、角色、指定人）")
+        raise ValueError(f"审批人写法不对：{spec}（可用 直属上级、第N级上级、部门负责人、指定人，"
+                         f"或角色 {roles.names()}）")
 
 
 def check_rule(request_type: str, condition: str, steps: list[dict[str, Any]], no_approver: str,
@@ -165,7 +166,7 @@ def spec_label(spec: str) -> str:
     if spec == CHOSEN:
         return "申请人自选"
     if kind == "role":
-        return ROLE_NAMES.get(arg, arg)
+        return roles.name_of(roles.role_id(arg) or arg)
     return "指定人"
 
 

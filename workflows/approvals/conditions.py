@@ -4,6 +4,10 @@ Admins type these, so they are parsed with Python's `ast` and walked against a w
 from FIELDS, numbers, strings, lists, comparisons, and/or/not — never `eval`ed. Chinese works too:
 `金额 > 1000 且 部门 == "销售一部"`. A bad condition is refused when the rule is saved, with a message
 that names what is wrong.
+
+A person holds several roles, so `角色` is a set: `角色 == "销售经理"` is true when 销售经理 is among
+them, `角色 != "财务"` when it is not, `角色 in ["财务", "法务"]` when any is. Role words are read by
+workflows/roles.py (销售经理, 会计, or the id sales_manager of rules written before roles had names).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import operator
 import re
 from decimal import Decimal
 from typing import Any
+
+from workflows import roles
 
 # What a condition may look at, with the words admins use for them.
 FIELDS = {"type": "类型", "amount": "金额", "days": "天数", "department": "部门", "role": "角色",
@@ -72,6 +78,8 @@ def _check(node: ast.AST) -> None:
             raise BadCondition("只能用 == != > >= < <= in not in 比较")
         for operand in (node.left, *node.comparators):
             _check_operand(operand)
+        if any(isinstance(o, ast.Name) and o.id == "role" for o in (node.left, *node.comparators)):
+            _check_role_words(node)
     else:
         raise BadCondition("条件只能由比较组成，用「且」「或」「非」连接")
 
@@ -92,6 +100,13 @@ def _check_operand(node: ast.AST) -> None:
         raise BadCondition("文字要加引号，例：部门 == \"销售一部\"")
 
 
+def _check_role_words(node: ast.Compare) -> None:
+    for operand in (node.left, *node.comparators):
+        for element in (operand.elts if isinstance(operand, (ast.List, ast.Tuple)) else [operand]):
+            if isinstance(element, ast.Constant) and roles.role_id(str(element.value)) is None:
+                raise BadCondition(f"角色：不认识「{element.value}」，可用：{roles.names()}")
+
+
 def _eval(node: ast.AST, facts: dict[str, Any]) -> Any:
     if isinstance(node, ast.BoolOp):
         values = (_eval(v, facts) for v in node.values)
@@ -102,9 +117,12 @@ def _eval(node: ast.AST, facts: dict[str, Any]) -> Any:
         left = _operand(node.left, facts)
         for op, right_node in zip(node.ops, node.comparators):
             right = _operand(right_node, facts)
-            if left is None or right is None or not _comparable(left, right, op):
+            if isinstance(left, frozenset) or isinstance(right, frozenset):
+                if not _holds(left, right, op):
+                    return False
+            elif left is None or right is None or not _comparable(left, right, op):
                 return False  # a request without an amount never matches "amount > 1000"
-            if not _COMPARE[type(op)](left, right):
+            elif not _COMPARE[type(op)](left, right):
                 return False
             left = right
         return True
@@ -119,6 +137,21 @@ def _operand(node: ast.AST, facts: dict[str, Any]) -> Any:
         return [_operand(e, facts) for e in node.elts]
     value = node.value
     return Decimal(str(value)) if isinstance(value, (int, float)) else value
+
+
+def _holds(left: Any, right: Any, op: ast.cmpop) -> bool:
+    """A comparison with a set-valued fact (the roles someone holds): == / in mean "among them"."""
+    held, other = (left, right) if isinstance(left, frozenset) else (right, left)
+    words = [_role(w) for w in other] if isinstance(other, list) else [_role(other)]
+    if isinstance(op, (ast.Eq, ast.In)):
+        return any(w in held for w in words)
+    if isinstance(op, (ast.NotEq, ast.NotIn)):
+        return not any(w in held for w in words)
+    return False
+
+
+def _role(word: Any) -> Any:
+    return roles.role_id(word) or word if isinstance(word, str) else word
 
 
 def _comparable(left: Any, right: Any, op: ast.cmpop) -> bool:

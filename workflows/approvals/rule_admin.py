@@ -19,12 +19,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from storage.models import ApprovalRule, Employee, utcnow
-from workflows import audit
+from workflows import audit, roles
 from workflows.identity import employees_named
-from workflows.approvals.chain import AFTER, ROLE_NAMES, check_rule, spec_label
+from workflows.approvals.chain import AFTER, check_rule, spec_label
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
-_ROLE_WORDS = {name: f"role:{role}" for role, name in ROLE_NAMES.items()} | {"CEO": "role:ceo", "老板": "role:ceo"}
 _POSITION_WORDS = {"申请人自选": "chosen", "自选": "chosen", "直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
                    "上上级": "manager:2", "部门负责人": "dept_head", "部门领导": "dept_head"}
 _NO_APPROVER = {"自动通过": "auto_pass", "管理员": "admin"}
@@ -139,8 +138,8 @@ def _approver(session: Session, word: str) -> str:
     word = word.strip()
     if word in _POSITION_WORDS:
         return _POSITION_WORDS[word]
-    if word in _ROLE_WORDS:
-        return _ROLE_WORDS[word]
+    if roles.role_id(word):  # 财务, 会计, 老板 …
+        return f"role:{roles.role_id(word)}"
     level = re.fullmatch(r"第([2-5二三四五])级上级", word)
     if level:
         return f"manager:{_LEVELS[level.group(1)]}"
@@ -149,7 +148,7 @@ def _approver(session: Session, word: str) -> str:
         return f"person:{people[0].id}"
     if len(people) > 1:
         raise RuleError(f"审批人：有 {len(people)} 位叫「{word}」，请改用角色或先在通讯录里区分")
-    raise RuleError(f"审批人：不认识「{word}」（可用 直属上级、上上级、部门负责人、{'、'.join(ROLE_NAMES.values())} 或同事姓名）")
+    raise RuleError(f"审批人：不认识「{word}」（可用 直属上级、上上级、部门负责人、或同事姓名，或角色 {roles.names()}）")
 
 
 def _no_approver(session: Session, word: str) -> str:
