@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -41,13 +42,19 @@ class TextFormatter(logging.Formatter):
         extra = dict(getattr(record, _FIELDS, None) or {})
         trace = extra.pop("trace", None)
         if extra:
-            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in extra.items())
+            line += " " + " ".join([f"{k}={_text_value(v)}" for k, v in extra.items()])
         return line + ("\n" + trace if trace else "")
 
 
+_SPACE = re.compile(r"\s").search  # the same characters as str.isspace, without a generator per value
+_quote = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per call
+
+
 def _text_value(value: Any) -> str:
-    text = "-" if value is None or value == "" else str(value)
-    return json.dumps(text, ensure_ascii=False) if any(c.isspace() for c in text) else text
+    if value is None or value == "":
+        return "-"
+    text = value if type(value) is str else str(value)
+    return _quote(text) if _SPACE(text) else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,7 +76,10 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = self.formatException(record.exc_info)
         elif record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _json_line(line)
+
+
+_json_line = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def formatter(settings: Settings) -> logging.Formatter:

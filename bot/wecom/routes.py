@@ -49,7 +49,8 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     @bp.post("/wecom/callback")
     @logged("wecom", log)
     def receive() -> Response:
-        sig, ts, nonce = (request.args.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
+        args = request.args  # one context-local lookup, not one per parameter
+        sig, ts, nonce = args.get("msg_signature", ""), args.get("timestamp", ""), args.get("nonce", "")
         if not (sig and ts and nonce):
             return _refuse(400, "callback without signature parameters")
         encrypt = extract_encrypt(request.get_data(cache=False))
