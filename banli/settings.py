@@ -33,6 +33,7 @@ class DingTalkSettings:
     api_base: str = DINGTALK_API_BASE
     oapi_base: str = DINGTALK_OAPI_BASE
     card_template_id: str = ""
+    mode: str = "http"  # DINGTALK_MODE: "http" (callback URL) or "stream" (outbound WebSocket)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log shippers (banli/logs.py)
     access_log: bool = False
+    # Where the platforms reach this Banli (https://banli.example.com); `banli doctor` calls its
+    # callback routes there to prove they answer. Empty: that check is skipped.
+    public_url: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -87,6 +91,7 @@ class Settings:
             log_level=(env.get("BANLI_LOG_LEVEL") or "INFO").upper(),
             log_format=_log_format(env.get("BANLI_LOG_FORMAT") or "text"),
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
+            public_url=(env.get("BANLI_PUBLIC_URL") or "").rstrip("/"),
         )
 
     def describe(self) -> list[str]:
@@ -142,6 +147,7 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
+        mode=(env.get("DINGTALK_MODE") or "http").strip().lower(),
     )
 
 
