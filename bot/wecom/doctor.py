@@ -137,11 +137,11 @@ def _directory(http: requests.Session, base: str, token: str, agent: dict[str, A
 
 
 def _keys(settings: WeComSettings) -> Check:
-    """The console's rules: Token is English letters and digits, at most 32; EncodingAESKey is exactly
-    43 letters and digits, base64 for 32 bytes (docs/wecom.md §1.1, §1.5)."""
+    """EncodingAESKey is exactly 43 letters and digits, base64 for 32 bytes (docs/wecom.md §1.1, §1.5).
+    The Token may be any string WeCom accepted; a space in it is always a copy-paste slip."""
     problems = []
-    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", settings.token):
-        problems.append(f"WECOM_TOKEN 应为 1–32 位英文或数字 (now {len(settings.token)} chars)")
+    if not settings.token.strip() or re.search(r"\s", settings.token):
+        problems.append("WECOM_TOKEN 为空或含空格 is empty or contains whitespace")
     if not re.fullmatch(r"[A-Za-z0-9]{43}", settings.aes_key):
         problems.append(f"WECOM_AES_KEY 应为 43 位英文或数字 (now {len(settings.aes_key)} chars)")
     else:
