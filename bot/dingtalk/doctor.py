@@ -1,8 +1,9 @@
-"""`banli doctor` for DingTalk: the real API, called the way Banli calls it (docs/dingtalk.md "banli doctor").
+"""`banli doctor` for DingTalk: the real API, called the way Banli calls it (docs/dingtalk.md §8).
 
 Nothing reaches anyone: the token, a read-status query for the robot, directory reads, a card
 instance that is created but never delivered, the Stream gateway's connection-open (its ticket is
 left unused), and — with a public URL in HTTP mode — two signed probes of Banli's own callback route.
+Its own token fetch leaves a running Banli's token valid: a refetch returns the same one (§5.1).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CONSOLE = "开发者后台 open-dev.dingtalk.com → 应用开发 → 企业内�
 PERMISSION_FIX = f"{CONSOLE} → 权限管理：申请开通 {{scopes}} / grant the API permission {{scopes}}"
 DIRECTORY_SCOPES = {"department": "qyapi_get_department_list（通讯录部门信息读权限）",
                     "user": "qyapi_get_member（成员信息读权限）"}
-# oapi errcodes (docs/dingtalk.md "banli doctor"): no API permission; outside the contacts scope.
+# oapi errcodes (docs/dingtalk.md §8): no API permission; outside the contacts scope.
 NO_PERMISSION, OUT_OF_SCOPE = 60011, 50004
 PROBE_QUERY_KEY = "banli-doctor-probe"  # a processQueryKey no send ever returned
 

@@ -1,7 +1,10 @@
-"""`banli doctor` for WeCom: the real API, called the way Banli calls it (docs/wecom.md "banli doctor").
+"""`banli doctor` for WeCom: the real API, called the way Banli calls it (docs/wecom.md §7).
 
 Read-only: gettoken, agent/get, department/get, user/simplelist, user/get, and — with a public URL —
 one signed URL verification against Banli's own GET /wecom/callback. Nothing is sent to anyone.
+The doctor fetches its own token, bypassing Banli's cache. Should that retire the token a running
+Banli holds (the current docs no longer promise the same token on a refetch, docs/wecom.md §4.3),
+Banli's client meets a token error, fetches anew and retries once (bot/wecom/client.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ URL_T = "回调地址验证 / callback URL verification"
 APP_PAGE = "管理后台 work.weixin.qq.com → 应用管理 → 自建应用 → 办理"
 VISIBLE_FIX = (f"{APP_PAGE} → 可见范围：加入要用办理的部门或成员（应用 Secret 只能读可见范围内的通讯录）"
                " / add the departments or people to the app's visible range")
-# errcode → the fix (docs/wecom.md "banli doctor"); anything else is shown with WeCom's own errmsg.
+# errcode → the fix (docs/wecom.md §7); anything else is shown with WeCom's own errmsg.
 TOKEN_FIXES = {
     40001: f"WECOM_SECRET 不对：{APP_PAGE} → Secret「查看」，发到企业微信后复制 / WECOM_SECRET is wrong",
     40091: f"WECOM_SECRET 不对或已重置：{APP_PAGE} → Secret「查看」 / WECOM_SECRET is wrong or was reset",

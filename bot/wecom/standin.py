@@ -71,7 +71,7 @@ class WeComStandin:
             return request.args.get("access_token") in self.tokens
 
         def directory_refusal():
-            """None, or WeCom's answer for a directory read outside the visible range (docs/wecom.md)."""
+            """None, or WeCom's answer for a directory read outside the visible range (docs/wecom.md §7)."""
             if not authorized():
                 return jsonify(errcode=40014, errmsg="invalid access_token")
             if self.directory_denied:
