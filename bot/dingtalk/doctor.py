@@ -35,6 +35,8 @@ DIRECTORY_SCOPES = {"department": "qyapi_get_department_list（通讯录部门�
                     "user": "qyapi_get_member（成员信息读权限）"}
 # oapi errcodes (docs/dingtalk.md §8): no API permission; outside the contacts scope.
 NO_PERMISSION, OUT_OF_SCOPE = 60011, 50004
+BUSY = {-1, 90018, 90002}  # 系统繁忙, QPS limits (§4.8): a retry, not a setting, fixes these
+RETRY_FIX = "钉钉繁忙或限流，稍后重试 / DingTalk is busy or throttling: run it again later"
 PROBE_QUERY_KEY = "banli-doctor-probe"  # a processQueryKey no send ever returned
 
 
@@ -102,7 +104,7 @@ def _robot(http: requests.Session, settings: DingTalkSettings, token: str, out: 
                           f"{CONSOLE} → 应用能力 → 机器人：添加并发布机器人；DINGTALK_ROBOT_CODE 填机器人的 RobotCode"
                           "（企业内部应用即 AppKey，可不设） / add and publish the robot; its RobotCode is the AppKey"))
     elif status >= 500:
-        out.append(failed(ROBOT_T, f"readStatus: {_error(status, body)}", "钉钉暂时出错，稍后再试 / retry later"))
+        out.append(failed(ROBOT_T, f"readStatus: {_error(status, body)}", RETRY_FIX))
     else:
         out.append(passed(ROBOT_T, f"robotCode {settings.robot_code} 有效 accepted (readStatus, nothing sent)"))
 
@@ -115,6 +117,8 @@ def _oapi(http: requests.Session, settings: DingTalkSettings, token: str, path: 
 
 
 def _directory_fix(kind: str, code: int) -> str:
+    if code in BUSY:
+        return RETRY_FIX
     if code == OUT_OF_SCOPE:
         return (f"{CONSOLE} → 权限管理 → 通讯录权限范围：设为「全部员工」或包含要用办理的部门 "
                 "/ widen the app's contacts scope")

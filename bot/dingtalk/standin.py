@@ -45,6 +45,7 @@ class DingTalkStandin:
         self.directory_denied = False
         self.card_templates: set[str] | None = None
         self.gateway_refused = False
+        self.gateway = None  # a Stream gateway stand-in, when a test plugs one in
         self.undelivered: dict[str, dict[str, Any]] = {}  # card instances created without delivery
         self.app = self._build()
 
@@ -374,12 +375,16 @@ class DingTalkStandin:
         return jsonify(success=True, result=track)
 
     def _open_connection(self):
-        """POST /v1.0/gateway/connections/open (§2.1): an endpoint and a one-use ticket. A refusal's
-        real code is undocumented; `gateway_refused` answers like a wrong secret would."""
+        """POST /v1.0/gateway/connections/open (§2.1): an endpoint and a one-use ticket — from a plugged-in
+        gateway stand-in (`self.gateway`, the Stream tests), else a ticket nobody will use (banli doctor
+        only asks). A refusal's real code is undocumented; `gateway_refused` answers like a wrong secret."""
         body = request.get_json(force=True, silent=True) or {}
         if self.gateway_refused or body.get("clientId") != self.app_key or body.get("clientSecret") != self.app_secret:
             return self._refuse(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
-        host = (self.base_url or "ws://127.0.0.1").replace("http", "ws", 1)
+        if self.gateway is not None:
+            status, answer = self.gateway.open(body)
+            return jsonify(answer), status
+        host = (self.base_url or "http://127.0.0.1").replace("http", "ws", 1)
         return jsonify(endpoint=f"{host}/connect", ticket=secrets.token_hex(16))
 
 

@@ -42,6 +42,8 @@ DIRECTORY_FIXES = {
     60011: VISIBLE_FIX,
     48002: f"接口无权限：{APP_PAGE} → 检查 API 权限 / the app may not call this API",
     60020: TOKEN_FIXES[60020],
+    -1: "企业微信系统繁忙，稍后重试 / WeCom is busy: run it again later",
+    45009: "接口调用超过限制，稍后重试 / API rate limit: run it again later",
 }
 
 
