@@ -9,6 +9,7 @@
     banli admins list | grant USERID [--platform P] | revoke USERID [--platform P]   who is 管理员
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
     banli import customers FILE [--dry-run]     the customer list from Excel (CSV or XLSX; see README)
+    banli doctor [--public-url URL]  check each configured platform for real; exit 1 on any failure
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     register = ding_sub.add_parser("register-card-callback", help="register the card callback URL")
     register.add_argument("url", help="public URL of /dingtalk/card, e.g. https://banli.example.com/dingtalk/card")
     register.set_defaults(run=run_register_card_callback)
+
+    doctor = sub.add_parser("doctor", help="check the WeCom / DingTalk set-up against the real APIs")
+    doctor.add_argument("--public-url", metavar="URL",
+                        help="where the platforms reach Banli, to test its callback route (default: BANLI_PUBLIC_URL)")
+    doctor.set_defaults(run=run_doctor)
     return parser
 
 
@@ -330,6 +336,12 @@ def run_register_card_callback(settings: Settings, args) -> int:
         return 1
     print(f"已注册 card callbacks now go to {args.url}")
     return 0
+
+
+def run_doctor(settings: Settings, args) -> int:
+    from banli import doctor
+
+    return doctor.run(settings, public_url=args.public_url or "")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class DingTalkSettings:
     api_base: str = DINGTALK_API_BASE
     oapi_base: str = DINGTALK_OAPI_BASE
     card_template_id: str = ""
+    mode: str = "http"  # DINGTALK_MODE: "http" (callback URL) or "stream" (outbound WebSocket)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Settings:
     # BANLI_ADMINS: the first admins, as (platform, user id); platform "" matches either platform.
     # They are made admins on every message they send (workflows/roles.py grant_env_admin).
     admins: tuple[tuple[str, str], ...] = ()
+    # Where the platforms reach this Banli (https://banli.example.com); `banli doctor` calls its
+    # callback routes there to prove they answer. Empty: that check is skipped.
+    public_url: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -91,6 +95,7 @@ class Settings:
             log_format=_log_format(env.get("BANLI_LOG_FORMAT") or "text"),
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
             admins=parse_admins(env.get("BANLI_ADMINS", "")),
+            public_url=(env.get("BANLI_PUBLIC_URL") or "").rstrip("/"),
         )
 
     def describe(self) -> list[str]:
@@ -146,6 +151,7 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
+        mode=(env.get("DINGTALK_MODE") or "http").strip().lower(),
     )
 
 

@@ -41,6 +41,12 @@ class DingTalkStandin:
         self.sessions: dict[str, tuple[str, int]] = {}  # sessionWebhook id -> (user or group, expires ms)
         self.fail_next: list[tuple[int, dict[str, Any]]] = []  # canned (status, json) for the next sends
         self.refused: list[str] = []  # why requests were refused, for tests that expect none
+        # Failure switches (banli doctor's tests). card_templates: the published templates, None = any.
+        self.directory_denied = False
+        self.card_templates: set[str] | None = None
+        self.gateway_refused = False
+        self.gateway = None  # a Stream gateway stand-in, when a test plugs one in
+        self.undelivered: dict[str, dict[str, Any]] = {}  # card instances created without delivery
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -77,6 +83,11 @@ class DingTalkStandin:
         app.add_url_rule("/topapi/v2/user/get", view_func=self._user_get, methods=["POST"])
         app.add_url_rule("/topapi/v2/department/get", view_func=self._department_get, methods=["POST"])
         app.add_url_rule("/robot/sendBySession", view_func=self._send_by_session, methods=["POST"])
+        app.add_url_rule("/v1.0/robot/oToMessages/readStatus", view_func=self._read_status, methods=["GET"])
+        app.add_url_rule("/v1.0/card/instances", view_func=self._create_card, methods=["POST"])
+        app.add_url_rule("/topapi/v2/department/listsub", view_func=self._department_listsub, methods=["POST"])
+        app.add_url_rule("/topapi/v2/user/list", view_func=self._user_list, methods=["POST"])
+        app.add_url_rule("/v1.0/gateway/connections/open", view_func=self._open_connection, methods=["POST"])
         return app
 
     def _refuse(self, status: int, code: str, message: str):
@@ -180,6 +191,8 @@ class DingTalkStandin:
         track = body.get("outTrackId")
         if not body.get("cardTemplateId") or not isinstance(track, str) or not 0 < len(track) <= 100:
             return self._refuse(400, "invalidParameter", "cardTemplateId / outTrackId 不正确")
+        if not self._template_known(body["cardTemplateId"]):
+            return self._unknown_template(body["cardTemplateId"])
         params = (body.get("cardData") or {}).get("cardParamMap")
         if not _all_strings(params):
             return self._refuse(400, "invalidParameter.cardParamMap", "cardParamMap 的值必须是字符串")
@@ -280,9 +293,19 @@ class DingTalkStandin:
         with self.lock:
             return request.args.get("access_token", "") in self.tokens
 
-    def _user_get(self):
+    def _directory_refusal(self):
+        """None, or DingTalk's answer for a directory read without the contacts permission."""
         if not self._oapi_token_ok():
             return self._oapi_error(40014, "不合法的access_token")
+        if self.directory_denied:
+            return self._oapi_error(60011, "没有调用该接口的权限，接口权限申请参考："
+                                           "https://open.dingtalk.com/document/orgapp-server/add-api-permission")
+        return None
+
+    def _user_get(self):
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
         user_id = (request.get_json(force=True, silent=True) or {}).get("userid", "")
         user = self.users.get(user_id)
         if user is None:
@@ -290,13 +313,79 @@ class DingTalkStandin:
         return jsonify(errcode=0, errmsg="ok", result={"userid": user_id, **user}, request_id=secrets.token_hex(8))
 
     def _department_get(self):
-        if not self._oapi_token_ok():
-            return self._oapi_error(40014, "不合法的access_token")
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
         dept_id = (request.get_json(force=True, silent=True) or {}).get("dept_id")
         if dept_id not in self.departments:
             return self._oapi_error(60003, "部门不存在")
         return jsonify(errcode=0, errmsg="ok", result={"dept_id": dept_id, "name": self.departments[dept_id],
                                                        "parent_id": 1}, request_id=secrets.token_hex(8))
+
+    def _department_listsub(self):
+        """Direct children of dept_id; the stand-in's departments all hang off the root (1)."""
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
+        parent = (request.get_json(force=True, silent=True) or {}).get("dept_id", 1)
+        children = [{"dept_id": d, "name": n, "parent_id": 1} for d, n in sorted(self.departments.items())]
+        return jsonify(errcode=0, errmsg="ok", result=children if parent == 1 else [],
+                       request_id=secrets.token_hex(8))
+
+    def _user_list(self):
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
+        body = request.get_json(force=True, silent=True) or {}
+        dept, cursor, size = body.get("dept_id"), int(body.get("cursor") or 0), int(body.get("size") or 10)
+        members = [{"userid": u, **info} for u, info in self.users.items() if dept in info.get("dept_id_list", [])]
+        page = members[cursor:cursor + size]
+        more = cursor + size < len(members)
+        return jsonify(errcode=0, errmsg="ok", request_id=secrets.token_hex(8),
+                       result={"list": page, "has_more": more, **({"next_cursor": cursor + size} if more else {})})
+
+    def _read_status(self):
+        """GET /v1.0/robot/oToMessages/readStatus: a foreign robotCode is refused before the key is
+        looked up; the stand-in keeps no read status, so every key is unknown (code is a guess)."""
+        if not self._token_ok():
+            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+        if request.args.get("robotCode") != self.robot_code:
+            return self._refuse(400, "invalidParameter.robotCode.notExsit", "机器人不存在")
+        return self._refuse(400, "invalidParameter.processQueryKey", "processQueryKey 不存在")
+
+    def _template_known(self, template: str) -> bool:
+        return self.card_templates is None or template in self.card_templates
+
+    def _unknown_template(self, template: str):
+        # DingTalk's code for an unknown template is undocumented; this one is the stand-in's own.
+        return self._refuse(400, "invalidParameter.cardTemplateId", f"卡片模板不存在: {template}")
+
+    def _create_card(self):
+        """POST /v1.0/card/instances: create an instance without delivering it (§4.6 two-step create)."""
+        if not self._token_ok():
+            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+        body = request.get_json(force=True, silent=True) or {}
+        track = body.get("outTrackId")
+        if not body.get("cardTemplateId") or not isinstance(track, str) or not 0 < len(track) <= 100:
+            return self._refuse(400, "invalidParameter", "cardTemplateId / outTrackId 不正确")
+        if not self._template_known(body["cardTemplateId"]):
+            return self._unknown_template(body["cardTemplateId"])
+        with self.lock:
+            self.undelivered[track] = body
+        return jsonify(success=True, result=track)
+
+    def _open_connection(self):
+        """POST /v1.0/gateway/connections/open (§2.1): an endpoint and a one-use ticket — from a plugged-in
+        gateway stand-in (`self.gateway`, the Stream tests), else a ticket nobody will use (banli doctor
+        only asks). A refusal's real code is undocumented; `gateway_refused` answers like a wrong secret."""
+        body = request.get_json(force=True, silent=True) or {}
+        if self.gateway_refused or body.get("clientId") != self.app_key or body.get("clientSecret") != self.app_secret:
+            return self._refuse(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
+        if self.gateway is not None:
+            status, answer = self.gateway.open(body)
+            return jsonify(answer), status
+        host = (self.base_url or "http://127.0.0.1").replace("http", "ws", 1)
+        return jsonify(endpoint=f"{host}/connect", ticket=secrets.token_hex(16))
 
 
 def _all_strings(params: Any) -> bool:

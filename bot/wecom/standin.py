@@ -39,6 +39,8 @@ class WeComStandin:
         self.send_delay = 0.0  # seconds each message/send takes (a slow network, a busy platform)
         self.in_flight = 0
         self.max_in_flight = 0  # the most sends seen at once: how many jobs a worker runs side by side
+        # Failure switches (banli doctor's tests): the directory outside the app's visible range.
+        self.directory_denied = False
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -68,10 +70,20 @@ class WeComStandin:
         def authorized() -> bool:
             return request.args.get("access_token") in self.tokens
 
+        def directory_refusal():
+            """None, or WeCom's answer for a directory read outside the visible range (docs/wecom.md §7)."""
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            if self.directory_denied:
+                return jsonify(errcode=60011, errmsg="no privilege to access/modify contact/party/agent")
+            return None
+
         @app.get("/cgi-bin/gettoken")
         def gettoken():
-            if request.args.get("corpid") != self.corp_id or request.args.get("corpsecret") != self.secret:
-                return jsonify(errcode=40013, errmsg="invalid corpid or secret")
+            if request.args.get("corpid") != self.corp_id:
+                return jsonify(errcode=40013, errmsg="invalid corpid")
+            if request.args.get("corpsecret") != self.secret:
+                return jsonify(errcode=40001, errmsg="invalid credential")
             with self.lock:
                 token = secrets.token_hex(16)
                 self.tokens.add(token)
@@ -125,10 +137,31 @@ class WeComStandin:
                 self.updates.append(body)
             return jsonify(errcode=0, errmsg="ok")
 
-        @app.get("/cgi-bin/user/get")
-        def user_get():
+        @app.get("/cgi-bin/agent/get")
+        def agent_get():
             if not authorized():
                 return jsonify(errcode=40014, errmsg="invalid access_token")
+            if request.args.get("agentid") != str(self.agent_id):  # a token reads only its own app
+                return jsonify(errcode=301002, errmsg="not allow operate another agent with this accesstoken")
+            return jsonify(errcode=0, errmsg="ok", agentid=self.agent_id, name="办理", close=0,
+                           allow_userinfos={"user": []}, allow_partys={"partyid": sorted(self.departments)},
+                           allow_tags={"tagid": []})
+
+        @app.get("/cgi-bin/user/simplelist")
+        def user_simplelist():
+            refusal = directory_refusal()
+            if refusal:
+                return refusal
+            dept = int(request.args.get("department_id", "0"))
+            return jsonify(errcode=0, errmsg="ok", userlist=[
+                {"userid": uid, "name": u.get("name", ""), "department": u.get("department", [])}
+                for uid, u in self.users.items() if dept in u.get("department", [])])
+
+        @app.get("/cgi-bin/user/get")
+        def user_get():
+            refusal = directory_refusal()
+            if refusal:
+                return refusal
             user = self.users.get(request.args.get("userid", ""))
             if user is None:
                 return jsonify(errcode=60111, errmsg="userid not found")
@@ -136,8 +169,9 @@ class WeComStandin:
 
         @app.get("/cgi-bin/department/get")
         def department_get():
-            if not authorized():
-                return jsonify(errcode=40014, errmsg="invalid access_token")
+            refusal = directory_refusal()
+            if refusal:
+                return refusal
             dept_id = int(request.args.get("id", "0"))
             if dept_id not in self.departments:
                 return jsonify(errcode=60003, errmsg="department not found")
