@@ -57,6 +57,10 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log shippers (banli/logs.py)
     access_log: bool = False
+    # Where photos people send are kept (storage/files.py: content-addressed by SHA-256), and the
+    # largest one accepted (10 MB: also WeCom's limit for sending an image back, docs/wecom.md §5.2).
+    files_dir: str = "files"
+    files_max_bytes: int = 10 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -87,6 +91,8 @@ class Settings:
             log_level=(env.get("BANLI_LOG_LEVEL") or "INFO").upper(),
             log_format=_log_format(env.get("BANLI_LOG_FORMAT") or "text"),
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
+            files_dir=env.get("BANLI_FILES_DIR") or "files",
+            files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
         )
 
     def describe(self) -> list[str]:
@@ -102,6 +108,7 @@ class Settings:
                                           + (", interactive cards" if self.dingtalk.card_template_id else
                                              ", markdown cards") + ")"
                                           if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
+        lines.append(f"照片 files: {self.files_dir} (≤{self.files_max_bytes // (1024 * 1024)} MB, JPEG/PNG)")
         return lines
 
 

@@ -13,7 +13,7 @@ from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
 from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided, refusals
-from workflows import contracts, conversations, customers, followups
+from workflows import audit, contracts, conversations, customers, followups
 from workflows.amounts import find_amount
 from workflows.approvals import access, attachments
 from workflows.approvals import cards as views
@@ -130,11 +130,32 @@ def attach_invoice(ctx: Context) -> Card | None:
     latest_visit = followups.recent_visit(ctx.session, ctx.employee, ctx.now)
     if request is None or (latest_visit is not None and latest_visit.happened_at > request.created_at):
         return None  # the visit was more recent: the photo is its 签到
-    added = attachments.attach_photo(ctx.session, request, ctx.event.media_id, by=ctx.employee,
+    added = attachments.attach_photo(ctx.session, request, ctx.upload, by=ctx.employee,
                                      platform=ctx.event.platform, now=ctx.now)
     count = attachments.photo_count(request)
     said = f"已附在{request.type}「{request.summary}」上，共 {count} 张。" if added else "这张已经收到过了。"
     return Card(title=f"收到照片 · {request.number if request.status != 'draft' else request.type}", body=said)
+
+
+@routes.action("approval.photos")
+def send_photos(ctx: Context) -> Card:
+    """查看发票: the request's photos to whoever tapped, as image messages — only someone involved
+    (the shared guard; an outsider is refused and audited), each photo once a day however often tapped."""
+    request = _request(ctx)
+    refused = guard(ctx, request, "view")
+    if refused is not None:
+        return refused
+    day = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date().isoformat()
+    total, queued = attachments.queue_photos(ctx.session, request, viewer=ctx.employee, platform=ctx.event.platform,
+                                             user_id=ctx.event.sender, day=day)
+    title = f"{views.photos_label(request)} · {request.number}"
+    if not total:
+        return Card(title=title, body="这一单没有附照片。")
+    audit.record(ctx.session, actor=ctx.employee, action="approval.view_photos", subject=f"approval:{request.id}",
+                 platform=ctx.event.platform, detail={"photos": total, "sent": queued}, at=ctx.now)
+    if queued:
+        return Card(title=title, body=f"{total} 张照片马上发给你，在下面的消息里查看。")
+    return Card(title=title, body=f"今天已经发给你这 {total} 张照片了，往上翻聊天记录就能看到。")
 
 
 @routes.command("合同", "合同审批", prefix=True)
