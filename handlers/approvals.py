@@ -148,7 +148,7 @@ def send_photos(ctx: Context) -> Card:
     day = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date().isoformat()
     total, queued = attachments.queue_photos(ctx.session, request, viewer=ctx.employee, platform=ctx.event.platform,
                                              user_id=ctx.event.sender, day=day)
-    title = f"{views.photos_label(request)} · {request.number}"
+    title = f"{'发票照片' if request.type == '报销' else '照片'} · {request.number}"
     if not total:
         return Card(title=title, body="这一单没有附照片。")
     audit.record(ctx.session, actor=ctx.employee, action="approval.view_photos", subject=f"approval:{request.id}",
