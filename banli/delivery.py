@@ -217,7 +217,8 @@ def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable:
 
 
 def _act_on_inbound(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
-    reply_key = pipeline.act(runtime, session, InboundEvent.from_dict(json.loads(row.payload)))
+    reply_key = pipeline.act(runtime, session, InboundEvent.from_dict(json.loads(row.payload)),
+                             last_attempt=row.attempts + 1 >= outbox.MAX_ATTEMPTS)
     return {"reply": reply_key} if reply_key else {}
 
 

@@ -51,9 +51,11 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
     return new
 
 
-def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
-    """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
-    upload = fetch(runtime, event)
+def act(runtime: Runtime, session: Session, event: InboundEvent, *, last_attempt: bool = False) -> str | None:
+    """Run the handler for `event` inside `session`; returns the reply's outbox key, if any.
+    `last_attempt`: the outbox will not try this delivery again, so a photo that still cannot be
+    downloaded is answered (send it again) rather than left unanswered."""
+    upload = fetch(runtime, event, last_attempt=last_attempt)
     _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
@@ -75,10 +77,11 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     return reply(session, ctx.event, card, asker=employee.name if employee.synced_at else "")
 
 
-def fetch(runtime: Runtime, event: InboundEvent) -> files.Upload | None:
+def fetch(runtime: Runtime, event: InboundEvent, *, last_attempt: bool = False) -> files.Upload | None:
     """The photo of an image event, downloaded and checked (storage/files.py); None for any other
     event. A platform that will never give the bytes (an expired media id) gives an UNREADABLE
-    upload, answered in chat; one that fails for now raises, and the outbox tries again later."""
+    upload, answered in chat; one that fails for now raises, and the outbox tries again later —
+    until its last attempt, which answers UNREADABLE too."""
     client = runtime.clients.get(event.platform)
     if event.kind != "image" or not event.media_id or client is None:
         return None
@@ -87,7 +90,7 @@ def fetch(runtime: Runtime, event: InboundEvent) -> files.Upload | None:
     try:
         data = client.download_media(event.media_id, max_bytes=limit)
     except PlatformError as exc:
-        if exc.retryable:
+        if exc.retryable and not last_attempt:
             raise
         log.info("%s photo %s not downloadable: %s", event.platform, event.event_id, exc)
         return files.unreadable(platform=event.platform, media_id=event.media_id, store=store)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from conftest import photo_bytes, settle, wait_for
+from storage import outbox
 from test_approvals import _nth, _said, _tap, _title, oa  # noqa: F401
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 40  # a JPEG's magic numbers, 10 KB
@@ -157,3 +159,21 @@ def test_same_photo_twice_is_one_photo_on_dingtalk_and_stored_once(stack):
     said = [m["text"] for m in stack.dingtalk.messages_to(rep)[1:3]]
     assert "共 1 张" in said[0] and "已经收到过了" in said[1]
     assert [s[4] for s in _stored(stack)] == ["approval"]
+
+
+def test_a_photo_that_never_downloads_is_answered_at_the_last_attempt(oa):  # noqa: F811
+    oa.post_wecom(oa.wecom_peer.text("zhangsan", "报销 出租车 86.5"))
+    _card(oa, "zhangsan", 1)
+    oa.wecom.fail_media = [503] * 50
+    oa.post_wecom(oa.wecom_peer.image("zhangsan", oa.wecom.add_media(JPEG)))
+
+    def answered():  # each retry is due after a back-off: move the clock past it
+        oa.shift(timedelta(hours=1))
+        return len(_cards(oa, "zhangsan")) >= 2
+
+    wait_for(answered, timeout=40, interval=0.4)
+    answer = _cards(oa, "zhangsan")[1]
+    assert _title(answer) == "收到图片" and "没读到这张图片" in _said(answer)
+    assert oa.wecom.media_fetches >= outbox.MAX_ATTEMPTS
+    assert not any("出了点问题" in _said(m) for m in oa.wecom.messages_to("zhangsan"))
+    assert _stored(oa) == []
