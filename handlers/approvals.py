@@ -137,11 +137,15 @@ def attach_invoice(ctx: Context) -> Card | None:
     return Card(title=f"收到照片 · {request.number if request.status != 'draft' else request.type}", body=said)
 
 
+@routes.command("查看发票", "查看照片", prefix=True)
 @routes.action("approval.photos")
 def send_photos(ctx: Context) -> Card:
-    """查看发票: the request's photos to whoever tapped, as image messages — only someone involved
-    (the shared guard; an outsider is refused and audited), each photo once a day however often tapped."""
-    request = _request(ctx)
+    """查看发票 (the approver's card, or `查看发票 R-1001`): the request's photos to whoever asked, as
+    image messages — only someone involved (the shared guard; an outsider is refused and audited),
+    each photo once a day however often tapped."""
+    request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
+    if request is None and not _names_a_number(ctx):
+        return Card(title="查看哪一单？", body="请带上单号，比如「查看发票 R-1001」。", buttons=(HELP_BUTTON,))
     refused = guard(ctx, request, "view")
     if refused is not None:
         return refused

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from cards import Button, Card
-from handlers import guided, refusals
+from handlers import guided, photos, refusals
 from handlers.guided import CANCEL_BUTTON, choice
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
@@ -47,8 +47,7 @@ def _hold_checkin(ctx: Context, form: Form) -> Card | None:
     if ctx.event.location:
         held["location"] = list(ctx.event.location)
     if ctx.upload is not None and ctx.upload.sha256 not in held.setdefault("photos", []):
-        files.record(ctx.session, ctx.upload, uploaded_by=ctx.employee.id)  # attached with the visit
-        held["photos"].append(ctx.upload.sha256)
+        held["photos"].append(photos.keep(ctx))  # its file is attached with the visit
     form = conversations.advance(ctx.session, ctx.employee, form.step, ctx.now, checkin=held)
     question = guided.ask(ctx, form)
     what = "位置" if ctx.event.kind == "location" else "照片"

@@ -77,9 +77,13 @@ def test_the_requester_can_see_the_photos_but_an_outsider_gets_nothing(oa):  # n
     assert oa.wecom.images_to("lisi") == [] and oa.count("outbox", "WHERE kind = 'photo'") == 0
     assert oa.count("audit_log", "WHERE action = 'refused' AND subject = 'approval:%s'" % request_id) == 1
 
-    # The requester is involved: typed the way a DingTalk markdown link would send the tap.
-    oa.post_wecom(oa.wecom_peer.text("zhangsan", f"#approval.photos {request_id}"))
+    # The requester is involved: typed words, or the way a DingTalk markdown link sends the tap.
+    oa.post_wecom(oa.wecom_peer.text("zhangsan", "查看发票 R-1001"))
     assert wait_for(lambda: oa.wecom.images_to("zhangsan")) == [JPEG]
+    oa.post_wecom(oa.wecom_peer.text("lisi", f"#approval.photos {request_id}"))
+    assert _title(_card(oa, "lisi", 2)) == "这不是你的申请"
+    settle(0.3)
+    assert oa.wecom.images_to("lisi") == []
 
 
 @pytest.mark.parametrize("what,photo,title", [
