@@ -17,13 +17,17 @@ def problem_card(ctx: Context) -> Card | None:
     if upload is None or upload.problem == files.UNREADABLE:
         return Card(title="收到图片", body="没读到这张图片（可能已过期），请再发一次。", buttons=MENU_BUTTONS)
     if upload.problem == files.TOO_LARGE:
-        limit = upload.max_bytes / (1024 * 1024)
-        return Card(title="照片太大了", body=f"这张超过 {limit:g} MB，没有保存。请压缩或截图后再发。",
+        return Card(title="照片太大了", body=f"这张超过 {_size(upload.max_bytes)}，没有保存。请压缩或截图后再发。",
                     buttons=MENU_BUTTONS)
     if upload.problem == files.WRONG_TYPE:
         return Card(title="只收照片", body=f"这个文件不是 {ACCEPTED} 图片，没有保存。请拍照或截图后再发。",
                     buttons=MENU_BUTTONS)
     return None
+
+
+def _size(size: int) -> str:
+    megabytes = size / (1024 * 1024)
+    return f"{round(megabytes, 1):g} MB" if megabytes >= 1 else f"{size / 1024:.0f} KB"
 
 
 def keep(ctx: Context) -> str:

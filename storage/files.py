@@ -151,8 +151,10 @@ def attached(session: Session, attached_type: str, attached_id: int) -> list[Sto
     rows = session.execute(select(StoredFile).where(
         StoredFile.attached_type == attached_type, StoredFile.attached_id == attached_id)
         .order_by(StoredFile.id)).scalars().all()
-    seen: set[str] = set()
-    return [r for r in rows if not (r.sha256 in seen or seen.add(r.sha256))]
+    distinct: dict[str, StoredFile] = {}
+    for row in rows:
+        distinct.setdefault(row.sha256, row)
+    return list(distinct.values())
 
 
 def checksums(session: Session, attached_type: str, attached_id: int) -> list[str]:
