@@ -52,7 +52,9 @@ class Outbox(SQLModel, table=True):
 
     - inbound: a platform delivery to act on; its key (`inbound:<platform>:<delivery key>`) is the
       record that makes a redelivered callback a no-op;
-    - message, card_update: something to send; directory_sync: read a user off the directory;
+    - message, card_update: something to send; photo: a stored photo to one person as an image
+      (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
+      directory_sync: read a user off the directory;
     - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 
