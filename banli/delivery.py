@@ -1,5 +1,5 @@
-"""The RQ job: perform one leased outbox row (act on a callback, send, update a card, read the
-directory, run a cron).
+"""The RQ job: perform one leased outbox row (act on a callback, send, send a stored photo, update a
+card, read the directory, run a cron).
 
 Jobs take a row id and its lease token, never objects. A job whose lease was taken over, or whose row
 is already done, does nothing — so a duplicate enqueue or a Redis that kept an old job is harmless.
@@ -27,7 +27,8 @@ from cards import Card
 from handlers.events import InboundEvent
 from storage import outbox
 from storage.db import is_transient, session_scope
-from storage.models import Outbox
+from storage import files
+from storage.models import Outbox, StoredFile
 from workflows.identity import apply_directory
 
 log = logging.getLogger("banli.delivery")
@@ -216,7 +217,8 @@ def _failed(runtime: Runtime, row: Outbox, token: str, error: str, *, retryable:
 
 
 def _act_on_inbound(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
-    reply_key = pipeline.act(runtime, session, InboundEvent.from_dict(json.loads(row.payload)))
+    reply_key = pipeline.act(runtime, session, InboundEvent.from_dict(json.loads(row.payload)),
+                             last_attempt=row.attempts + 1 >= outbox.MAX_ATTEMPTS)
     return {"reply": reply_key} if reply_key else {}
 
 
@@ -232,6 +234,19 @@ def _send_message(runtime: Runtime, row: Outbox, session: Session) -> dict[str, 
     message = Outgoing(key=row.key, recipient=row.recipient, conversation=row.conversation,
                        card=Card.from_dict(payload["card"]), reply=payload.get("reply") or {})
     return _client(runtime, row.platform).send(message)
+
+
+def _send_photo(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    """A stored photo to one person as an image message (uploaded to their platform first)."""
+    stored = session.get(StoredFile, json.loads(row.payload)["file_id"])
+    try:
+        data = pipeline.file_store(runtime).read(stored.sha256) if stored is not None else None
+    except FileNotFoundError:
+        data = None
+    if data is None:  # the row or the bytes are gone (a wiped store): no retry brings them back
+        raise PlatformError(f"photo {row.payload} is not in the file store", retryable=False)
+    return _client(runtime, row.platform).send_image(row.recipient, data, mime=stored.mime,
+                                                     filename=files.filename(stored))
 
 
 def _update_card(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
@@ -283,6 +298,7 @@ def _run_cron(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]
 PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
     "inbound": _act_on_inbound,
     "message": _send_message,
+    "photo": _send_photo,
     "card_update": _update_card,
     "directory_sync": _sync_directory,
     "cron": _run_cron,

@@ -64,6 +64,10 @@ class Settings:
     # Where the platforms reach this Banli (https://banli.example.com); `banli doctor` calls its
     # callback routes there to prove they answer. Empty: that check is skipped.
     public_url: str = ""
+    # Where photos people send are kept (storage/files.py: content-addressed by SHA-256), and the
+    # largest one accepted (10 MB: also WeCom's limit for sending an image back, docs/wecom.md §5.2).
+    files_dir: str = "files"
+    files_max_bytes: int = 10 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -96,6 +100,8 @@ class Settings:
             access_log=bool(env.get("BANLI_ACCESS_LOG")),
             admins=parse_admins(env.get("BANLI_ADMINS", "")),
             public_url=(env.get("BANLI_PUBLIC_URL") or "").rstrip("/"),
+            files_dir=env.get("BANLI_FILES_DIR") or "files",
+            files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
         )
 
     def describe(self) -> list[str]:
@@ -111,6 +117,7 @@ class Settings:
                                           + (", interactive cards" if self.dingtalk.card_template_id else
                                              ", markdown cards") + ")"
                                           if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
+        lines.append(f"照片 files: {self.files_dir} (≤{self.files_max_bytes // (1024 * 1024)} MB, JPEG/PNG)")
         return lines
 
 

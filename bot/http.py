@@ -39,3 +39,33 @@ def check_errcode(body: dict[str, Any], *, where: str, token: str, tokens: Token
         raise TokenInvalid(f"{where}: token refused ({errcode})", code=errcode)
     raise PlatformError(f"{where}: {errcode} {body.get('errmsg', '')}", code=errcode,
                         retryable=errcode not in final_errors)
+
+
+def request_bytes(session: requests.Session, method: str, url: str, *, max_bytes: int,
+                  **kwargs: Any) -> tuple[int, str, bytes]:
+    """(HTTP status, Content-Type, body) of a download, read as a stream and cut off after
+    max_bytes + 1 bytes: a file over the limit is known to be over it without being held whole.
+    Network errors are retryable failures."""
+    try:
+        with session.request(method, url, timeout=TIMEOUT, stream=True, **kwargs) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    break
+            body = b"".join(chunks)[: max_bytes + 1]
+            return response.status_code, response.headers.get("Content-Type", ""), body
+    except requests.RequestException as exc:
+        raise PlatformError(f"{method} {url.split('?')[0]}: {exc.__class__.__name__}") from exc
+
+
+def json_of(body: bytes) -> dict[str, Any] | None:
+    """A download answered with a JSON object instead of the file (an error), else None."""
+    import json
+
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None

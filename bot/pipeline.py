@@ -4,9 +4,11 @@ At the edge (`accept`, on the webhook's hot path): one INSERT of the event as an
 whose unique key is the platform's delivery key — the record that makes a redelivery a no-op — and a
 ring of the doorbell. Then the platform gets its 200.
 
-In a worker (`act`, called by banli.delivery): find the employee, run the handler, write the reply
-as a `message` outbox row, all in the transaction that marks the inbound row done. So a delivery is
-acted on exactly once, and either fully (state + reply) or not at all.
+In a worker (`act`, called by banli.delivery): fetch a photo's bytes from the platform (`fetch`,
+before any SQL, so no transaction waits on the network), find the employee, run the handler, write
+the reply as a `message` outbox row, all in the transaction that marks the inbound row done. So a
+delivery is acted on exactly once, and either fully (state + reply) or not at all; a download that
+failed for now (network, platform busy) fails the whole row, which the outbox retries.
 
 In a group chat only a card marked `shareable` (the menu, the 没听明白 hint) is posted to the group.
 Any other answer — a phone, an amount, a customer card, an approval, 我的客户 — goes to the asker
@@ -19,11 +21,12 @@ import logging
 
 from sqlmodel import Session
 
+from bot.platform import PlatformError
 from bot.runtime import Runtime
 from cards import MAX_TITLE, Card
 from handlers.events import InboundEvent
 from handlers.router import Abandon, Context
-from storage import outbox
+from storage import files, outbox
 from storage.db import fit_key
 from workflows import audit, roles
 from workflows.identity import employee_for
@@ -48,15 +51,19 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
     return new
 
 
-def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
-    """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
+def act(runtime: Runtime, session: Session, event: InboundEvent, *, last_attempt: bool = False) -> str | None:
+    """Run the handler for `event` inside `session`; returns the reply's outbox key, if any.
+    `last_attempt`: the outbox will not try this delivery again, so a photo that still cannot be
+    downloaded is answered (send it again) rather than left unanswered."""
+    upload = fetch(runtime, event, last_attempt=last_attempt)
     _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)
     if runtime.settings.admins:  # BANLI_ADMINS: admin from the very first message, before any sync
         roles.grant_env_admin(session, employee, event.platform, event.sender, runtime.settings.admins,
                               at=runtime.now())
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
-                  timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
+                  timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event),
+                  upload=upload)
     if not employee.active:  # marked as departed: a polite answer, nothing run
         audit.refused(session, actor=employee, attempted=event.action or "message", why="departed",
                       platform=event.platform, at=ctx.now)
@@ -71,6 +78,30 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
         return None
     # Until the directory has been read the name is only a platform id: no @ then.
     return reply(session, ctx.event, card, asker=employee.name if employee.synced_at else "")
+
+
+def fetch(runtime: Runtime, event: InboundEvent, *, last_attempt: bool = False) -> files.Upload | None:
+    """The photo of an image event, downloaded and checked (storage/files.py); None for any other
+    event. A platform that will never give the bytes (an expired media id) gives an UNREADABLE
+    upload, answered in chat; one that fails for now raises, and the outbox tries again later —
+    until its last attempt, which answers UNREADABLE too."""
+    client = runtime.clients.get(event.platform)
+    if event.kind != "image" or not event.media_id or client is None:
+        return None
+    store = file_store(runtime)
+    limit = runtime.settings.files_max_bytes
+    try:
+        data = client.download_media(event.media_id, max_bytes=limit)
+    except PlatformError as exc:
+        if exc.retryable and not last_attempt:
+            raise
+        log.info("%s photo %s not downloadable: %s", event.platform, event.event_id, exc)
+        return files.unreadable(platform=event.platform, media_id=event.media_id, store=store)
+    return files.inspect(data, platform=event.platform, media_id=event.media_id, store=store, max_bytes=limit)
+
+
+def file_store(runtime: Runtime) -> files.FileStore:
+    return files.FileStore(runtime.settings.files_dir)
 
 
 def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent) -> None:

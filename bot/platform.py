@@ -46,3 +46,9 @@ class PlatformClient(Protocol):
 
     def directory_entry(self, user_id: str) -> DirectoryEntry:
         """Name, department and manager from the platform directory."""
+
+    def download_media(self, media_id: str, *, max_bytes: int) -> bytes:
+        """A received photo's bytes (at most max_bytes + 1); a final PlatformError if it is gone."""
+
+    def send_image(self, recipient: str, data: bytes, *, mime: str, filename: str) -> dict[str, Any]:
+        """An image message to one person (uploaded to the platform first)."""

@@ -13,7 +13,7 @@ from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
 from storage.models import ApprovalRequest, ApprovalTask
 from handlers import guided, refusals
-from workflows import contracts, conversations, customers, followups, workdays
+from workflows import audit, contracts, conversations, customers, followups, workdays
 from workflows.amounts import find_amount
 from workflows.approvals import access, attachments
 from workflows.approvals import cards as views
@@ -131,11 +131,36 @@ def attach_invoice(ctx: Context) -> Card | None:
     latest_visit = followups.recent_visit(ctx.session, ctx.employee, ctx.now)
     if request is None or (latest_visit is not None and latest_visit.happened_at > request.created_at):
         return None  # the visit was more recent: the photo is its 签到
-    added = attachments.attach_photo(ctx.session, request, ctx.event.media_id, by=ctx.employee,
+    added = attachments.attach_photo(ctx.session, request, ctx.upload, by=ctx.employee,
                                      platform=ctx.event.platform, now=ctx.now)
     count = attachments.photo_count(request)
     said = f"已附在{request.type}「{request.summary}」上，共 {count} 张。" if added else "这张已经收到过了。"
     return Card(title=f"收到照片 · {request.number if request.status != 'draft' else request.type}", body=said)
+
+
+@routes.command("查看发票", "查看照片", prefix=True)
+@routes.action("approval.photos")
+def send_photos(ctx: Context) -> Card:
+    """查看发票 (the approver's card, or `查看发票 R-1001`): the request's photos to whoever asked, as
+    image messages — only someone involved (the shared guard; an outsider is refused and audited),
+    each photo once a day however often tapped."""
+    request = _request(ctx) if ctx.event.kind == "action" else _numbered(ctx)
+    if request is None and not _names_a_number(ctx):
+        return Card(title="查看哪一单？", body="请带上单号，比如「查看发票 R-1001」。", buttons=(HELP_BUTTON,))
+    refused = guard(ctx, request, "view")
+    if refused is not None:
+        return refused
+    day = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date().isoformat()
+    total, queued = attachments.queue_photos(ctx.session, request, viewer=ctx.employee, platform=ctx.event.platform,
+                                             user_id=ctx.event.sender, day=day)
+    title = f"{'发票照片' if request.type == '报销' else '照片'} · {request.number}"
+    if not total:
+        return Card(title=title, body="这一单没有附照片。")
+    audit.record(ctx.session, actor=ctx.employee, action="approval.view_photos", subject=f"approval:{request.id}",
+                 platform=ctx.event.platform, detail={"photos": total, "sent": queued}, at=ctx.now)
+    if queued:
+        return Card(title=title, body=f"{total} 张照片马上发给你，在下面的消息里查看。")
+    return Card(title=title, body=f"今天已经发给你这 {total} 张照片了，往上翻聊天记录就能看到。")
 
 
 @routes.command("合同", "合同审批", prefix=True)

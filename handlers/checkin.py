@@ -2,12 +2,14 @@
 
 A photo or location goes first to the open form, if its flow takes one (the visit form holds it
 until the visit is logged). Without a recent visit people get a hint about how check-in works.
+Photos arrive downloaded (ctx.upload): one too large or not a photo is refused before anything
+else sees it (handlers/photos.py), and a kept one is stored by its SHA-256 (storage/files.py).
 """
 
 from __future__ import annotations
 
 from cards import Button, Card
-from handlers import approvals, guided, visit
+from handlers import approvals, guided, photos, visit
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
 from workflows import customers, followups
@@ -27,8 +29,9 @@ def on_location(ctx: Context) -> Card:
 
 @routes.kind("image")
 def on_image(ctx: Context) -> Card:
-    if not ctx.event.media_id:
-        return Card(title="收到图片", body="没读到这张图片，请再发一次。", buttons=MENU_BUTTONS)
+    refused = photos.problem_card(ctx)
+    if refused is not None:
+        return refused
     return guided.offer_media(ctx) or approvals.attach_invoice(ctx) or _check_in(
         ctx, "收到图片", f"{HINT}\n报销的发票照片，请先发「报销 金额 事由」，再发照片。")
 
@@ -37,8 +40,12 @@ def _check_in(ctx: Context, title: str, hint: str) -> Card:
     followup = followups.recent_visit(ctx.session, ctx.employee, ctx.now)
     if followup is None:
         return Card(title=title, body=hint, buttons=MENU_BUTTONS)
-    photos = [ctx.event.media_id] if ctx.event.kind == "image" else []
-    visit.attach_checkin(ctx, followup, location=ctx.event.location, photos=photos)
+    taken = []
+    if ctx.event.kind == "image":
+        if ctx.upload.sha256 not in followups.photos_of(followup):  # the same photo again is kept once
+            photos.keep(ctx)
+        taken = [ctx.upload.sha256]
+    visit.attach_checkin(ctx, followup, location=ctx.event.location, photos=taken)
     customer = customers.get(ctx.session, followup.customer_id)
     return Card(
         title=f"已签到 · {followups.short_name(customer)}",

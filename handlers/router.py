@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from cards import Card
 from handlers.events import InboundEvent
+from storage.files import Upload
 from storage.models import Employee
 
 
@@ -35,6 +36,9 @@ class Context:
     # later (an approval's status) keeps it.
     reply_key: str = ""
     router: Optional["Router"] = None  # the router dispatching this event (guided forms ask it)
+    # An image event's photo as the worker downloaded it, before the handler ran (bot/pipeline.py):
+    # the bytes, or why they cannot be kept. None for other events.
+    upload: Optional[Upload] = None
 
 
 class Abandon(Exception):

@@ -14,10 +14,11 @@ import re
 from datetime import datetime
 
 from cards import Button, Card
-from handlers import guided, refusals
+from handlers import guided, photos, refusals
 from handlers.guided import CANCEL_BUTTON, choice
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
+from storage import files
 from storage.models import Customer, FollowUp
 from workflows import audit, conversations, customers, followups
 from workflows.conversations import Form
@@ -46,8 +47,8 @@ def _hold_checkin(ctx: Context, form: Form) -> Card | None:
     held = form.data.get("checkin") or {}
     if ctx.event.location:
         held["location"] = list(ctx.event.location)
-    if ctx.event.media_id and ctx.event.media_id not in held.setdefault("photos", []):
-        held["photos"].append(ctx.event.media_id)
+    if ctx.upload is not None and ctx.upload.sha256 not in held.setdefault("photos", []):
+        held["photos"].append(photos.keep(ctx))  # its file is attached with the visit
     form = conversations.advance(ctx.session, ctx.employee, form.step, ctx.now, checkin=held)
     question = guided.ask(ctx, form)
     what = "位置" if ctx.event.kind == "location" else "照片"
@@ -128,6 +129,9 @@ def attach_checkin(ctx: Context, followup: FollowUp, *, location=None, photos=()
         changed |= followups.check_in(ctx.session, followup, now=ctx.now, location=tuple(location))
     for photo in photos:
         changed |= followups.check_in(ctx.session, followup, now=ctx.now, photo=photo)
+    # The photos' files (stored when they arrived) now belong to this visit.
+    files.attach(ctx.session, list(photos), uploaded_by=ctx.employee.id, attached_type="followup",
+                 attached_id=followup.id)
     if changed:
         audit.record(ctx.session, actor=ctx.employee, action="followup.checkin", subject=f"followup:{followup.id}",
                      platform=ctx.event.platform,

@@ -51,6 +51,11 @@ class Actions:
     def photo(self, platform: str, user: str, data: bytes, mimetype: str) -> int:
         media_id = self._keep(data, mimetype)
         self.feed.add(platform, user, "me", "image", media_id=media_id)
+        # The stand-in serves the bytes when Banli's worker downloads them (media/get, messageFiles/download).
+        if platform == "wecom":
+            self.p.wecom.add_media(data, mimetype, media_id=media_id)
+        else:
+            self.p.dingtalk.add_file(data, mimetype, download_code=media_id)
         if platform == "wecom":
             return self._post_wecom(user, self.p.wecom_peer.image(user, media_id))
         return self._post_dingtalk(user, self.p.dingtalk_peer.picture(user, media_id))
@@ -82,8 +87,10 @@ class Actions:
         return media_id
 
     def media_file(self, media_id: str) -> tuple[bytes, str] | None:
+        """A photo someone sent, or one Banli sent back (查看发票) — uploaded to a stand-in."""
         with self._media_lock:
-            return self.media.get(media_id)
+            found = self.media.get(media_id)
+        return found or self.p.wecom.uploads.get(media_id) or self.p.dingtalk.uploads.get(media_id)
 
     # -- HTTP ----------------------------------------------------------------------------------------
     def _post_wecom(self, user: str, inner_xml: str) -> int:

@@ -90,6 +90,8 @@ class Feed:
                 self._append("wecom", user, "bot", "markdown", {"text": body["markdown"].get("content", "")})
             elif kind == "text":
                 self._append("wecom", user, "bot", "text", {"text": body["text"].get("content", "")})
+            elif kind == "image":  # its bytes: the stand-in's upload (sim/actions.media_file)
+                self._append("wecom", user, "bot", "image", {"media_id": body["image"].get("media_id", "")})
             else:
                 self._append("wecom", user, "bot", "note", {"text": f"（一条 {kind} 消息，模拟器不显示）"})
 
@@ -109,6 +111,8 @@ class Feed:
         user = message.get("to", "")
         if message.get("via") == "card":
             self._append("dingtalk", user, "bot", "dt_card", {"card_id": message.get("out_track_id", "")})
+        elif message.get("msg_key") == "sampleImageMsg":
+            self._append("dingtalk", user, "bot", "image", {"media_id": message.get("photo_url", "")})
         elif message.get("msg_key") in ("sampleMarkdown", "markdown"):
             self._append("dingtalk", user, "bot", "markdown", {"title": message.get("title", ""),
                                                                "text": message.get("text", "")})

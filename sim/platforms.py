@@ -57,6 +57,7 @@ def demo_settings(*, base_url: str, database_url: str, queue_name: str = "banli"
                                   card_template_id=CARD_TEMPLATE_ID if dingtalk_cards else ""),
         dispatch_interval_seconds=0.5,
         queue_name=queue_name,
+        files_dir="banli-demo-files",  # beside banli-demo.db: the photos people send in the simulator
     )
 
 

@@ -66,7 +66,9 @@ class Outbox(SQLModel, table=True):
 
     - inbound: a platform delivery to act on; its key (`inbound:<platform>:<delivery key>`) is the
       record that makes a redelivered callback a no-op;
-    - message, card_update: something to send; directory_sync: read a user off the directory;
+    - message, card_update: something to send; photo: a stored photo to one person as an image
+      (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
+      directory_sync: read a user off the directory;
     - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 
@@ -349,4 +351,27 @@ class Delegation(SQLModel, table=True):
     delegate_id: int = Field(foreign_key="employee.id")
     first_day: date
     last_day: date
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+class StoredFile(SQLModel, table=True):
+    """A photo someone sent (an invoice, a 签到 photo), kept in the file store under its SHA-256
+    (storage/files.py). One row per time it was attached; the bytes are stored once."""
+
+    __tablename__ = "stored_file"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+    mime: str = Field(max_length=32)  # image/jpeg | image/png
+    platform: str = Field(max_length=16)  # where it came from: wecom | dingtalk
+    source_media_id: str = Field(default="", max_length=255)  # WeCom MediaId / DingTalk downloadCode
+    uploaded_by: int = Field(foreign_key="employee.id", index=True)
+    # What it belongs to: "approval" (approval_request.id) or "followup" (follow_up.id, a 签到);
+    # "" while a form holds it for a record not yet created.
+    attached_type: str = Field(default="", max_length=16)
+    attached_id: Optional[int] = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)

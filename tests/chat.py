@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import text
 
-from conftest import wait_for
+from conftest import photo_bytes, wait_for
 from storage.db import session_scope
 from storage.models import Customer, Employee, FollowUp, Identity
 from workflows.matching import refresh_forms
@@ -102,6 +102,8 @@ class Chat:
     def _reply(self, m: dict) -> Reply:
         if self.platform == "dingtalk":
             return Reply(m["title"], m["text"], list(_tap_words(m["text"])), m)
+        if m["msgtype"] == "image":
+            return Reply("图片", "", [], m)
         if m["msgtype"] == "template_card":
             card = m["template_card"]
             return Reply(card["main_title"]["title"], json.dumps(card, ensure_ascii=False),
@@ -126,7 +128,14 @@ class Chat:
         return self._expect_reply(lambda: self.stack.post_wecom(self.stack.wecom_peer.card_click(
             self.user, key, card["task_id"], code, create_time=1_800_000_000 + self._taps)))
 
-    def photo(self, media_id: str) -> Reply:
+    def photo(self, media_id: str, data: bytes | None = None) -> Reply:
+        """Send a photo; the platform stand-in serves `data` (by default bytes that depend on
+        `media_id` only: sending the same id again is sending the same photo)."""
+        data = photo_bytes(media_id) if data is None else data
+        if self.platform == "wecom":
+            self.stack.wecom.add_media(data, "image/png", media_id=media_id)
+        else:
+            self.stack.dingtalk.add_file(data, "image/png", download_code=media_id)
         if self.platform == "wecom":
             return self._expect_reply(lambda: self.stack.post_wecom(self.stack.wecom_peer.image(self.user, media_id)))
         return self._expect_reply(lambda: self.stack.post_dingtalk(self.stack.dingtalk_peer.picture(self.user, media_id)))

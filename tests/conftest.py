@@ -115,6 +115,14 @@ class Stack:
             self.embedded = None
 
 
+def photo_bytes(name: str, size: int = 256) -> bytes:
+    """A small PNG-typed photo whose bytes depend on `name` only: the same name is the same photo."""
+    import hashlib
+
+    seed = hashlib.sha256(name.encode()).digest()
+    return (b"\x89PNG\r\n\x1a\n" + seed * (size // 32 + 1))[:max(size, 40)]
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll until `predicate()` is truthy; fail the test with a clear message after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -181,7 +189,7 @@ def _dingtalk_standin(settings_probe: dict[str, str]):
 
 
 @pytest.fixture
-def stack_factory(database_url):
+def stack_factory(database_url, tmp_path):
     """Build (and tear down) running stacks; `start_workers=False` leaves the queue unattended."""
     built: list[Stack] = []
 
@@ -199,6 +207,7 @@ def stack_factory(database_url):
             dingtalk.base_url = dingtalk_server.url  # its sessionWebhooks point at itself
             servers.append(dingtalk_server)
             dingtalk_url = dingtalk_server.url
+        overrides.setdefault("files_dir", str(tmp_path / f"files-{len(built)}"))
         settings = make_settings(overrides.pop("database_url", database_url), wecom_api=wecom_server.url,
                                  dingtalk_api=dingtalk_url, corp_id=corp, **overrides)
         runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)

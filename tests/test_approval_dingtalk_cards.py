@@ -1,6 +1,7 @@
 """The whole 报销 round on DingTalk with interactive cards: the rep submits with an invoice photo, the
-manager approves from the card callback, finance approves, the rep is told, and every card of the
-request is replaced (card PUT) for everyone who has it."""
+manager looks at it (查看发票: the photo arrives as an image message) and approves from the card
+callback, finance approves, the rep is told, and every card of the request is replaced (card PUT)
+for everyone who has it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import wait_for
+from conftest import photo_bytes, settle, wait_for
 from storage.db import session_scope
 from storage.models import Employee, Identity
 from workflows import roles
@@ -62,7 +63,8 @@ def test_expense_with_photo_approved_in_two_steps_and_every_card_follows(company
     confirm = _nth_card(company, REP, 1)
     assert confirm["card_data"]["title"] == "报销 · 请确认"
     assert "周经理 → 财务 钱会计" in confirm["card_data"]["fields"]
-    company.post_dingtalk(peer.picture(REP, download_code="dlInvoice1"))
+    invoice = photo_bytes("invoice on DingTalk", size=50_000)
+    company.post_dingtalk(peer.picture(REP, download_code=company.dingtalk.add_file(invoice, "image/png")))
     wait_for(lambda: any("共 1 张" in json.dumps(m, ensure_ascii=False) for m in company.dingtalk.messages_to(REP)))
 
     _tap(company, REP, confirm, "提交")
@@ -71,6 +73,11 @@ def test_expense_with_photo_approved_in_two_steps_and_every_card_follows(company
 
     task = _nth_card(company, BOSS, 1)
     assert task["card_data"]["title"] == "待你审批 · 报销" and "照片 1 张" in task["card_data"]["fields"]
+    _tap(company, BOSS, task, "查看发票")
+    wait_for(lambda: company.dingtalk.images_to(BOSS))
+    _tap(company, BOSS, task, "查看发票")  # a second tap: the same callback, nothing more
+    settle(0.5)
+    assert company.dingtalk.images_to(BOSS) == [invoice]  # uploaded (oapi media/upload), sent by media_id
     _tap(company, BOSS, task, "同意")
     wait_for(lambda: _latest(company, task["out_track_id"])["title"] == "R-1001 · 审批中")
     assert _latest(company, task["out_track_id"])["buttons"] == "[]"  # nothing left to tap

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import settle, wait_for
+from conftest import photo_bytes, settle, wait_for
 
 from test_approvals import _nth, _requests, _said, _tap, _title, oa  # noqa: F401
 
@@ -46,6 +46,7 @@ def test_invoice_photos_attach_to_the_expense_once_and_the_approver_sees_them(oa
     oa.post_wecom(oa.wecom_peer.text("zhangsan", "报销 招待客户 800"))
     confirm = _nth(oa, "zhangsan", 1)
     for n, media in enumerate(("media-invoice-1", "media-invoice-2", "media-invoice-1")):
+        oa.wecom.add_media(photo_bytes(media), "image/png", media_id=media)
         oa.post_wecom(oa.wecom_peer.image("zhangsan", media_id=media))
         _nth(oa, "zhangsan", 2 + n)
     said = [_said(m) for m in oa.wecom.messages_to("zhangsan")[1:4]]
@@ -55,3 +56,4 @@ def test_invoice_photos_attach_to_the_expense_once_and_the_approver_sees_them(oa
     assert "照片 2 张" in json.dumps(task, ensure_ascii=False)
     settle(0.2)
     assert oa.count("audit_log", "WHERE action = 'approval.attach'") == 2
+    assert oa.count("stored_file", "WHERE attached_type = 'approval'") == 2

@@ -8,7 +8,10 @@ import json
 
 import pytest
 
+import hashlib
+
 from chat import Chat, rows, sales_team
+from conftest import photo_bytes
 
 PLACE = "深圳市南山区腾讯滨海大厦"
 
@@ -23,6 +26,16 @@ def _checkin(stack):
     place, lat, lng, at, photos = rows(stack, "SELECT place, latitude, longitude, checked_in_at, photos FROM follow_up "
                                               "WHERE content <> '旧记录' ORDER BY id DESC")[0]
     return place, lat, lng, at is not None, json.loads(photos)
+
+
+def _sha(media_id: str) -> str:
+    """What a visit keeps of the photo the stand-in served for `media_id`: its SHA-256."""
+    return hashlib.sha256(photo_bytes(media_id)).hexdigest()
+
+
+def _stored(stack) -> list[tuple]:
+    """(checksum, attached to) of every kept photo file."""
+    return [tuple(r) for r in rows(stack, "SELECT sha256, attached_type FROM stored_file ORDER BY id")]
 
 
 def _audited(stack) -> int:
@@ -44,7 +57,8 @@ def test_location_then_photos_check_in_on_wecom(team):
     assert again.title == "已签到 · 腾讯" and again.field("照片") == "1张"
     assert chat.photo("MEDIA-B").field("照片") == "2张"
 
-    assert _checkin(team) == (PLACE, 22.5228, 113.9355, True, ["MEDIA-A", "MEDIA-B"])
+    assert _checkin(team) == (PLACE, 22.5228, 113.9355, True, [_sha("MEDIA-A"), _sha("MEDIA-B")])
+    assert _stored(team) == [(_sha("MEDIA-A"), "followup"), (_sha("MEDIA-B"), "followup")]  # the repeat kept once
     assert _audited(team) == 3  # location, A, B — not the repeat
 
 
@@ -55,7 +69,8 @@ def test_photo_check_in_on_dingtalk(team):
     assert done.title == "已签到 · 招行" and done.field("照片") == "1张"
     assert done.field("地点") == "（未发位置）"
     assert chat.photo("dlPhoto1").field("照片") == "1张"
-    assert _checkin(team)[3:] == (True, ["dlPhoto1"])
+    assert _checkin(team)[3:] == (True, [_sha("dlPhoto1")])
+    assert _stored(team) == [(_sha("dlPhoto1"), "followup")]
     assert _audited(team) == 1
 
 
@@ -89,6 +104,7 @@ def test_without_a_visit_there_is_nothing_to_check_in_to(team, platform):
     hint = chat.photo("MEDIA-Y")
     assert "先发「拜访 客户 …」" in hint.text
     assert _checkin(team)[4] == []
+    assert _stored(team) == []  # a photo that belongs to nothing is not kept
 
 
 def test_a_location_sent_while_the_visit_form_is_open_attaches_once_it_is_logged(team):
@@ -104,7 +120,8 @@ def test_a_location_sent_while_the_visit_form_is_open_attaches_once_it_is_logged
     done = chat.say("不用")
     assert done.title == "已记录 · 腾讯"
     assert done.field("签到").startswith(PLACE) and "照片1张" in done.field("签到")
-    assert _checkin(team) == (PLACE, 22.5228, 113.9355, True, ["MEDIA-F"])
+    assert _checkin(team) == (PLACE, 22.5228, 113.9355, True, [_sha("MEDIA-F")])
+    assert _stored(team) == [(_sha("MEDIA-F"), "followup")]  # held by the form, attached with the visit
     assert _audited(team) == 1
 
 

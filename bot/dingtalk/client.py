@@ -1,5 +1,6 @@
-"""DingTalk API client: robot messages, interactive cards, the directory
-(docs/dingtalk.md §1.4 sessionWebhook, §4.2–4.4 robot sends, §4.6 cards, §4.8 limits, §5 token + contacts).
+"""DingTalk API client: robot messages, interactive cards, the directory, files
+(docs/dingtalk.md §1.4 sessionWebhook, §4.2–4.4 robot sends, §4.6 cards, §4.8 limits, §4.9 files and
+images, §5 token + contacts).
 
 A thin client over `requests`, like the WeCom one: the official SDKs wrap one call per class and
 none of them shares a token across processes (§6). New APIs (api.dingtalk.com) take the token in
@@ -9,6 +10,7 @@ ones take `?access_token=` and answer `errcode` with HTTP 200.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -19,7 +21,7 @@ from redis import Redis
 
 from banli.settings import DingTalkSettings
 from bot.dingtalk import render
-from bot.http import check_errcode, request_json
+from bot.http import check_errcode, json_of, request_bytes, request_json
 from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
@@ -103,6 +105,50 @@ class DingTalkClient:
                           .get("result") or {}).get("name", "")
         return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
                               manager_user_id=user.get("manager_userid") or "")
+
+    # -- files and images (docs/dingtalk.md §4.9) ---------------------------------------------------
+    def download_media(self, download_code: str, *, max_bytes: int) -> bytes:
+        """The bytes of a received picture, at most max_bytes + 1 of them: the robot's download code
+        becomes a short-lived URL (`robot/messageFiles/download`), which is then read without a token.
+        A code DingTalk refuses is a final PlatformError; network trouble is retryable."""
+        answer = self.api("POST", "/v1.0/robot/messageFiles/download",
+                          {"downloadCode": download_code, "robotCode": self.settings.robot_code})
+        url = answer.get("downloadUrl")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise PlatformError("dingtalk messageFiles/download: no downloadUrl in the answer", retryable=False)
+        status, content_type, body = request_bytes(self.http, "GET", url, max_bytes=max_bytes)
+        if status != 200:
+            # The URL lives about an hour; a new one comes with the next attempt.
+            raise PlatformError(f"dingtalk file download: HTTP {status}", retryable=status >= 500 or status in (403, 429))
+        if "json" in content_type and json_of(body) is not None:
+            raise PlatformError("dingtalk file download: JSON instead of a file")
+        return body
+
+    def upload_image(self, data: bytes, *, mime: str, filename: str) -> str:
+        """A media id for these bytes (`oapi media/upload?type=image`), usable as an image message's
+        photoURL — so sending a stored photo needs no public URL of Banli's."""
+        answer = self._oapi_upload("/media/upload", {"type": "image"}, {"media": (filename, data, mime)})
+        if not answer.get("media_id"):
+            raise PlatformError("dingtalk media/upload: no media_id in the answer")
+        return answer["media_id"]
+
+    def send_image(self, recipient: str, data: bytes, *, mime: str, filename: str) -> dict[str, Any]:
+        """An image to one person in the robot chat: upload, then batchSend `sampleImageMsg`."""
+        media_id = self.upload_image(data, mime=mime, filename=filename)
+        answer = self.api("POST", "/v1.0/robot/oToMessages/batchSend", {
+            "robotCode": self.settings.robot_code, "userIds": [recipient],
+            "msgKey": "sampleImageMsg", "msgParam": json.dumps({"photoURL": media_id})})
+        if recipient in (answer.get("invalidStaffIdList") or []):
+            raise PlatformError(f"dingtalk batchSend: {recipient} is not a valid user", retryable=False)
+        if recipient in (answer.get("flowControlledStaffIdList") or []):
+            raise PlatformError(f"dingtalk batchSend: {recipient} flow-controlled")
+        return {"via": "batchSend", "media_id": media_id, "process_query_key": answer.get("processQueryKey", "")}
+
+    def _oapi_upload(self, path: str, params: dict[str, str], files: dict) -> dict[str, Any]:
+        try:
+            return self._oapi_once(path, None, params=params, files=files)
+        except TokenInvalid:
+            return self._oapi_once(path, None, params=params, files=files)
 
     # -- sending ------------------------------------------------------------------------------------
     def _send_card(self, message: Outgoing) -> dict[str, Any]:
@@ -203,10 +249,12 @@ class DingTalkClient:
         error.code = code
         raise error
 
-    def _oapi_once(self, path: str, json: Any) -> dict[str, Any]:
+    def _oapi_once(self, path: str, json: Any, *, params: dict[str, str] | None = None,
+                   files: dict | None = None) -> dict[str, Any]:
         token = self.tokens.get()
+        extra = {"files": files} if files else {"json": json}
         status, body = request_json(self.http, "POST", self.settings.oapi_base + path,
-                                    params={"access_token": token}, json=json)
+                                    params={**(params or {}), "access_token": token}, **extra)
         errcode = body.get("errcode", 0)
         if status >= 500 or status == 429 or "punish" in body:  # "punish": the per-IP ban page (§4.8)
             raise PlatformError(f"dingtalk {path}: HTTP {status} {errcode}")

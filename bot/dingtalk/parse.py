@@ -39,8 +39,9 @@ def message_event(msg: dict[str, Any]) -> InboundEvent | None:
         text = msg.get("text") if isinstance(msg.get("text"), dict) else {}
         # The @mention leaves a leading space in groups (§1.3).
         return InboundEvent(kind="text", text=_str(text.get("content")).strip(), **base)
-    if kind == "picture":
-        return InboundEvent(kind="image", media_id=_str(content.get("downloadCode")), **base)
+    if kind == "picture":  # the code for robot/messageFiles/download (docs/dingtalk.md §4.9)
+        code = _str(content.get("downloadCode")) or _str(content.get("pictureDownloadCode"))
+        return InboundEvent(kind="image", media_id=code, **base)
     if kind == "audio":
         # DingTalk's own speech-to-text: the router treats voice text like typed text.
         return InboundEvent(kind="voice", text=_str(content.get("recognition")).strip(),

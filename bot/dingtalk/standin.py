@@ -17,9 +17,9 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
-SAMPLE_PARAMS = {"sampleText": ("content",), "sampleMarkdown": ("title", "text")}
+SAMPLE_PARAMS = {"sampleText": ("content",), "sampleMarkdown": ("title", "text"), "sampleImageMsg": ("photoURL",)}
 BATCH_LIMIT = 20  # userIds per batchSend (§4.2)
 
 
@@ -47,6 +47,12 @@ class DingTalkStandin:
         self.gateway_refused = False
         self.gateway = None  # a Stream gateway stand-in, when a test plugs one in
         self.undelivered: dict[str, dict[str, Any]] = {}  # card instances created without delivery
+        # Files people sent the robot, by downloadCode; the short-lived URLs they were given; media
+        # Banli uploaded (oapi media/upload), by media_id (docs/dingtalk.md §4.9).
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.download_urls: dict[str, str] = {}
+        self.uploads: dict[str, tuple[bytes, str]] = {}
+        self.fail_downloads: list[tuple[int, dict[str, Any]]] = []  # canned (status, json) for the next downloads
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -58,6 +64,17 @@ class DingTalkStandin:
         """Everything delivered to a user (one-to-one) or a group conversation, in order."""
         with self.lock:
             return [m for m in self.sent if m["to"] == target]
+
+    def add_file(self, data: bytes, content_type: str = "image/jpeg", download_code: str | None = None) -> str:
+        """A picture a user sent the robot: its downloadCode, as the message carries it."""
+        code = download_code or "dl" + secrets.token_hex(16)
+        with self.lock:
+            self.files[code] = (data, content_type)
+        return code
+
+    def images_to(self, user: str) -> list[bytes]:
+        """The bytes of every image message delivered to `user`, in order."""
+        return [m["photo"] for m in self.messages_to(user) if m.get("msg_key") == "sampleImageMsg"]
 
     def session_webhook(self, target: str, *, ttl_ms: int = 5_400_000) -> tuple[str, int]:
         """A sessionWebhook URL on this stand-in for a user or group, and its expiry (ms epoch).
@@ -88,6 +105,9 @@ class DingTalkStandin:
         app.add_url_rule("/topapi/v2/department/listsub", view_func=self._department_listsub, methods=["POST"])
         app.add_url_rule("/topapi/v2/user/list", view_func=self._user_list, methods=["POST"])
         app.add_url_rule("/v1.0/gateway/connections/open", view_func=self._open_connection, methods=["POST"])
+        app.add_url_rule("/v1.0/robot/messageFiles/download", view_func=self._file_download_url, methods=["POST"])
+        app.add_url_rule("/files/<ticket>", view_func=self._file_bytes, methods=["GET"])
+        app.add_url_rule("/media/upload", view_func=self._media_upload, methods=["POST"])
         return app
 
     def _refuse(self, status: int, code: str, message: str):
@@ -163,10 +183,17 @@ class DingTalkStandin:
         if canned:
             return canned
         key, param = message
+        photo = None
+        if key == "sampleImageMsg":
+            with self.lock:
+                photo = self.uploads.get(param["photoURL"])
+            if photo is None and not param["photoURL"].startswith(("http://", "https://")):
+                return self._refuse(400, "invalidParameter.photoURL", "photoURL 不是可用的图片地址或 media_id")
         for user in users:
             if user in self.users:
+                extra = {"photo": photo[0] if photo else None, "photo_url": param["photoURL"]} if key == "sampleImageMsg" else {}
                 self._record(via="batchSend", to=user, msg_key=key, title=param.get("title", ""),
-                             text=param.get("text", param.get("content", "")))
+                             text=param.get("text", param.get("content", "")), **extra)
         return jsonify(processQueryKey=secrets.token_hex(10), flowControlledStaffIdList=[],
                        invalidStaffIdList=[u for u in users if u not in self.users])
 
@@ -288,6 +315,49 @@ class DingTalkStandin:
         else:
             return self._oapi_error(40035, f"不支持的 msgtype {body.get('msgtype')}")
         return jsonify(errcode=0, errmsg="ok")
+
+    def _file_download_url(self):
+        """POST /v1.0/robot/messageFiles/download: a downloadCode → a short-lived downloadUrl.
+        The error code for an unknown code is a guess (the docs name none)."""
+        if not self._token_ok():
+            return self._refuse(401, "InvalidAuthentication", "不合法的access_token")
+        body = request.get_json(force=True, silent=True) or {}
+        if body.get("robotCode") != self.robot_code:
+            return self._refuse(400, "invalidParameter.robotCode", "robotCode 不正确")
+        code = body.get("downloadCode")
+        with self.lock:
+            known = code in self.files
+            ticket = secrets.token_hex(12)
+            if known:
+                self.download_urls[ticket] = code
+        if not known:
+            return self._refuse(400, "invalidParameter.downloadCode", "downloadCode 无效或已过期")
+        with self.lock:
+            canned = self.fail_downloads.pop(0) if self.fail_downloads else None
+        if canned is not None:
+            return jsonify(canned[1]), canned[0]
+        return jsonify(downloadUrl=f"{self.base_url}/files/{ticket}")
+
+    def _file_bytes(self, ticket: str):
+        with self.lock:
+            found = self.files.get(self.download_urls.get(ticket, ""))
+        if found is None:
+            return Response("<Error><Code>AccessDenied</Code></Error>", status=403, content_type="application/xml")
+        return Response(found[0], content_type=found[1])
+
+    def _media_upload(self):
+        """oapi POST /media/upload?access_token=&type=image, multipart field `media` → media_id."""
+        if not self._oapi_token_ok():
+            return self._oapi_error(40014, "不合法的access_token")
+        upload = request.files.get("media")
+        if request.args.get("type") not in ("image", "voice", "video", "file") or upload is None:
+            return self._oapi_error(40035, "缺少参数 type 或 media")
+        data = upload.read()
+        media_id = "@lA" + base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()
+        with self.lock:
+            self.uploads[media_id] = (data, upload.mimetype or "")
+        return jsonify(errcode=0, errmsg="ok", media_id=media_id, created_at=int(time.time() * 1000),
+                       type=request.args["type"])
 
     def _oapi_token_ok(self) -> bool:
         with self.lock:
@@ -454,6 +524,7 @@ class DingTalkPeer:
         return self.message(sender, "text", {"text": {"content": " " + content}}, **options)
 
     def picture(self, sender: str, download_code: str = "dlPicture1", **options: Any) -> tuple[dict[str, str], bytes]:
+        """A picture message; the stand-in serves its bytes if a test gave them (DingTalkStandin.add_file)."""
         return self.message(sender, "picture", {"content": {"downloadCode": download_code}}, **options)
 
     def audio(self, sender: str, recognition: str, **options: Any) -> tuple[dict[str, str], bytes]:

@@ -1,4 +1,5 @@
-"""WeCom API client: send cards/text, update cards, read the directory (docs/wecom.md §3, §5).
+"""WeCom API client: send cards/text/images, update cards, read the directory, fetch and upload
+media (docs/wecom.md §3, §5, §5.2).
 
 A thin client over `requests` rather than wechatpy's WeChatClient: the latter has no template-card
 send/update, no duplicate-check options and no single-flight token refresh, and every call here
@@ -13,7 +14,7 @@ import requests
 from redis import Redis
 
 from banli.settings import WeComSettings
-from bot.http import check_errcode, request_json
+from bot.http import check_errcode, json_of, request_bytes, request_json
 from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from bot.wecom import render
@@ -24,6 +25,9 @@ TOKEN_ERRORS = {40001, 40014, 42001}
 TASK_ID_EXISTS = 42014
 # Answers that no retry will change: bad user, empty/oversized content, malformed card.
 FINAL_ERRORS = {40003, 40058, 44004, 45002, 42045, 60111, 81013, 82001}
+# media/get: an unknown or expired (3 days) media id; 40004/40005 a bad media file or type on upload.
+INVALID_MEDIA = 40007
+MEDIA_FINAL_ERRORS = {INVALID_MEDIA, 40004, 40005, 40006}
 
 
 class WeComClient:
@@ -75,20 +79,64 @@ class WeComClient:
         return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
                               manager_user_id=leaders[0] if leaders else "")
 
+    # -- media (docs/wecom.md §5.2) ----------------------------------------------------------------
+    def download_media(self, media_id: str, *, max_bytes: int) -> bytes:
+        """The bytes of a received image (`media/get`), at most max_bytes + 1 of them. An expired or
+        unknown media id is a final PlatformError (40007); network trouble is retryable."""
+        try:
+            return self._download_once(media_id, max_bytes)
+        except TokenInvalid:
+            return self._download_once(media_id, max_bytes)
+
+    def _download_once(self, media_id: str, max_bytes: int) -> bytes:
+        token = self.tokens.get()
+        status, content_type, body = request_bytes(self.http, "GET", self.base + "media/get", max_bytes=max_bytes,
+                                                   params={"access_token": token, "media_id": media_id})
+        # An error is a JSON errcode body (HTTP 200), not the file: never keep it as a photo.
+        answer = json_of(body) if ("json" in content_type or "text" in content_type or not body) else None
+        if answer is not None:
+            check_errcode(answer, where="wecom media/get", token=token, tokens=self.tokens,
+                          token_errors=TOKEN_ERRORS, final_errors=MEDIA_FINAL_ERRORS)
+            raise PlatformError(f"wecom media/get: HTTP {status}, JSON instead of a file")
+        if status != 200:
+            raise PlatformError(f"wecom media/get: HTTP {status}", retryable=status >= 500 or status == 429)
+        return body
+
+    def upload_image(self, data: bytes, *, mime: str, filename: str) -> str:
+        """A temporary media id (3 days) for these bytes: `media/upload?type=image` (JPG/PNG, ≤10 MB)."""
+        answer = self.call("POST", "media/upload", params={"type": "image"},
+                           files={"media": (filename, data, mime)})
+        if not answer.get("media_id"):
+            raise PlatformError("wecom media/upload: no media_id in the answer")
+        return answer["media_id"]
+
+    def send_image(self, recipient: str, data: bytes, *, mime: str, filename: str) -> dict[str, Any]:
+        """An image message to one person: upload, then `message/send` msgtype image. A retry
+        uploads again (a media id is cheap and the first upload may be what failed)."""
+        media_id = self.upload_image(data, mime=mime, filename=filename)
+        answer = self.call("POST", "message/send", json={
+            "touser": recipient, "msgtype": "image", "agentid": self.settings.agent_id,
+            "image": {"media_id": media_id}})
+        return {"msgid": answer.get("msgid", ""), "media_id": media_id}
+
     # -- HTTP ------------------------------------------------------------------------------------
-    def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> dict[str, Any]:
+    def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+             files: dict | None = None) -> dict[str, Any]:
         """Call with the cached token; on a token error refresh once and call again."""
         try:
-            return self._call_once(method, path, params, json)
+            return self._call_once(method, path, params, json, files)
         except TokenInvalid:
-            return self._call_once(method, path, params, json)
+            return self._call_once(method, path, params, json, files)
 
-    def _call_once(self, method: str, path: str, params: dict | None, json: Any) -> dict[str, Any]:
+    def _call_once(self, method: str, path: str, params: dict | None, json: Any,
+                   files: dict | None = None) -> dict[str, Any]:
         token = self.tokens.get()
+        extra = {"files": files} if files else {}
         _, body = request_json(self.http, method, self.base + path,
-                               params={**(params or {}), "access_token": token}, json=json)
+                               params={**(params or {}), "access_token": token}, json=json, **extra)
         return check_errcode(body, where=f"wecom {path}", token=token, tokens=self.tokens,
-                             token_errors=TOKEN_ERRORS, final_errors=FINAL_ERRORS | {TASK_ID_EXISTS})
+                             token_errors=TOKEN_ERRORS,
+                             final_errors=FINAL_ERRORS | MEDIA_FINAL_ERRORS | {TASK_ID_EXISTS})
 
     def _fetch_token(self) -> tuple[str, int]:
         _, body = request_json(self.http, "GET", self.base + "gettoken",

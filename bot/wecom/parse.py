@@ -79,7 +79,11 @@ def to_event(msg: dict[str, Any]) -> InboundEvent | None:
     if msg_type == "image":
         return InboundEvent(kind="image", media_id=msg.get("MediaId") or "", **base)
     if msg_type == "voice":
-        return InboundEvent(kind="voice", media_id=msg.get("MediaId") or "", **base)
+        # Speech-to-text, when WeChat sends it (docs/wecom.md §5.3): read like typed text by the
+        # router; without it (or empty) the voice handler says it cannot listen yet.
+        heard = msg.get("Recognition")
+        return InboundEvent(kind="voice", text=heard.strip() if isinstance(heard, str) else "",
+                            media_id=msg.get("MediaId") or "", **base)
     if msg_type == "location":
         where = (_float(msg.get("Location_X")), _float(msg.get("Location_Y")), msg.get("Label") or "")
         return InboundEvent(kind="location", location=where, **base)

@@ -1,4 +1,5 @@
-"""A local stand-in for WeCom: the API Banli calls (token, directory, message send, card update) and
+"""A local stand-in for WeCom: the API Banli calls (token, directory, message send, card update,
+media download and upload — docs/wecom.md §5.2) and
 a peer that signs and encrypts callbacks exactly as WeCom does (with wechatpy, independent of
 Banli's own signature code). Tests and the demo point WECOM_API_BASE at it.
 """
@@ -12,7 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 
@@ -41,6 +42,11 @@ class WeComStandin:
         self.max_in_flight = 0  # the most sends seen at once: how many jobs a worker runs side by side
         # Failure switches (banli doctor's tests): the directory outside the app's visible range.
         self.directory_denied = False
+        # Media people sent (what media/get serves, by MediaId) and media Banli uploaded (media/upload).
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.uploads: dict[str, tuple[bytes, str]] = {}
+        self.media_fetches = 0
+        self.fail_media: list[Any] = []  # canned answers for the next media/get: a dict (JSON) or an int (HTTP status)
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -53,6 +59,22 @@ class WeComStandin:
 
     def messages_to(self, user: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["touser"] == user]
+
+    def add_media(self, data: bytes, content_type: str = "image/jpeg", media_id: str | None = None) -> str:
+        """A photo a member sent: its MediaId, as the image callback carries it."""
+        media_id = media_id or secrets.token_hex(16)
+        with self.lock:
+            self.media[media_id] = (data, content_type)
+        return media_id
+
+    def expire_media(self, media_id: str) -> None:
+        """Past its 3 days: media/get answers 40007 from now on."""
+        with self.lock:
+            self.media.pop(media_id, None)
+
+    def images_to(self, user: str) -> list[bytes]:
+        """The bytes of every image message delivered to `user`, in order."""
+        return [self.uploads[m["image"]["media_id"]][0] for m in self.messages_to(user) if m["msgtype"] == "image"]
 
     def _slowly(self, seconds: float) -> None:
         with self.lock:
@@ -109,6 +131,8 @@ class WeComStandin:
                     return jsonify(errcode=0, errmsg="ok", msgid="dup")
                 recent[fingerprint] = time.time()
                 answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": secrets.token_hex(8)}
+                if body.get("msgtype") == "image" and (body.get("image") or {}).get("media_id") not in self.uploads:
+                    return jsonify(errcode=40007, errmsg="invalid media_id")
                 if body.get("msgtype") == "template_card":
                     task = body["template_card"].get("task_id", "")
                     if task in self.task_ids:
@@ -136,6 +160,44 @@ class WeComStandin:
                     return jsonify(errcode=40058, errmsg="invalid response_code")
                 self.updates.append(body)
             return jsonify(errcode=0, errmsg="ok")
+
+        @app.get("/cgi-bin/media/get")
+        def media_get():
+            # Errors are a JSON errcode body with HTTP 200, never the file (docs/wecom.md §5.2).
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            with self.lock:
+                self.media_fetches += 1
+                canned = self.fail_media.pop(0) if self.fail_media else None
+                found = self.media.get(request.args.get("media_id", ""))
+            if isinstance(canned, int):
+                return Response("busy", status=canned, content_type="text/html")
+            if canned is not None:
+                return jsonify(canned)
+            if found is None:
+                return jsonify(errcode=40007, errmsg="invalid media_id")
+            data, content_type = found
+            return Response(data, content_type=content_type,
+                            headers={"Content-Disposition": f'attachment; filename="{request.args["media_id"][:16]}.jpg"'})
+
+        @app.post("/cgi-bin/media/upload")
+        def media_upload():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            media_type, upload = request.args.get("type"), request.files.get("media")
+            if media_type not in ("image", "voice", "video", "file"):
+                return jsonify(errcode=40004, errmsg="invalid media type")
+            if upload is None:
+                return jsonify(errcode=41005, errmsg="media data missing")
+            data = upload.read()
+            if media_type == "image" and (len(data) > 10 * 1024 * 1024 or
+                                          not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))):
+                return jsonify(errcode=40005, errmsg="invalid file type or size: image is JPG/PNG up to 10MB")
+            media_id = "3" + secrets.token_hex(20)
+            with self.lock:
+                self.uploads[media_id] = (data, upload.mimetype or "")
+            return jsonify(errcode=0, errmsg="", type=media_type, media_id=media_id,
+                           created_at=str(int(time.time())))
 
         @app.get("/cgi-bin/agent/get")
         def agent_get():
@@ -262,9 +324,12 @@ class WeComPeer:
                                 f"<MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{self.next_msg_id()}</MsgId>",
                           create_time)
 
-    def voice(self, user: str, *, create_time: int | None = None) -> str:
+    def voice(self, user: str, recognition: str | None = None, *, create_time: int | None = None) -> str:
+        """A voice message; with `recognition`, the speech-to-text WeChat adds when 语音识别 is on
+        (docs/wecom.md §5.3) — "" is the empty element it sends when it heard nothing."""
+        heard = "" if recognition is None else f"<Recognition><![CDATA[{recognition}]]></Recognition>"
         return self._wrap(user, "<MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[V1]]></MediaId>"
-                                f"<Format><![CDATA[amr]]></Format><MsgId>{self.next_msg_id()}</MsgId>",
+                                f"<Format><![CDATA[amr]]></Format>{heard}<MsgId>{self.next_msg_id()}</MsgId>",
                           create_time)
 
     def location(self, user: str, lat: float, lng: float, label: str, *, create_time: int | None = None) -> str:

@@ -59,6 +59,8 @@ def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask, he
     if task.on_behalf_of_id:
         behalf = f"\n（{session.get(Employee, task.on_behalf_of_id).name}超时未处理，升级给你，可代为审批）"
     body = (headline + "\n" if headline else "") + f"{requester.name}的{request.type}：{request.summary}" + behalf
+    # Photos are sent on request, to whoever taps (handlers/approvals.send_photos): a card cannot show them.
+    photos = (Button(photos_label(request), "approval.photos", str(request.id)),) if photo_count(request) else ()
     return Card(title=f"待你审批 · {request.type}", body=body,
                 fields=(("单号", request.number), ("申请人", f"{requester.name} {requester.department}".strip()))
                 + _fields(request)[1:],
@@ -66,8 +68,16 @@ def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask, he
                          Button("拒绝", "approval.reject", str(task.id), style="danger"),
                          Button("转交", "approval.transfer", str(task.id)),
                          Button("加签", "approval.add_signer", str(task.id)),
-                         Button("退回", "approval.return", str(task.id))),
+                         Button("退回", "approval.return", str(task.id))) + photos,
                 footer=deadlines_text(session, request))
+
+
+def photo_count(request: ApprovalRequest) -> int:
+    return len(json.loads(request.details).get("photos", []))
+
+
+def photos_label(request: ApprovalRequest) -> str:
+    return "查看发票" if request.type == "报销" else "查看照片"
 
 
 def deadlines_text(session: Session, request: ApprovalRequest) -> str:
