@@ -50,6 +50,11 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
 
 def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
+    if event.kind == "directory":
+        # An address-book change (bot/dingtalk/events.py) is nobody's message: it never reaches the
+        # router (whose fallback would answer "没听明白") and creates no employee. Stored and done;
+        # the directory sync acts on it here once it has a handler for these events.
+        return None
     _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),

@@ -41,6 +41,8 @@ class DingTalkStandin:
         self.sessions: dict[str, tuple[str, int]] = {}  # sessionWebhook id -> (user or group, expires ms)
         self.fail_next: list[tuple[int, dict[str, Any]]] = []  # canned (status, json) for the next sends
         self.refused: list[str] = []  # why requests were refused, for tests that expect none
+        # Stream mode's gateway (bot/dingtalk/stream_standin.py), when a test plugs one in.
+        self.gateway = None
         self.app = self._build()
 
     # -- test controls --------------------------------------------------------------------------
@@ -77,7 +79,15 @@ class DingTalkStandin:
         app.add_url_rule("/topapi/v2/user/get", view_func=self._user_get, methods=["POST"])
         app.add_url_rule("/topapi/v2/department/get", view_func=self._department_get, methods=["POST"])
         app.add_url_rule("/robot/sendBySession", view_func=self._send_by_session, methods=["POST"])
+        app.add_url_rule("/v1.0/gateway/connections/open", view_func=self._open_connection, methods=["POST"])
         return app
+
+    def _open_connection(self):
+        """Stream mode's first step (§2.1): {endpoint, ticket} from the gateway stand-in."""
+        if self.gateway is None:
+            return self._refuse(404, "gateway.notFound", "没有 Stream 网关")
+        status, body = self.gateway.open(request.get_json(force=True, silent=True) or {})
+        return jsonify(body), status
 
     def _refuse(self, status: int, code: str, message: str):
         with self.lock:

@@ -1,0 +1,263 @@
+"""DingTalk Stream mode end to end: the real `dingtalk-stream` SDK in Banli's stream thread connects to
+the gateway stand-in (bot/dingtalk/stream_standin.py), which pushes frames as DingTalk does and keeps
+the ACKs; replies leave through the outbox to the DingTalk API stand-in, as in HTTP mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.dingtalk.stream_standin import CARD_TOPIC, ROBOT_TOPIC, StreamGateway
+from conftest import settle, wait_for
+from servers import RedisServer
+from storage.db import session_scope
+from storage.models import Employee, Identity
+
+USER = "0147001"  # 李四 (conftest DINGTALK_USERS)
+REP, BOSS, ACCOUNTANT = "0147001", "0147002", "0147011"
+MENU = "办理 · 主菜单"
+
+
+@pytest.fixture
+def stream_factory(stack_factory):
+    """A running Banli in DINGTALK_MODE=stream whose stream thread is connected to a gateway stand-in."""
+    built = []
+
+    def build(**overrides):
+        stack = stack_factory(start_workers=False, dingtalk_mode="stream", **overrides)
+        app = stack.runtime.settings.dingtalk
+        gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
+        stack.dingtalk.gateway = gateway
+        stack.gateway = gateway
+        stack.start_workers()  # worker, dispatcher and the stream thread (banli/embedded.py)
+        wait_for(lambda: gateway.connected == 1, timeout=15)
+        built.append(stack)
+        return stack
+
+    yield build
+    for stack in built:
+        stack.stop_workers()
+        stack.gateway.stop()
+
+
+@pytest.fixture
+def stream(stream_factory):
+    return stream_factory()
+
+
+def acks(gateway, message_id, n=1):
+    return wait_for(lambda: len(gateway.acks_for(message_id)) >= n and gateway.acks_for(message_id))
+
+
+def test_the_sdk_opens_the_stream_with_the_apps_credentials_and_three_subscriptions(stream):
+    opened = stream.gateway.opens[0]
+    app = stream.runtime.settings.dingtalk
+    assert (opened["clientId"], opened["clientSecret"]) == (app.app_key, app.app_secret)
+    assert opened["subscriptions"] == [{"type": "EVENT", "topic": "*"}, {"type": "CALLBACK", "topic": ROBOT_TOPIC},
+                                       {"type": "CALLBACK", "topic": CARD_TOPIC}]
+    assert opened["ua"].startswith("dingtalk-sdk-python/v0.24")
+
+
+def test_help_over_the_stream_gets_the_menu_once_even_delivered_twice(stream):
+    _, body = stream.dingtalk_peer.text(USER, "帮助")
+    message_id = stream.gateway.robot_message(body)
+    stream.gateway.robot_message(body, message_id=message_id)  # DingTalk's redelivery: same frame again
+
+    both = acks(stream.gateway, message_id, 2)
+    assert [(a["code"], a["data_json"]) for a in both] == [(200, {"response": "OK"})] * 2
+    menu = wait_for(lambda: stream.dingtalk.messages_to(USER))[0]
+    assert (menu["via"], menu["title"]) == ("webhook", MENU)
+    settle(1.0)
+    assert len(stream.dingtalk.messages_to(USER)) == 1
+    assert stream.count("outbox", "WHERE kind = 'inbound'") == 1
+    assert stream.dingtalk.refused == [] and stream.gateway.refused == []
+
+
+def test_the_same_message_under_a_new_frame_id_is_still_one_answer(stream):
+    _, body = stream.dingtalk_peer.text(USER, "帮助")
+    first, second = stream.gateway.robot_message(body), stream.gateway.robot_message(body)
+    acks(stream.gateway, first), acks(stream.gateway, second)
+    wait_for(lambda: stream.dingtalk.messages_to(USER))
+    settle(1.0)
+    assert [m["title"] for m in stream.dingtalk.messages_to(USER)] == [MENU]
+
+
+@pytest.fixture
+def company(stream_factory):
+    started = datetime.now(timezone.utc)
+    saturday = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)
+    stack = stream_factory(card_template_id="tpl.schema",
+                           clock=lambda: saturday + (datetime.now(timezone.utc) - started))
+    with session_scope(stack.runtime.engine) as session:
+        boss = Employee(name="周经理", department="销售二部", role="sales_manager", synced_at=saturday)
+        finance = Employee(name="钱会计", department="财务部", role="finance", synced_at=saturday)
+        session.add_all([boss, finance])
+        session.flush()
+        rep = Employee(name="李四", department="销售二部", role="rep", manager_id=boss.id, synced_at=saturday)
+        session.add(rep)
+        session.flush()
+        session.add_all([Identity(platform="dingtalk", user_id=REP, employee_id=rep.id),
+                         Identity(platform="dingtalk", user_id=BOSS, employee_id=boss.id),
+                         Identity(platform="dingtalk", user_id=ACCOUNTANT, employee_id=finance.id)])
+    return stack
+
+
+def _cards(stack, user):
+    return [m for m in stack.dingtalk.messages_to(user) if m.get("via") == "card"]
+
+
+def _nth_card(stack, user, n):
+    return wait_for(lambda: len(_cards(stack, user)) >= n and _cards(stack, user))[n - 1]
+
+
+def _tap_frame(stack, user, card, label, **options):
+    """A button tap as a Stream card-callback frame: the same body an HTTP card callback carries."""
+    button = next(b for b in json.loads(card["card_data"]["buttons"]) if b["text"] == label)
+    _, body = stack.dingtalk_peer.card_click(user, card["out_track_id"], button["action"], button["value"])
+    return stack.gateway.card_callback(body, **options)
+
+
+def test_an_approval_tapped_over_the_stream_acts_like_the_http_callback(company):
+    _, body = company.dingtalk_peer.text(REP, "报销 招待客户 3000 元")
+    company.gateway.robot_message(body)
+    confirm = _nth_card(company, REP, 1)
+    assert confirm["card_data"]["title"] == "报销 · 请确认"
+    assert confirm["callback_type"] == "STREAM" and not confirm["route"]  # taps come back over the stream
+
+    submit = _tap_frame(company, REP, confirm, "提交")
+    ack = acks(company.gateway, submit)[0]
+    assert ack["code"] == 200 and ack["data_json"]["response"]["cardUpdateOptions"] == {"updateCardDataByKey": True}
+    assert _nth_card(company, REP, 2)["card_data"]["title"] == "已提交 · R-1001"
+
+    task = _nth_card(company, BOSS, 1)
+    assert task["card_data"]["title"] == "待你审批 · 报销"
+    approve = _tap_frame(company, BOSS, task, "同意")
+    _tap_frame(company, BOSS, task, "同意", message_id=approve)  # the same tap delivered twice
+    assert [a["code"] for a in acks(company.gateway, approve, 2)] == [200, 200]
+    wait_for(lambda: company.dingtalk.cards[task["out_track_id"]]["card_data"]["title"] == "R-1001 · 审批中")
+    assert company.dingtalk.cards[task["out_track_id"]]["card_data"]["buttons"] == "[]"
+    assert _nth_card(company, ACCOUNTANT, 1)["card_data"]["title"] == "待你审批 · 报销"
+    settle(1.0)
+    assert len(_cards(company, ACCOUNTANT)) == 1  # one decision, one next step
+    with company.runtime.engine.connect() as conn:
+        from sqlalchemy import text
+        decisions = conn.execute(text("SELECT count(*) FROM outbox WHERE kind = 'inbound' AND payload LIKE '%approve%'"
+                                      )).scalar_one()
+    assert decisions == 1
+
+
+def test_an_address_book_event_is_stored_once_and_answers_nobody(stream):
+    data = {"timeStamp": str(int(time.time() * 1000)), "userId": ["0147009"], "optStaffId": "0147002"}
+    first = stream.gateway.event("user_leave_org", data, event_id="evt-leave-1")
+    again = stream.gateway.event("user_leave_org", data, event_id="evt-leave-1")  # pushed twice
+    other = stream.gateway.event("chat_update_title", {"chatId": "c1"})
+
+    for message_id in (first, again, other):
+        ack = acks(stream.gateway, message_id)[0]
+        assert ack["code"] == 200 and ack["data_json"]["status"] == "SUCCESS"
+    with stream.runtime.engine.connect() as conn:
+        from sqlalchemy import text
+        rows = conn.execute(text("SELECT key, payload FROM outbox WHERE kind = 'inbound'")).all()
+    assert [r.key for r in rows] == ["inbound:dingtalk:event:evt-leave-1"]
+    event = json.loads(rows[0].payload)
+    assert (event["kind"], event["action"], event["value"], event["sender"]) == \
+        ("directory", "user_leave_org", "0147009", "")
+    wait_for(lambda: stream.count("outbox", "WHERE kind = 'inbound' AND status = 'sent'") == 1)
+    settle(0.5)
+    assert stream.dingtalk.sent == [] and stream.count("employee") == 0
+
+
+def test_malformed_frames_are_refused_and_the_client_carries_on(stream, caplog):
+    gateway = stream.gateway
+    gateway.send_raw("this is not json")
+    bad_data = gateway.send("CALLBACK", ROBOT_TOPIC, "{not json")
+    not_an_object = gateway.send("CALLBACK", ROBOT_TOPIC, "[1, 2]")
+    no_sender = gateway.robot_message({"msgtype": "text", "text": {"content": "帮助"}, "msgId": "m-ext"})
+
+    assert acks(gateway, bad_data)[0]["code"] == 400
+    assert acks(gateway, not_an_object)[0]["code"] == 400
+    assert acks(gateway, no_sender)[0]["code"] == 200  # an external user's message: ignored, as over HTTP
+    ping = gateway.ping("op-1")
+    assert acks(gateway, ping)[0]["data_json"] == {"opaque": "op-1"}
+
+    _, body = stream.dingtalk_peer.text(USER, "帮助")
+    gateway.robot_message(body)
+    assert wait_for(lambda: stream.dingtalk.messages_to(USER))[0]["title"] == MENU
+    assert gateway.connects == 1  # the same connection throughout
+    assert stream.count("outbox", "WHERE kind = 'inbound'") == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "banli.dingtalk.stream"]
+    assert any("not a JSON object" in line and "skipped" in line for line in lines)
+    assert any("refused" in line for line in lines)
+    assert all("帮助" not in line for line in lines)  # what people wrote stays out of the log
+
+
+def test_a_disconnect_frame_makes_the_client_reconnect_with_a_new_ticket(stream, caplog):
+    stream.gateway.disconnect()
+    wait_for(lambda: stream.gateway.connects == 2 and stream.gateway.connected == 1, timeout=15)
+    assert len(stream.gateway.opens) == 2  # a ticket works once: a new open call
+    _, body = stream.dingtalk_peer.text(USER, "帮助")
+    stream.gateway.robot_message(body)
+    assert wait_for(lambda: stream.dingtalk.messages_to(USER))[0]["title"] == MENU
+    messages = [r.getMessage() for r in caplog.records if r.name == "banli.dingtalk.stream"]
+    assert any("connection dropped" in m for m in messages) and any("reconnected" in m for m in messages)
+
+
+# -- two `banli stream` processes -------------------------------------------------------------------
+
+def _spawn_stream(env, log_path):
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, "-m", "banli.cli", "stream"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_a_second_banli_stream_takes_over_when_the_first_is_killed(tmp_path, stack_factory):
+    redis_server = RedisServer(tmp_path).start()
+    stack = stack_factory(start_workers=False, dingtalk_mode="stream")  # the stand-ins and a database
+    app = stack.runtime.settings.dingtalk
+    gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
+    stack.dingtalk.gateway = gateway
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DINGTALK_", "REDIS_URL"))}
+    env.update(DATABASE_URL=stack.runtime.settings.database_url, REDIS_URL=redis_server.url,
+               DINGTALK_APP_KEY=app.app_key, DINGTALK_APP_SECRET=app.app_secret, DINGTALK_MODE="stream",
+               DINGTALK_API_BASE=app.api_base, DINGTALK_OAPI_BASE=app.oapi_base)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = _spawn_stream(env, logs[0])
+    second = None
+    try:
+        wait_for(lambda: gateway.connected == 1, timeout=30)
+        second = _spawn_stream(env, logs[1])
+        wait_for(lambda: "standing by" in logs[1].read_text(), timeout=30)
+        settle(1.0)
+        assert gateway.connects == 1 and gateway.connected == 1  # the second does not compete
+
+        os.killpg(first.pid, signal.SIGKILL)  # no goodbye: the lease has to expire
+        first.wait(10)
+        killed = time.monotonic()
+        wait_for(lambda: gateway.connects == 2 and gateway.connected == 1, timeout=30)
+        took = time.monotonic() - killed
+        assert took < 30
+        print(f"takeover after kill -9: {took:.1f} s")
+
+        _, body = stack.dingtalk_peer.text(USER, "帮助")
+        message_id = gateway.robot_message(body)
+        assert acks(gateway, message_id)[0]["code"] == 200
+        assert stack.count("outbox", "WHERE kind = 'inbound'") == 1
+        assert "leader for app" in logs[1].read_text()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        gateway.stop()
+        redis_server.stop()
+    assert second.returncode == 0 and "lease released" in logs[1].read_text()
