@@ -52,6 +52,30 @@ def stream(stream_factory):
     return stream_factory()
 
 
+def test_dingtalk_mode_is_read_from_the_environment_and_checked():
+    from banli.settings import Settings
+
+    base = {"DINGTALK_APP_KEY": "dingk", "DINGTALK_APP_SECRET": "sec"}
+    assert Settings.from_env(base, dotenv=None).dingtalk.mode == "http"
+    settings = Settings.from_env({**base, "DINGTALK_MODE": "Stream"}, dotenv=None)
+    assert settings.dingtalk.stream
+    assert any("stream mode" in line for line in settings.describe())
+    with pytest.raises(ValueError, match="DINGTALK_MODE"):
+        Settings.from_env({**base, "DINGTALK_MODE": "websocket"}, dotenv=None)
+
+
+@pytest.mark.parametrize("extra, says", [({"DINGTALK_MODE": "http", "REDIS_URL": "redis://127.0.0.1:1/0"},
+                                          "DINGTALK_MODE=stream"),
+                                         ({"DINGTALK_MODE": "stream"}, "REDIS_URL")])
+def test_banli_stream_refuses_to_start_where_it_cannot_help(tmp_path, extra, says):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DINGTALK_", "REDIS_URL", "WECOM_"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", DINGTALK_APP_KEY="dingk", DINGTALK_APP_SECRET="s",
+               **extra)
+    result = subprocess.run([sys.executable, "-m", "banli.cli", "stream"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and says in result.stdout
+
+
 def acks(gateway, message_id, n=1):
     return wait_for(lambda: len(gateway.acks_for(message_id)) >= n and gateway.acks_for(message_id))
 
@@ -209,6 +233,51 @@ def test_a_disconnect_frame_makes_the_client_reconnect_with_a_new_ticket(stream,
     assert any("connection dropped" in m for m in messages) and any("reconnected" in m for m in messages)
 
 
+def test_database_down_the_frame_is_not_acked_ok_and_its_redelivery_is_served(stream):
+    from storage.db import make_engine
+
+    runtime = stream.runtime
+    working = {name: getattr(runtime, name) for name in ("engine", "autocommit_engine")}
+    broken = make_engine("sqlite:////nonexistent-dir/banli.db")
+    runtime.__dict__.update(engine=broken, autocommit_engine=broken)
+    _, body = stream.dingtalk_peer.text(USER, "帮助")
+    message = stream.gateway.robot_message(body)
+    event = stream.gateway.event("user_add_org", {"userId": ["0147020"]}, event_id="evt-add-1")
+
+    assert acks(stream.gateway, message)[0]["code"] == 500  # not stored: not "OK"
+    assert acks(stream.gateway, event)[0]["data_json"]["status"] == "LATER"  # push it again, DingTalk
+
+    runtime.__dict__.update(working)  # the database is back; DingTalk delivers both again
+    stream.gateway.robot_message(body, message_id=message)
+    stream.gateway.event("user_add_org", {"userId": ["0147020"]}, event_id="evt-add-1", message_id=event)
+    assert acks(stream.gateway, message, 2)[1]["code"] == 200
+    assert acks(stream.gateway, event, 2)[1]["data_json"]["status"] == "SUCCESS"
+    assert wait_for(lambda: stream.dingtalk.messages_to(USER))[0]["title"] == MENU
+    assert stream.count("outbox", "WHERE kind = 'inbound'") == 2
+
+
+def test_redis_away_the_stream_closes_before_its_lease_could_lapse_and_comes_back(tmp_path, stream_factory, caplog):
+    redis_server = RedisServer(tmp_path).start()
+    try:
+        stack = stream_factory(redis_url=redis_server.url)
+        redis_server.stop()
+        went = time.monotonic()
+        wait_for(lambda: stack.gateway.connected == 0, timeout=20)
+        closed_after = time.monotonic() - went
+        assert closed_after < 10  # the lease is 10 s: closed before another process could take it
+        messages = [r.getMessage() for r in caplog.records if r.name == "banli.stream"]
+        assert any("cannot renew the lease" in m for m in messages)
+
+        redis_server.start()  # same port, empty: the old lease is gone
+        wait_for(lambda: stack.gateway.connected == 1, timeout=20)
+        _, body = stack.dingtalk_peer.text(USER, "帮助")
+        stack.gateway.robot_message(body)
+        assert wait_for(lambda: stack.dingtalk.messages_to(USER), timeout=20)[0]["title"] == MENU
+        print(f"redis away: connection closed after {closed_after:.1f} s")
+    finally:
+        redis_server.stop()
+
+
 # -- two `banli stream` processes -------------------------------------------------------------------
 
 def _spawn_stream(env, log_path):
@@ -261,3 +330,36 @@ def test_a_second_banli_stream_takes_over_when_the_first_is_killed(tmp_path, sta
         gateway.stop()
         redis_server.stop()
     assert second.returncode == 0 and "lease released" in logs[1].read_text()
+
+
+def test_banli_web_alone_in_stream_mode_runs_the_stream_too(tmp_path, stack_factory):
+    from servers import free_port, wait_healthy
+
+    stack = stack_factory(start_workers=False, dingtalk_mode="stream")  # for its DingTalk API stand-in
+    app = stack.runtime.settings.dingtalk
+    gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
+    stack.dingtalk.gateway = gateway
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DINGTALK_", "REDIS_URL"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'banli.db'}", DINGTALK_APP_KEY=app.app_key,
+               DINGTALK_APP_SECRET=app.app_secret, DINGTALK_MODE="stream", DINGTALK_API_BASE=app.api_base,
+               DINGTALK_OAPI_BASE=app.oapi_base, BANLI_DISPATCH_INTERVAL="0.2")
+    port = free_port()
+    log_path = tmp_path / "web.log"
+    with open(log_path, "w") as log:
+        web = subprocess.Popen([sys.executable, "-m", "banli.cli", "web", "--port", str(port), "--host", "127.0.0.1"],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", web, log_path)
+        wait_for(lambda: gateway.connected == 1, timeout=30)
+        _, body = stack.dingtalk_peer.text(USER, "帮助")
+        message_id = gateway.robot_message(body)
+        assert acks(gateway, message_id)[0]["code"] == 200
+        assert wait_for(lambda: stack.dingtalk.messages_to(USER), timeout=20)[0]["title"] == MENU
+    finally:
+        web.terminate()
+        try:
+            web.wait(15)
+        except subprocess.TimeoutExpired:
+            web.kill()
+        gateway.stop()
+    assert "stream mode" in log_path.read_text()
