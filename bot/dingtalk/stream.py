@@ -1,6 +1,6 @@
 """DingTalk Stream mode: the official `dingtalk-stream` SDK holds the WebSocket; each frame goes
 through the HTTP path's own parsing (bot/dingtalk/parse.py, events.py) into the inbound outbox
-(`bot.pipeline.accept`), and is acked once that row is committed (docs/dingtalk.md §2).
+(`bot.pipeline.accept`), and is acked once that row is committed (docs/dingtalk.md §2.6).
 
 - CALLBACK `/v1.0/im/bot/messages/get` (a robot message, keyed by msgId) and
   `/v1.0/card/instances/callback` (a card tap, keyed as on /dingtalk/card);
@@ -57,6 +57,7 @@ CARD_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK  # /v1.0/card/instances/callbac
 OK, BAD_REQUEST, ERROR = AckMessage.STATUS_OK, AckMessage.STATUS_BAD_REQUEST, AckMessage.STATUS_SYSTEM_EXCEPTION
 RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0)  # after a drop: quickly at first, then every 10 s
 HTTP_TIMEOUT = 10
+STOP_GRACE_SECONDS = 5
 
 
 # -- one frame → the inbound outbox (blocking: runs in a thread of the event loop's pool) ----------
@@ -95,7 +96,9 @@ class Intake:
     def event(self, event_type: str, event_id: str, data: Any) -> tuple[int, str]:
         started = time.perf_counter()
         what = f"event {str(event_type)[:40]}"
-        event = parse_event(str(event_type or ""), str(event_id or ""), data if isinstance(data, dict) else {})
+        if not isinstance(data, dict):
+            return self._line(what, started, BAD_REQUEST, "refused", reason="data is not a JSON object")
+        event = parse_event(str(event_type or ""), str(event_id or ""), data)
         if event is None:
             return self._line(what, started, OK, "ignored", reason="not an event Banli acts on")
         return self._accept(what, started, event)
@@ -253,6 +256,8 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except asyncio.TimeoutError:
                 pass
+        if self._tasks:  # frames in hand: let their rows commit (their ACKs may no longer go out)
+            await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_SECONDS)
 
     async def _serve(self, connection: dict[str, Any], *, again: bool) -> str | None:
         """Receive frames until the connection ends; why it ended, or None if it never opened."""
