@@ -10,18 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import text
 
+import test_approval_dingtalk_cards as approvals
 from bot.dingtalk.stream_standin import CARD_TOPIC, ROBOT_TOPIC, StreamGateway
 from conftest import settle, wait_for
 from servers import RedisServer
-from storage.db import session_scope
-from storage.models import Employee, Identity
 
 USER = "0147001"  # 李四 (conftest DINGTALK_USERS)
-REP, BOSS, ACCOUNTANT = "0147001", "0147002", "0147011"
+REP, BOSS, ACCOUNTANT = approvals.REP, approvals.BOSS, approvals.ACCOUNTANT
 MENU = "办理 · 主菜单"
 
 
@@ -32,10 +31,7 @@ def stream_factory(stack_factory):
 
     def build(**overrides):
         stack = stack_factory(start_workers=False, dingtalk_mode="stream", **overrides)
-        app = stack.runtime.settings.dingtalk
-        gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
-        stack.dingtalk.gateway = gateway
-        stack.gateway = gateway
+        gateway = stack.gateway = _plug_gateway(stack)
         stack.start_workers()  # worker, dispatcher and the stream thread (banli/embedded.py)
         wait_for(lambda: gateway.connected == 1, timeout=15)
         built.append(stack)
@@ -115,30 +111,7 @@ def test_the_same_message_under_a_new_frame_id_is_still_one_answer(stream):
 
 @pytest.fixture
 def company(stream_factory):
-    started = datetime.now(timezone.utc)
-    saturday = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)
-    stack = stream_factory(card_template_id="tpl.schema",
-                           clock=lambda: saturday + (datetime.now(timezone.utc) - started))
-    with session_scope(stack.runtime.engine) as session:
-        boss = Employee(name="周经理", department="销售二部", role="sales_manager", synced_at=saturday)
-        finance = Employee(name="钱会计", department="财务部", role="finance", synced_at=saturday)
-        session.add_all([boss, finance])
-        session.flush()
-        rep = Employee(name="李四", department="销售二部", role="rep", manager_id=boss.id, synced_at=saturday)
-        session.add(rep)
-        session.flush()
-        session.add_all([Identity(platform="dingtalk", user_id=REP, employee_id=rep.id),
-                         Identity(platform="dingtalk", user_id=BOSS, employee_id=boss.id),
-                         Identity(platform="dingtalk", user_id=ACCOUNTANT, employee_id=finance.id)])
-    return stack
-
-
-def _cards(stack, user):
-    return [m for m in stack.dingtalk.messages_to(user) if m.get("via") == "card"]
-
-
-def _nth_card(stack, user, n):
-    return wait_for(lambda: len(_cards(stack, user)) >= n and _cards(stack, user))[n - 1]
+    return approvals.seed_people(stream_factory(card_template_id="tpl.schema", clock=approvals.saturday_clock()))
 
 
 def _tap_frame(stack, user, card, label, **options):
@@ -151,27 +124,26 @@ def _tap_frame(stack, user, card, label, **options):
 def test_an_approval_tapped_over_the_stream_acts_like_the_http_callback(company):
     _, body = company.dingtalk_peer.text(REP, "报销 招待客户 3000 元")
     company.gateway.robot_message(body)
-    confirm = _nth_card(company, REP, 1)
+    confirm = approvals._nth_card(company, REP, 1)
     assert confirm["card_data"]["title"] == "报销 · 请确认"
     assert confirm["callback_type"] == "STREAM" and not confirm["route"]  # taps come back over the stream
 
     submit = _tap_frame(company, REP, confirm, "提交")
     ack = acks(company.gateway, submit)[0]
     assert ack["code"] == 200 and ack["data_json"]["response"]["cardUpdateOptions"] == {"updateCardDataByKey": True}
-    assert _nth_card(company, REP, 2)["card_data"]["title"] == "已提交 · R-1001"
+    assert approvals._nth_card(company, REP, 2)["card_data"]["title"] == "已提交 · R-1001"
 
-    task = _nth_card(company, BOSS, 1)
+    task = approvals._nth_card(company, BOSS, 1)
     assert task["card_data"]["title"] == "待你审批 · 报销"
     approve = _tap_frame(company, BOSS, task, "同意")
     _tap_frame(company, BOSS, task, "同意", message_id=approve)  # the same tap delivered twice
     assert [a["code"] for a in acks(company.gateway, approve, 2)] == [200, 200]
     wait_for(lambda: company.dingtalk.cards[task["out_track_id"]]["card_data"]["title"] == "R-1001 · 审批中")
     assert company.dingtalk.cards[task["out_track_id"]]["card_data"]["buttons"] == "[]"
-    assert _nth_card(company, ACCOUNTANT, 1)["card_data"]["title"] == "待你审批 · 报销"
+    assert approvals._nth_card(company, ACCOUNTANT, 1)["card_data"]["title"] == "待你审批 · 报销"
     settle(1.0)
-    assert len(_cards(company, ACCOUNTANT)) == 1  # one decision, one next step
+    assert len(approvals._cards(company, ACCOUNTANT)) == 1  # one decision, one next step
     with company.runtime.engine.connect() as conn:
-        from sqlalchemy import text
         decisions = conn.execute(text("SELECT count(*) FROM outbox WHERE kind = 'inbound' AND payload LIKE '%approve%'"
                                       )).scalar_one()
     assert decisions == 1
@@ -187,7 +159,6 @@ def test_an_address_book_event_is_stored_once_and_answers_nobody(stream):
         ack = acks(stream.gateway, message_id)[0]
         assert ack["code"] == 200 and ack["data_json"]["status"] == "SUCCESS"
     with stream.runtime.engine.connect() as conn:
-        from sqlalchemy import text
         rows = conn.execute(text("SELECT key, payload FROM outbox WHERE kind = 'inbound'")).all()
     assert [r.key for r in rows] == ["inbound:dingtalk:event:evt-leave-1"]
     event = json.loads(rows[0].payload)
@@ -278,30 +249,52 @@ def test_redis_away_the_stream_closes_before_its_lease_could_lapse_and_comes_bac
         redis_server.stop()
 
 
-# -- two `banli stream` processes -------------------------------------------------------------------
+# -- `banli stream` and `banli web` as real processes ---------------------------------------------
 
-def _spawn_stream(env, log_path):
-    log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "banli.cli", "stream"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def _plug_gateway(stack) -> StreamGateway:
+    app = stack.runtime.settings.dingtalk
+    gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
+    stack.dingtalk.gateway = gateway
+    return gateway
+
+
+def _env(stack, **extra: str) -> dict[str, str]:
+    """The environment of a spawned banli for `stack`'s app and stand-ins."""
+    app = stack.runtime.settings.dingtalk
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DINGTALK_", "REDIS_URL"))}
+    env.update(DINGTALK_APP_KEY=app.app_key, DINGTALK_APP_SECRET=app.app_secret, DINGTALK_MODE="stream",
+               DINGTALK_API_BASE=app.api_base, DINGTALK_OAPI_BASE=app.oapi_base, BANLI_DISPATCH_INTERVAL="0.2",
+               **extra)
+    return env
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path) -> subprocess.Popen:
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "banli.cli", *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(*procs: subprocess.Popen | None) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def test_a_second_banli_stream_takes_over_when_the_first_is_killed(tmp_path, stack_factory):
     redis_server = RedisServer(tmp_path).start()
     stack = stack_factory(start_workers=False, dingtalk_mode="stream")  # the stand-ins and a database
-    app = stack.runtime.settings.dingtalk
-    gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
-    stack.dingtalk.gateway = gateway
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DINGTALK_", "REDIS_URL"))}
-    env.update(DATABASE_URL=stack.runtime.settings.database_url, REDIS_URL=redis_server.url,
-               DINGTALK_APP_KEY=app.app_key, DINGTALK_APP_SECRET=app.app_secret, DINGTALK_MODE="stream",
-               DINGTALK_API_BASE=app.api_base, DINGTALK_OAPI_BASE=app.oapi_base)
+    gateway = _plug_gateway(stack)
+    env = _env(stack, DATABASE_URL=stack.runtime.settings.database_url, REDIS_URL=redis_server.url)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    first = _spawn_stream(env, logs[0])
+    first = _spawn(["stream"], env, logs[0])
     second = None
     try:
         wait_for(lambda: gateway.connected == 1, timeout=30)
-        second = _spawn_stream(env, logs[1])
+        second = _spawn(["stream"], env, logs[1])
         wait_for(lambda: "standing by" in logs[1].read_text(), timeout=30)
         settle(1.0)
         assert gateway.connects == 1 and gateway.connected == 1  # the second does not compete
@@ -320,13 +313,7 @@ def test_a_second_banli_stream_takes_over_when_the_first_is_killed(tmp_path, sta
         assert stack.count("outbox", "WHERE kind = 'inbound'") == 1
         assert "leader for app" in logs[1].read_text()
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        _stop(first, second)
         gateway.stop()
         redis_server.stop()
     assert second.returncode == 0 and "lease released" in logs[1].read_text()
@@ -336,18 +323,11 @@ def test_banli_web_alone_in_stream_mode_runs_the_stream_too(tmp_path, stack_fact
     from servers import free_port, wait_healthy
 
     stack = stack_factory(start_workers=False, dingtalk_mode="stream")  # for its DingTalk API stand-in
-    app = stack.runtime.settings.dingtalk
-    gateway = StreamGateway(app_key=app.app_key, app_secret=app.app_secret).start()
-    stack.dingtalk.gateway = gateway
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DINGTALK_", "REDIS_URL"))}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'banli.db'}", DINGTALK_APP_KEY=app.app_key,
-               DINGTALK_APP_SECRET=app.app_secret, DINGTALK_MODE="stream", DINGTALK_API_BASE=app.api_base,
-               DINGTALK_OAPI_BASE=app.oapi_base, BANLI_DISPATCH_INTERVAL="0.2")
+    gateway = _plug_gateway(stack)
     port = free_port()
     log_path = tmp_path / "web.log"
-    with open(log_path, "w") as log:
-        web = subprocess.Popen([sys.executable, "-m", "banli.cli", "web", "--port", str(port), "--host", "127.0.0.1"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    web = _spawn(["web", "--port", str(port), "--host", "127.0.0.1"],
+                 _env(stack, DATABASE_URL=f"sqlite:///{tmp_path / 'banli.db'}"), log_path)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", web, log_path)
         wait_for(lambda: gateway.connected == 1, timeout=30)
@@ -356,10 +336,6 @@ def test_banli_web_alone_in_stream_mode_runs_the_stream_too(tmp_path, stack_fact
         assert acks(gateway, message_id)[0]["code"] == 200
         assert wait_for(lambda: stack.dingtalk.messages_to(USER), timeout=20)[0]["title"] == MENU
     finally:
-        web.terminate()
-        try:
-            web.wait(15)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        _stop(web)
         gateway.stop()
     assert "stream mode" in log_path.read_text()

@@ -30,7 +30,7 @@ import json
 import logging
 import platform as python_platform
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote_plus
 
 import dingtalk_stream
@@ -125,25 +125,16 @@ class Intake:
 
 # -- the SDK's handlers, each handing its frame to the Intake ---------------------------------------
 
-class _RobotHandler(CallbackHandler):
-    def __init__(self, intake: Intake) -> None:
+class _Callback(CallbackHandler):
+    """A CALLBACK topic: `take` stores the frame's data; `answer` is the ACK's response when it did."""
+
+    def __init__(self, take: Callable[[Any], tuple[int, str]], answer: Any) -> None:
         super().__init__()
-        self.intake = intake
+        self.take, self.answer = take, answer
 
     async def process(self, message):
-        code, outcome = await asyncio.to_thread(self.intake.robot_message, message.data)
-        return code, "OK" if code == OK else outcome  # ACK data: {"response": …}
-
-
-class _CardHandler(CallbackHandler):
-    def __init__(self, intake: Intake) -> None:
-        super().__init__()
-        self.intake = intake
-
-    async def process(self, message):
-        code, outcome = await asyncio.to_thread(self.intake.card_callback, message.data)
-        # The response would update the clicker's card (§4.6): an empty update, as over HTTP.
-        return code, CARD_ANSWER if code == OK else outcome
+        code, outcome = await asyncio.to_thread(self.take, message.data)
+        return code, self.answer if code == OK else outcome  # ACK data: {"response": …}
 
 
 class _EventHandler(EventHandler):
@@ -184,8 +175,9 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         super().__init__(dingtalk_stream.Credential(settings.app_key, settings.app_secret), logger=sdk_log)
         self.open_url = settings.api_base + OPEN_PATH
         intake = Intake(runtime)
-        self.register_callback_handler(ROBOT_TOPIC, _RobotHandler(intake))
-        self.register_callback_handler(CARD_TOPIC, _CardHandler(intake))
+        self.register_callback_handler(ROBOT_TOPIC, _Callback(intake.robot_message, "OK"))
+        # A card tap's response would update the clicker's card (§4.6): an empty update, as over HTTP.
+        self.register_callback_handler(CARD_TOPIC, _Callback(intake.card_callback, CARD_ANSWER))
         self.register_all_event_handler(_EventHandler(intake))
         self._stopping: asyncio.Event | None = None
         self._tasks: set[asyncio.Task] = set()
