@@ -179,6 +179,9 @@ def test_malformed_frames_are_refused_and_the_client_carries_on(stream, caplog):
     assert acks(gateway, bad_data)[0]["code"] == 400
     assert acks(gateway, not_an_object)[0]["code"] == 400
     assert acks(gateway, no_sender)[0]["code"] == 200  # an external user's message: ignored, as over HTTP
+    paused = gateway.robot_message({"msgtype": "text", "msgId": "m-quota", "senderStaffId": USER,  # §4.8
+                                    "errCode": 20001, "errMsg": "受调用量超量影响，当前我的消息服务已经暂停"})
+    assert acks(gateway, paused)[0]["code"] == 200
     ping = gateway.ping("op-1")
     assert acks(gateway, ping)[0]["data_json"] == {"opaque": "op-1"}
 
@@ -190,6 +193,7 @@ def test_malformed_frames_are_refused_and_the_client_carries_on(stream, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "banli.dingtalk.stream"]
     assert any("not a JSON object" in line and "skipped" in line for line in lines)
     assert any("refused" in line for line in lines)
+    assert any("errCode 20001" in line for line in lines)  # said, not answered with 没听明白
     assert all("帮助" not in line for line in lines)  # what people wrote stays out of the log
 
 

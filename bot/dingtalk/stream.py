@@ -76,6 +76,11 @@ class Intake:
         if for_another_robot(data, self.robot_code):
             return self._line("robot message", started, BAD_REQUEST, "refused",
                               reason=f"for another robot {str(data['robotCode'])[:40]!r}")
+        if data.get("errCode"):
+            # 20001: the org's monthly Webhook&Stream quota is spent; the message has no content (§4.8).
+            return self._line("robot message", started, OK, "ignored", level=logging.WARNING,
+                              reason=f"DingTalk paused the robot (errCode {str(data['errCode'])[:20]}, "
+                                     f"{str(data.get('errMsg') or '')[:80]!r})")
         event = message_event(data)
         if event is None:
             return self._line("robot message", started, OK, "ignored",
@@ -115,9 +120,9 @@ class Intake:
         return self._line(what, started, OK, "accepted" if new else "duplicate", event.event_id)
 
     def _line(self, what: str, started: float, code: int, outcome: str, event_id: str = "", *,
-              reason: str = "") -> tuple[int, str]:
+              reason: str = "", level: int = 0) -> tuple[int, str]:
         message = f"dingtalk stream {what} {outcome}" + (f": {reason}" if reason else "")
-        level = logging.ERROR if code >= 500 else logging.WARNING if code >= 400 else logging.INFO
+        level = level or (logging.ERROR if code >= 500 else logging.WARNING if code >= 400 else logging.INFO)
         log.log(level, "%s", message, extra=fields(platform="dingtalk", event_id=event_id, outcome=outcome,
                                                    status=code, ms=round((time.perf_counter() - started) * 1000, 1)))
         return code, outcome
