@@ -3,6 +3,7 @@
     banli web [--port N]     web server; with no REDIS_URL also the worker and dispatcher (embedded)
     banli worker [--concurrency N]  runs queued jobs, N at once in one process (needs REDIS_URL)
     banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
+    banli stream             holds the DingTalk Stream connection (DINGTALK_MODE=stream; one per app)
     banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="jobs at once (default: BANLI_WORKER_CONCURRENCY, else 2 per core, at most 8)")
     worker.set_defaults(run=run_worker)
     sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=run_dispatcher)
+    sub.add_parser("stream", help="receive DingTalk over Stream mode (no public URL); one connection per app"
+                   ).set_defaults(run=run_stream)
 
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(required=True, metavar="action")
@@ -121,6 +124,8 @@ def run_web(settings: Settings, args) -> int:
         print(line)
     if not settings.wecom and not settings.dingtalk:
         print("没有配置任何平台 no platform is configured: set the WeCom or DingTalk variables (see README)")
+    if settings.dingtalk and settings.dingtalk.stream and not settings.embedded:
+        print("钉钉 Stream 模式：另需运行 `banli stream` DingTalk stream mode: run `banli stream` beside the web")
     run_db_upgrade(settings, args)
     host, port = args.host or settings.host, args.port or settings.port
     from gunicorn.app.base import BaseApplication
@@ -190,6 +195,25 @@ def run_dispatcher(settings: Settings, _args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     dispatcher.run(wire(Runtime(settings)), stop)
     return 0
+
+
+def run_stream(settings: Settings, _args) -> int:
+    if not settings.dingtalk:
+        print("钉钉未配置 DingTalk is not configured: set DINGTALK_APP_KEY and DINGTALK_APP_SECRET")
+        return 2
+    if not settings.dingtalk.stream:
+        print("DINGTALK_MODE 不是 stream：钉钉回调走 HTTP。DINGTALK_MODE is not stream: DingTalk posts to "
+              "/dingtalk/callback. Set DINGTALK_MODE=stream to receive over Stream mode.")
+        return 2
+    if settings.embedded:
+        print("banli stream needs REDIS_URL (its lease keeps to one connection per app); "
+              "without it `DINGTALK_MODE=stream banli web` runs the stream in the web process.")
+        return 2
+    from banli import stream
+    from banli.wiring import wire
+    from bot.runtime import Runtime
+
+    return stream.run_process(wire(Runtime(settings)))
 
 
 def run_link(settings: Settings, args) -> int:

@@ -1,12 +1,12 @@
 """Embedded mode: the whole system in one process — in-process fakeredis, a worker thread and the
-dispatcher thread beside the web server (docs/architecture.md §3). Used when REDIS_URL is unset,
-and by tests."""
+dispatcher thread beside the web server (docs/architecture.md §3), and with DINGTALK_MODE=stream the
+DingTalk Stream connection (banli/stream.py). Used when REDIS_URL is unset, and by tests."""
 
 from __future__ import annotations
 
 import threading
 
-from banli import dispatcher, worker
+from banli import dispatcher, stream, worker
 from banli.wiring import wire
 from bot.runtime import Runtime
 
@@ -24,10 +24,14 @@ class Embedded:
                                   name="banli-dispatcher", daemon=True)
         thread.start()
         self.threads.append(thread)
+        dingtalk = self.runtime.settings.dingtalk
+        if dingtalk and dingtalk.stream:
+            self.threads.append(stream.start_thread(self.runtime, self.stop_event))
         return self
 
     def stop(self) -> None:
-        """Ask both threads to finish; they are daemons, so nobody waits on a blocked dequeue."""
+        """Ask the threads to finish; they are daemons, so nobody waits on a blocked dequeue. The
+        stream closes its connection and releases its lease within a few seconds."""
         self.stop_event.set()
         try:
             self.runtime.ring()  # wake the dispatcher from its doorbell wait

@@ -33,7 +33,17 @@ class DingTalkSettings:
     api_base: str = DINGTALK_API_BASE
     oapi_base: str = DINGTALK_OAPI_BASE
     card_template_id: str = ""
-    mode: str = "http"  # DINGTALK_MODE: "http" (callback URL) or "stream" (outbound WebSocket)
+    # How DingTalk reaches Banli (docs/dingtalk.md §2): "http" posts to /dingtalk/callback and
+    # /dingtalk/card (a public HTTPS URL); "stream" is an outbound WebSocket held by `banli stream`
+    # (or a thread of `banli web` in embedded mode), so no public URL is needed.
+    mode: str = "http"
+
+    @property
+    def stream(self) -> bool:
+        return self.mode == "stream"
+
+
+DINGTALK_MODES = ("http", "stream")
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ class Settings:
         lines.append("企业微信 WeCom: " + (f"on (corp {self.wecom.corp_id}, agent {self.wecom.agent_id})"
                                           if self.wecom else f"off (set {', '.join(WECOM_VARS)})"))
         lines.append("钉钉 DingTalk: " + (f"on (app {self.dingtalk.app_key}"
+                                          + (", stream mode" if self.dingtalk.stream else ", http mode")
                                           + (", interactive cards" if self.dingtalk.card_template_id else
                                              ", markdown cards") + ")"
                                           if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
@@ -158,7 +169,7 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
-        mode=(env.get("DINGTALK_MODE") or "http").strip().lower(),
+        mode=_dingtalk_mode(env.get("DINGTALK_MODE") or "http"),
     )
 
 
@@ -176,6 +187,13 @@ def parse_admins(value: str) -> tuple[tuple[str, str], ...]:
         platform, sep, user = item.partition(":")
         entries.append((platform.lower(), user.strip()) if sep and platform.lower() in PLATFORMS else ("", item))
     return tuple(e for e in entries if e[1])
+
+
+def _dingtalk_mode(value: str) -> str:
+    value = value.strip().lower()
+    if value not in DINGTALK_MODES:
+        raise ValueError(f"DINGTALK_MODE must be http or stream, not {value!r}")
+    return value
 
 
 def _log_format(value: str) -> str:

@@ -55,6 +55,11 @@ def act(runtime: Runtime, session: Session, event: InboundEvent, *, last_attempt
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any.
     `last_attempt`: the outbox will not try this delivery again, so a photo that still cannot be
     downloaded is answered (send it again) rather than left unanswered."""
+    if event.kind == "directory":
+        # An address-book change (bot/dingtalk/events.py) is nobody's message: it never reaches the
+        # router (whose fallback would answer "没听明白") and creates no employee. Stored and done;
+        # the directory sync acts on it here once it has a handler for these events.
+        return None
     upload = fetch(runtime, event, last_attempt=last_attempt)
     _remember_card_code(runtime, session, event)
     employee, first = employee_for(session, event.platform, event.sender)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-Kind = Literal["text", "action", "location", "image", "voice", "enter"]
+# "directory": an address-book change (bot/dingtalk/events.py), answered to nobody.
+Kind = Literal["text", "action", "location", "image", "voice", "enter", "directory"]
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,8 @@ def make_settings(database_url: str, *, wecom_api: str, dingtalk_api: str | None
     if dingtalk_api:
         dingtalk = DingTalkSettings(app_key="dingtestkey" + corp[-8:], app_secret="test-app-secret-" + corp,
                                     robot_code="dingtestkey" + corp[-8:], api_base=dingtalk_api,
-                                    oapi_base=dingtalk_api, card_template_id=overrides.pop("card_template_id", ""))
+                                    oapi_base=dingtalk_api, card_template_id=overrides.pop("card_template_id", ""),
+                                    mode=overrides.pop("dingtalk_mode", "http"))
     base = dict(
         database_url=database_url,
         redis_url=redis_url,

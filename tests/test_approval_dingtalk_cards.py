@@ -21,9 +21,16 @@ REP, BOSS, ACCOUNTANT = "0147001", "0147002", "0147011"
 
 @pytest.fixture
 def company(stack_factory):
+    return seed_people(stack_factory(card_template_id="tpl.schema", clock=saturday_clock()))
+
+
+def saturday_clock():
     started = datetime.now(timezone.utc)
-    stack = stack_factory(card_template_id="tpl.schema",
-                          clock=lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started))
+    return lambda: SATURDAY_1130 + (datetime.now(timezone.utc) - started)
+
+
+def seed_people(stack):
+    """李四 (rep) → 周经理 (his manager) → 钱会计 (finance), known to Banli with their DingTalk ids."""
     with session_scope(stack.runtime.engine) as session:
         boss = Employee(name="周经理", department="销售二部", synced_at=SATURDAY_1130)
         finance = Employee(name="钱会计", department="财务部", synced_at=SATURDAY_1130)

@@ -156,8 +156,9 @@ class DingTalkClient:
         body = {
             "cardTemplateId": self.settings.card_template_id,
             "outTrackId": track,
-            "callbackType": "HTTP",
-            "callbackRouteKey": CALLBACK_ROUTE_KEY,
+            # Taps come back the way messages do: over the stream, or to /dingtalk/card (§2.1, §4.6).
+            **({"callbackType": "STREAM"} if self.settings.stream else
+               {"callbackType": "HTTP", "callbackRouteKey": CALLBACK_ROUTE_KEY}),
             "cardData": {"cardParamMap": render.card_params(message.card)},
             "userIdType": 1,
             **self._card_space(message),

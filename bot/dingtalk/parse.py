@@ -13,6 +13,9 @@ from handlers.events import InboundEvent
 
 PLATFORM = "dingtalk"
 GROUP = "2"  # conversationType: "1" one-to-one, "2" group
+# The answer to a card callback (HTTP body, or the Stream ACK's `response`): an empty data update.
+# It would reach only the clicker (§4.6); the handler's reply and card updates go through the outbox.
+CARD_ANSWER = {"cardUpdateOptions": {"updateCardDataByKey": True}, "cardData": {"cardParamMap": {}}}
 
 
 def body_json(raw: bytes) -> dict[str, Any] | None:
@@ -22,6 +25,11 @@ def body_json(raw: bytes) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None
+
+
+def for_another_robot(msg: dict[str, Any], robot_code: str) -> bool:
+    """The message names a robot that is not this app's (refused on either path)."""
+    return bool(msg.get("robotCode")) and msg["robotCode"] != robot_code
 
 
 def message_event(msg: dict[str, Any]) -> InboundEvent | None:

@@ -21,14 +21,13 @@ from flask import Blueprint, Response, jsonify, request
 from bot import pipeline
 from bot.callback_log import logged, note, refuse
 from bot.dingtalk import verify
-from bot.dingtalk.parse import body_json, card_event, message_event
+from bot.dingtalk.parse import CARD_ANSWER, body_json, card_event, for_another_robot, message_event
 from bot.runtime import Runtime
 from handlers.events import InboundEvent
 
 log = logging.getLogger("banli.dingtalk")
 
 EMPTY = {"msgtype": "empty"}
-CARD_ANSWER = {"cardUpdateOptions": {"updateCardDataByKey": True}, "cardData": {"cardParamMap": {}}}
 
 
 def make_blueprint(runtime: Runtime) -> Blueprint:
@@ -45,7 +44,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         msg = body_json(request.get_data(cache=False))
         if msg is None:
             return _refuse(400, "robot message body is not a JSON object")
-        if msg.get("robotCode") and msg["robotCode"] != settings.robot_code:
+        if for_another_robot(msg, settings.robot_code):
             return _refuse(403, f"robot message for another robot {str(msg['robotCode'])[:40]!r}")
         event = message_event(msg)
         if event is None:
