@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 
 revision = '0008_roles'
-down_revision = '0006'
+down_revision = '0007_scale_indexes'
 branch_labels = None
 depends_on = None
 
