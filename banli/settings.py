@@ -33,6 +33,10 @@ class DingTalkSettings:
     api_base: str = DINGTALK_API_BASE
     oapi_base: str = DINGTALK_OAPI_BASE
     card_template_id: str = ""
+    # HTTP event subscription (开发配置 → 事件订阅, docs/dingtalk.md §3): POST /dingtalk/events is served
+    # only when both are set.
+    event_token: str = ""
+    event_aes_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,8 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         api_base=(env.get("DINGTALK_API_BASE") or DINGTALK_API_BASE).rstrip("/"),
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
+        event_token=env.get("DINGTALK_EVENT_TOKEN", ""),
+        event_aes_key=env.get("DINGTALK_EVENT_AES_KEY", ""),
     )
 
 

@@ -26,7 +26,9 @@ from handlers.router import Abandon, Context
 from storage import outbox
 from storage.db import fit_key
 from workflows import audit
-from workflows.identity import employee_for
+from bot.platform import PlatformError
+from storage.models import Employee
+from workflows.identity import apply_directory, employee_for, identities_of as person_identities
 
 log = logging.getLogger("banli.inbound")
 
@@ -51,7 +53,11 @@ def accept(runtime: Runtime, event: InboundEvent) -> bool:
 def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any."""
     _remember_card_code(runtime, session, event)
-    employee, first = employee_for(session, event.platform, event.sender)
+    if event.kind == "directory":
+        return _apply_directory_event(runtime, session, event)
+    employee, first = employee_for(session, event.platform, event.sender, sync_later=False)
+    if first:
+        employee = _read_directory(runtime, session, event.platform, employee, event.sender)
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event))
     if not employee.active:  # marked as departed: a polite answer, nothing run
@@ -68,6 +74,49 @@ def act(runtime: Runtime, session: Session, event: InboundEvent) -> str | None:
         return None
     # Until the directory has been read the name is only a platform id: no @ then.
     return reply(session, ctx.event, card, asker=employee.name if employee.synced_at else "")
+
+
+# How far up a newcomer's line of managers is read before their first answer: enough for a chain
+# of approvers (manager, their manager, …) to be named, not only user ids.
+FIRST_CONTACT_LEVELS = 3
+
+
+def _read_directory(runtime: Runtime, session: Session, platform: str, employee: Employee, user_id: str) -> Employee:
+    """A first contact: read the sender's directory entry (and their managers') before answering, so
+    the first answer already knows their manager and department. A retryable platform error is
+    raised: the whole delivery goes back to the outbox and is answered on a later try, never
+    answered wrongly now. A user the directory does not know is answered as they are."""
+    client = runtime.clients.get(platform)
+    if client is None:
+        return employee
+    person: Employee | None = employee
+    for level in range(FIRST_CONTACT_LEVELS):
+        if person is None or (level and person.synced_at is not None):
+            break
+        ref = next((i.user_id for i in person_identities(session, person.id) if i.platform == platform), None)
+        if ref is None:
+            break
+        try:
+            entry = client.directory_entry(ref)
+        except PlatformError as exc:
+            if exc.retryable:
+                raise
+            log.info("directory has no entry for %s %s: %s", platform, ref, exc)
+            break
+        applied = apply_directory(session, platform, entry)
+        if level == 0 and applied is not None:
+            employee = applied
+        person = session.get(Employee, applied.manager_id) if applied is not None and applied.manager_id else None
+    return employee
+
+
+def _apply_directory_event(runtime: Runtime, session: Session, event: InboundEvent) -> None:
+    """The platform's own news (handlers/directory.py): applied, never answered."""
+    handler, _ = runtime.router.resolve(event)
+    if handler is not None:
+        handler(Context(session=session, employee=None, event=event, now=runtime.now(),  # type: ignore[arg-type]
+                        timezone=runtime.settings.timezone, reply_key=reply_key(event)))
+    return None
 
 
 def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent) -> None:
