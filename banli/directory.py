@@ -33,9 +33,14 @@ def sync_all(runtime: Any, platforms: list[str], *, progress: Callable[[str], No
 
 
 def nightly(runtime: Any, session: Session) -> dict[str, Any]:
-    """The cron job: every configured platform, in the cron row's transaction."""
-    out = {}
+    """The cron job: every configured platform that has been synced before, in the cron row's
+    transaction. A company's first sync is an admin's explicit `banli directory sync` (they see its
+    report); the nightly run keeps it in step and catches any change event that was missed."""
+    out: dict[str, Any] = {}
     for platform in sorted(runtime.clients):
+        if not directory.synced_before(session, platform):
+            out[platform] = "never synced: run `banli directory sync` first"
+            continue
         report = sync_platform(runtime, session, platform)
         out[platform] = {"read": report.people_read, "added": report.people_added, "changed": report.people_changed,
                          "linked": report.people_linked, "left": report.people_left, "held_back": report.held_back}

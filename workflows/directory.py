@@ -90,6 +90,11 @@ def sync(session: Session, platform: str, departments: list[DirectoryDepartment]
     return report
 
 
+def synced_before(session: Session, platform: str) -> bool:
+    """Has a whole sync of `platform` ever run (it stores at least the root department)?"""
+    return session.execute(select(DEPT.c.id).where(DEPT.c.platform == platform).limit(1)).first() is not None
+
+
 # -- departments -----------------------------------------------------------------------------------
 
 
