@@ -135,7 +135,7 @@ def _find(session: Session, platform: str, user_id: str) -> Employee | None:
 
 def employees_named(session: Session, name: str, *, include_departed: bool = False) -> list[Employee]:
     """Colleagues with exactly this name (admins and approvers name people in chat)."""
-    query = select(Employee).where(Employee.name == name.strip())
+    query = select(Employee).where(Employee.name == name.strip(), Employee.merged_into_id.is_(None))
     if not include_departed:
         query = query.where(Employee.active)
     return list(session.execute(query.order_by(Employee.id)).scalars())
