@@ -309,3 +309,22 @@ def test_event_crypto_matches_dingtalks_published_vectors():
     encrypt_b = "YvkvaGe4hQxd3VxRmEty0dVlnCOAqwf56xwTRHDHoOURqhalbmBJQk5FNcRk42Gl5T0YQXZNwpwWSm1xAFJ5ZA=="
     assert b.verify("9a95a004dd16f5c307e849b994173f76aa26e5eb", "1614767836", "A7Co0cJLMzIDtMMI", encrypt_b)
     assert b.decrypt(encrypt_b) == "success"
+
+
+def test_sync_pages_through_both_platforms_listings(company, capsys, monkeypatch):
+    """WeCom user/list_id by `next_cursor`, DingTalk user/list by `has_more`/`next_cursor`; 1,000s of
+    people give one progress line per 1,000."""
+    import bot.wecom.client
+
+    monkeypatch.setattr(bot.wecom.client, "LIST_ID_PAGE", 2)
+    ding = company.dingtalk
+    ding.users.clear()
+    for n in range(1250):
+        ding.add_user(f"d{n:04d}", name=f"员工{n}", dept_id_list=[20], manager_userid="d0000" if n else "")
+    code, out = cli(capsys, "directory", "sync")
+    assert code == 0, out
+    assert company.wecom.list_calls["user/list_id"] == 3  # 5 rows + 1 for 张三's second department, 2 a page
+    assert ding.list_calls["user/list"] == 13 + 2  # 1250 in 销售二部 at 100 a page; 财务部, the root: one each
+    assert "dingtalk: 已读 1000 人" in out and "dingtalk: 已读 1250 人" in out
+    assert company.count("identity", "WHERE platform = 'dingtalk'") == 1250
+    assert company.count("employee", "WHERE manager_id IS NOT NULL") == 1249 + 4
