@@ -19,16 +19,16 @@ import logging
 
 from sqlmodel import Session
 
+from bot.platform import PlatformError
 from bot.runtime import Runtime
 from cards import MAX_TITLE, Card
 from handlers.events import InboundEvent
 from handlers.router import Abandon, Context
 from storage import outbox
 from storage.db import fit_key
-from workflows import audit
-from bot.platform import PlatformError
 from storage.models import Employee
-from workflows.identity import apply_directory, employee_for, identities_of as person_identities
+from workflows import audit
+from workflows.identity import apply_directory, employee_for, identities_of
 
 log = logging.getLogger("banli.inbound")
 
@@ -93,7 +93,7 @@ def _read_directory(runtime: Runtime, session: Session, platform: str, employee:
     for level in range(FIRST_CONTACT_LEVELS):
         if person is None or (level and person.synced_at is not None):
             break
-        ref = next((i.user_id for i in person_identities(session, person.id) if i.platform == platform), None)
+        ref = next((i.user_id for i in identities_of(session, person.id) if i.platform == platform), None)
         if ref is None:
             break
         try:

@@ -1,4 +1,6 @@
-"""POST /dingtalk/callback (HTTP-mode robot messages) and POST /dingtalk/card (card button callbacks).
+"""POST /dingtalk/callback (HTTP-mode robot messages), POST /dingtalk/card (card button callbacks) and,
+when DINGTALK_EVENT_TOKEN and DINGTALK_EVENT_AES_KEY are set, POST /dingtalk/events (the HTTP event
+subscription: address-book events, docs/dingtalk.md §3, §5.3).
 
 verify → parse → pipeline → `{"msgtype":"empty"}` (replies go out through the outbox: sessionWebhook,
 robot API or card, docs/dingtalk.md §1.4). Card callbacks answer with an empty data update: the
