@@ -6,6 +6,7 @@
     banli stream             holds the DingTalk Stream connection (DINGTALK_MODE=stream; one per app)
     banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
+    banli directory sync [--platform P]   departments and people from the platform directories
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
     banli admins list | grant USERID [--platform P] | revoke USERID [--platform P]   who is 管理员
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(required=True, metavar="action")
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(run=run_db_upgrade)
+
+    directory = sub.add_parser("directory", help="the platform directories (通讯录)")
+    dir_sub = directory.add_subparsers(required=True, metavar="action")
+    dsync = dir_sub.add_parser("sync", help="read departments and people from each configured platform")
+    dsync.add_argument("--platform", choices=("wecom", "dingtalk"), help="only this platform")
+    dsync.add_argument("--allow-mass-leave", action="store_true",
+                       help="apply departures even when more than half of a platform's people would leave")
+    dsync.set_defaults(run=run_directory_sync)
 
     employees = sub.add_parser("employees", help="employee commands")
     emp_sub = employees.add_subparsers(required=True, metavar="action")
@@ -216,9 +225,36 @@ def run_stream(settings: Settings, _args) -> int:
     return stream.run_process(wire(Runtime(settings)))
 
 
+def run_directory_sync(settings: Settings, args) -> int:
+    """Exit 0: synced (or nothing to change); 1: a platform failed (that platform unchanged); 2: not configured."""
+    from banli.directory import sync_all
+    from bot.platform import PlatformError
+    from bot.runtime import Runtime
+
+    runtime = Runtime(settings)
+    platforms = [args.platform] if args.platform else sorted(runtime.clients)
+    missing = [p for p in platforms if p not in runtime.clients]
+    if not platforms or missing:
+        print(f"没有配置 not configured: {', '.join(missing) or 'wecom / dingtalk'}")
+        return 2
+    try:
+        reports = sync_all(runtime, platforms, progress=print, allow_mass_leave=args.allow_mass_leave)
+    except PlatformError as exc:
+        print(f"同步失败，该平台没有改动 sync failed, nothing changed for that platform: {exc}")
+        return 1
+    finally:
+        runtime.close()
+    for report in reports:
+        print("\n".join(report.lines()))
+    if not any(r.changed for r in reports):
+        print("通讯录没有变化 the directory has not changed since the last sync")
+    return 0
+
+
 def run_link(settings: Settings, args) -> int:
     from bot.runtime import Runtime
     from storage.db import session_scope
+    from workflows import audit
     from workflows.identity import employee_for, link_identities
 
     sides = [a.split(":", 1) for a in (args.first, args.second)]
@@ -228,8 +264,13 @@ def run_link(settings: Settings, args) -> int:
     with session_scope(Runtime(settings).engine) as session:
         keep, _ = employee_for(session, *sides[0])
         other, _ = employee_for(session, *sides[1])
-        link_identities(session, keep, other)
-    print(f"已关联 linked {args.first} ↔ {args.second}")
+        if keep.id == other.id:
+            print(f"已经是同一个人 already linked: {args.first} ↔ {args.second}")
+            return 0
+        moved = link_identities(session, keep, other)
+        audit.record(session, actor=None, action="employee.link", subject=f"employee:{keep.id}", platform="cli",
+                     detail={"merged": other.id, "references": moved})
+    print(f"已关联 linked {args.first} ↔ {args.second}（合并 merged employee {other.id} → {keep.id}）")
     return 0
 
 

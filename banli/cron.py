@@ -52,6 +52,12 @@ def pool_sweep(runtime: Any, session: Session) -> dict[str, Any]:
     return pool.sweep(session, now=runtime.now(), tz=runtime.settings.timezone)
 
 
+def directory_sync(runtime: Any, session: Session) -> dict[str, Any]:
+    from banli.directory import nightly
+
+    return nightly(runtime, session)
+
+
 CRON_JOBS: dict[str, CronJob] = {
     job.name: job for job in (
         CronJob("purge", "30 3 * * *", purge_old_records),
@@ -63,6 +69,9 @@ CRON_JOBS: dict[str, CronJob] = {
         # Releases happen at night, when nobody is mid-conversation about the customer; warnings and
         # notices it queues wait for the morning release time. A missed night still runs that day.
         CronJob("pool", "15 2 * * *", pool_sweep, catch_up=timedelta(hours=20)),
+        # Before the 公海 sweep, so people who left overnight are already known; change events keep
+        # the day current, this catches any event that was missed.
+        CronJob("directory", "40 1 * * *", directory_sync, catch_up=timedelta(hours=20)),
     )
 }
 

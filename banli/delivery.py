@@ -280,7 +280,16 @@ def _updatable(runtime: Runtime, target: Outbox, sent: dict[str, Any]) -> bool:
 def _sync_directory(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
     entry = _client(runtime, row.platform).directory_entry(row.recipient)
     employee = apply_directory(session, row.platform, entry)
-    return {"employee_id": employee.id, "name": employee.name}
+    return {"employee_id": employee.id, "name": employee.name} if employee else {"gone": row.recipient}
+
+
+def _sync_department(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    """A department event (DingTalk org_dept_*, WeCom *_party): read it and store it."""
+    from workflows import directory
+
+    department = _client(runtime, row.platform).directory_department(row.recipient)
+    directory.sync_departments(session, row.platform, [department], now=runtime.now(), complete=False)
+    return {"dept_id": department.dept_id, "name": department.name}
 
 
 def _run_timer(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
@@ -301,6 +310,7 @@ PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
     "photo": _send_photo,
     "card_update": _update_card,
     "directory_sync": _sync_directory,
+    "directory_department": _sync_department,
     "cron": _run_cron,
     "timer": _run_timer,
 }

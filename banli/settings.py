@@ -37,6 +37,10 @@ class DingTalkSettings:
     # /dingtalk/card (a public HTTPS URL); "stream" is an outbound WebSocket held by `banli stream`
     # (or a thread of `banli web` in embedded mode), so no public URL is needed.
     mode: str = "http"
+    # HTTP event subscription (开发配置 → 事件订阅, docs/dingtalk.md §3): POST /dingtalk/events is served
+    # only when both are set.
+    event_token: str = ""
+    event_aes_key: str = ""
 
     @property
     def stream(self) -> bool:
@@ -170,6 +174,8 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         oapi_base=(env.get("DINGTALK_OAPI_BASE") or DINGTALK_OAPI_BASE).rstrip("/"),
         card_template_id=env.get("DINGTALK_CARD_TEMPLATE_ID", ""),
         mode=_dingtalk_mode(env.get("DINGTALK_MODE") or "http"),
+        event_token=env.get("DINGTALK_EVENT_TOKEN", ""),
+        event_aes_key=env.get("DINGTALK_EVENT_AES_KEY", ""),
     )
 
 

@@ -28,8 +28,9 @@ from handlers.events import InboundEvent
 from handlers.router import Abandon, Context
 from storage import files, outbox
 from storage.db import fit_key
+from storage.models import Employee
 from workflows import audit, roles
-from workflows.identity import employee_for
+from workflows.identity import apply_directory, employee_for, identities_of
 
 log = logging.getLogger("banli.inbound")
 
@@ -55,14 +56,13 @@ def act(runtime: Runtime, session: Session, event: InboundEvent, *, last_attempt
     """Run the handler for `event` inside `session`; returns the reply's outbox key, if any.
     `last_attempt`: the outbox will not try this delivery again, so a photo that still cannot be
     downloaded is answered (send it again) rather than left unanswered."""
-    if event.kind == "directory":
-        # An address-book change (bot/dingtalk/events.py) is nobody's message: it never reaches the
-        # router (whose fallback would answer "没听明白") and creates no employee. Stored and done;
-        # the directory sync acts on it here once it has a handler for these events.
-        return None
+    if event.kind == "directory":  # an address-book change: applied, nobody's message, never answered
+        return _apply_directory_event(runtime, session, event)
     upload = fetch(runtime, event, last_attempt=last_attempt)
     _remember_card_code(runtime, session, event)
-    employee, first = employee_for(session, event.platform, event.sender)
+    employee, first = employee_for(session, event.platform, event.sender, sync_later=False)
+    if first:
+        employee = _read_directory(runtime, session, event.platform, employee, event.sender)
     if runtime.settings.admins:  # BANLI_ADMINS: admin from the very first message, before any sync
         roles.grant_env_admin(session, employee, event.platform, event.sender, runtime.settings.admins,
                               at=runtime.now())
@@ -107,6 +107,49 @@ def fetch(runtime: Runtime, event: InboundEvent, *, last_attempt: bool = False) 
 
 def file_store(runtime: Runtime) -> files.FileStore:
     return files.FileStore(runtime.settings.files_dir)
+
+
+# How far up a newcomer's line of managers is read before their first answer: enough for a chain
+# of approvers (manager, their manager, …) to be named, not only user ids.
+FIRST_CONTACT_LEVELS = 3
+
+
+def _read_directory(runtime: Runtime, session: Session, platform: str, employee: Employee, user_id: str) -> Employee:
+    """A first contact: read the sender's directory entry (and their managers') before answering, so
+    the first answer already knows their manager and department. A retryable platform error is
+    raised: the whole delivery goes back to the outbox and is answered on a later try, never
+    answered wrongly now. A user the directory does not know is answered as they are."""
+    client = runtime.clients.get(platform)
+    if client is None:
+        return employee
+    person: Employee | None = employee
+    for level in range(FIRST_CONTACT_LEVELS):
+        if person is None or (level and person.synced_at is not None):
+            break
+        ref = next((i.user_id for i in identities_of(session, person.id) if i.platform == platform), None)
+        if ref is None:
+            break
+        try:
+            entry = client.directory_entry(ref)
+        except PlatformError as exc:
+            if exc.retryable:
+                raise
+            log.info("directory has no entry for %s %s: %s", platform, ref, exc)
+            break
+        applied = apply_directory(session, platform, entry)
+        if level == 0 and applied is not None:
+            employee = applied
+        person = session.get(Employee, applied.manager_id) if applied is not None and applied.manager_id else None
+    return employee
+
+
+def _apply_directory_event(runtime: Runtime, session: Session, event: InboundEvent) -> None:
+    """The platform's own news (handlers/directory.py): applied, never answered."""
+    handler, _ = runtime.router.resolve(event)
+    if handler is not None:
+        handler(Context(session=session, employee=None, event=event, now=runtime.now(),  # type: ignore[arg-type]
+                        timezone=runtime.settings.timezone, reply_key=reply_key(event)))
+    return None
 
 
 def _remember_card_code(runtime: Runtime, session: Session, event: InboundEvent) -> None:

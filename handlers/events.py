@@ -17,6 +17,11 @@ class InboundEvent:
     outTrackId+user+action). `reply` carries what the platform needs to answer *this* event (a DingTalk
     sessionWebhook, a WeCom card ResponseCode); it is stored with the outbox row, never interpreted by
     handlers. Platform message types Banli does not handle never become events (the edge answers 200).
+
+    A directory change (kind "directory") comes from the platform, not a person: `sender` is the
+    platform's own name for itself (WeCom "sys", DingTalk ""), `action` the platform's event type
+    (create_user, delete_user, update_party…; user_add_org, user_leave_org, org_dept_remove…) and
+    `raw` the event's data as the platform sent it (bot/dingtalk/events.py). It never gets a reply.
     """
 
     platform: str

@@ -15,7 +15,7 @@ from cards import Button, Card
 from handlers import refusals
 from handlers.router import Abandon, Context, Routes
 from storage.models import Employee
-from workflows import leavers, roles
+from workflows import directory_leavers, leavers, roles
 from workflows.identity import employees_named
 from workflows.approvals import away
 from workflows.followups import day_text
@@ -76,6 +76,9 @@ def depart(ctx: Context) -> Card:
                                      now=ctx.now, tz=ctx.timezone, platform=ctx.event.platform)
     except ValueError as problem:  # found midway (a task nobody can take): undo the whole hand-over
         raise Abandon(Card(title="没有办理", body=str(problem), buttons=(HELP_BUTTON,))) from None
+    # Gone from the directory first: every admin's hand-over card now says it is done.
+    directory_leavers.refresh_cards(ctx.session, leaver, directory_leavers.done_card(
+        leaver, ctx.employee, done.tasks_to, done.customers_to))
     tasks = f"{done.tasks} 个待审批交给{done.tasks_to.name}" if done.tasks else "没有待审批"
     owners = f"交给{done.customers_to.name}" if done.customers_to else "进了公海"
     return Card(title=f"已办理离职 · {leaver.name}", body=f"{tasks}；{done.customers} 个客户{owners}。\n{leaver.name}之后发消息会收到已停用的提示。")

@@ -26,10 +26,36 @@ class Employee(SQLModel, table=True):
     name: str = Field(max_length=64)
     department: str = Field(default="", max_length=128)
     manager_id: Optional[int] = Field(default=None, foreign_key="employee.id")
-    active: bool = True  # False once an admin marks the person as departed
+    active: bool = True  # False once the person has left (an admin's 离职, or gone from the directory)
     # None until the platform directory has been read for this person.
     synced_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)
+    # What the directory says (workflows/directory.py); the same person on both platforms is linked
+    # by mobile, then email, then job number.
+    mobile: str = Field(default="", max_length=32, index=True, sa_column_kwargs={"server_default": ""})
+    email: str = Field(default="", max_length=128, index=True, sa_column_kwargs={"server_default": ""})
+    job_number: str = Field(default="", max_length=64, index=True, sa_column_kwargs={"server_default": ""})
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
+    # When the directory said they were gone; their open work waits for an admin's hand-over
+    # (`handed_over_at`, the 离职 flow in workflows/leavers.py).
+    left_at: Optional[datetime] = None
+    handed_over_at: Optional[datetime] = None
+    # `banli employees link` merged this row into another: kept for history, never active again.
+    merged_into_id: Optional[int] = Field(default=None, foreign_key="employee.id")
+
+
+class Department(SQLModel, table=True):
+    """A department as a platform directory has it (WeCom department id, DingTalk dept_id)."""
+
+    __table_args__ = (UniqueConstraint("platform", "dept_id", name="uq_department_platform_dept"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    dept_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=128)
+    parent_dept_id: str = Field(default="", max_length=64)  # "" for the root
+    active: bool = True  # False once the directory no longer has it
+    synced_at: datetime = Field(default_factory=utcnow)
 
 
 class EmployeeRole(SQLModel, table=True):
@@ -58,6 +84,10 @@ class Identity(SQLModel, table=True):
     user_id: str = Field(max_length=128)
     employee_id: int = Field(foreign_key="employee.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # A digest of the directory entry last applied: a re-sync that finds the same digest writes nothing.
+    digest: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    # When this platform's directory stopped listing the user (None: listed, or never synced).
+    left_at: Optional[datetime] = None
 
 
 class Outbox(SQLModel, table=True):
@@ -69,6 +99,7 @@ class Outbox(SQLModel, table=True):
     - message, card_update: something to send; photo: a stored photo to one person as an image
       (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
       directory_sync: read a user off the directory;
+    - directory_department: read a department off the directory (a DingTalk org_dept_* event);
     - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 

@@ -49,6 +49,9 @@ DINGTALK_USERS = {
     "0147011": {"name": "钱会计", "dept_id_list": [30]},
 }
 DINGTALK_DEPARTMENTS = {20: "销售二部", 30: "财务部"}
+# The HTTP event subscription's token and aes_key (43 characters of [a-zA-Z0-9], docs/dingtalk.md §3.1).
+DINGTALK_EVENT_TOKEN = "dtEventToken1"
+DINGTALK_EVENT_AES_KEY = "1234567890abcdefghijklmnopqrstuvwxyzABCDEFG"
 
 
 def backend_label() -> str:
@@ -163,7 +166,8 @@ def make_settings(database_url: str, *, wecom_api: str, dingtalk_api: str | None
         dingtalk = DingTalkSettings(app_key="dingtestkey" + corp[-8:], app_secret="test-app-secret-" + corp,
                                     robot_code="dingtestkey" + corp[-8:], api_base=dingtalk_api,
                                     oapi_base=dingtalk_api, card_template_id=overrides.pop("card_template_id", ""),
-                                    mode=overrides.pop("dingtalk_mode", "http"))
+                                    mode=overrides.pop("dingtalk_mode", "http"),
+                                    event_token=DINGTALK_EVENT_TOKEN, event_aes_key=DINGTALK_EVENT_AES_KEY)
     base = dict(
         database_url=database_url,
         redis_url=redis_url,

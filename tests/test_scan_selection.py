@@ -37,7 +37,7 @@ def _team_of_five(stack) -> dict[str, int]:
     team = seed_team(stack, "wecom", at=NOW)
     with session_scope(stack.runtime.engine) as session:
         for n in range(3):
-            rep = Employee(name=f"销售{n}", role="rep", manager_id=team["boss"], synced_at=NOW)
+            rep = Employee(name=f"销售{n}", manager_id=team["boss"], synced_at=NOW)
             session.add(rep)
             session.flush()
             session.add(Identity(platform="wecom", user_id=f"rep{n}", employee_id=rep.id))

@@ -4,28 +4,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_
-from sqlmodel import Session
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlmodel import Session, SQLModel
 
 from storage import outbox
 from storage.db import insert_ignore
-from storage.models import Employee, Identity, Outbox, utcnow
+from storage.models import Conversation, Employee, Identity, Outbox, utcnow
 
 
 @dataclass(frozen=True)
 class DirectoryEntry:
-    """What a platform directory says about one user (WeCom user/get, DingTalk topapi/v2/user/get)."""
+    """What a platform directory says about one user (WeCom user/get and user/list, DingTalk
+    topapi/v2/user/get and topapi/v2/user/list; docs/wecom.md §5, docs/dingtalk.md §5.2)."""
 
     user_id: str
     name: str
-    department: str = ""
+    department: str = ""  # the main department's name, where the caller knows it
     manager_user_id: str = ""
+    mobile: str = ""
+    email: str = ""
+    job_number: str = ""
+    department_ids: tuple[str, ...] = ()  # the platform's department ids, the main one first
+    # False: listed, but gone (WeCom status 5 left the company / 2 disabled). DingTalk's own `active`
+    # means "has activated DingTalk", not "still employed", and is not read into this.
+    active: bool = True
 
 
-def employee_for(session: Session, platform: str, user_id: str) -> tuple[Employee, bool]:
+@dataclass(frozen=True)
+class DirectoryDepartment:
+    """One department: the platform's id, its name, its parent's id ("" for the root)."""
+
+    dept_id: str
+    name: str
+    parent_id: str = ""
+
+
+def employee_for(session: Session, platform: str, user_id: str, *, sync_later: bool = True) -> tuple[Employee, bool]:
     """The employee behind a platform user id, and whether this call created them (first contact).
 
-    A newcomer starts with their user id as a name; a `directory_sync` outbox row reads the real name,
+    A newcomer starts with their user id as a name; unless `sync_later` is False (the caller reads
+    the directory itself, bot/pipeline.py) a `directory_sync` outbox row reads the real name,
     department and manager off the platform, so the webhook never waits on the directory API.
     """
     found = _find(session, platform, user_id)
@@ -35,34 +53,62 @@ def employee_for(session: Session, platform: str, user_id: str) -> tuple[Employe
     session.add(employee)
     session.flush()
     if not insert_ignore(session, Identity,
-                         dict(platform=platform, user_id=user_id, employee_id=employee.id, created_at=utcnow()),
+                         dict(platform=platform, user_id=user_id, employee_id=employee.id, created_at=utcnow(),
+                              digest=""),
                          ["platform", "user_id"]):
         # Another request created this identity first: use theirs, drop ours.
         session.delete(employee)
         session.flush()
         return _find(session, platform, user_id), False
-    outbox.add(session, key=f"directory_sync:{platform}:{user_id}", kind="directory_sync",
-               platform=platform, recipient=user_id, payload={})
+    if sync_later:
+        outbox.add(session, key=f"directory_sync:{platform}:{user_id}", kind="directory_sync",
+                   platform=platform, recipient=user_id, payload={})
     return employee, True
 
 
-def apply_directory(session: Session, platform: str, entry: DirectoryEntry) -> Employee:
-    """Store what the directory said, linking the manager (who is created and synced in turn if new)."""
-    employee, _ = employee_for(session, platform, entry.user_id)
-    employee.name = (entry.name or entry.user_id)[:64]
-    employee.department = entry.department[:128]
-    if entry.manager_user_id and entry.manager_user_id != entry.user_id:
-        employee.manager_id = employee_for(session, platform, entry.manager_user_id)[0].id
-    employee.synced_at = utcnow()
-    session.add(employee)
-    return employee
+def apply_directory(session: Session, platform: str, entry: DirectoryEntry) -> Employee | None:
+    """Store what the directory said about one person (an event, a first contact): the same writes
+    as a whole `banli directory sync` does for each row (workflows/directory.py)."""
+    from workflows import directory
+
+    return directory.apply_one(session, platform, entry)
 
 
-def link_identities(session: Session, keep: Employee, other: Employee) -> None:
-    """One person, two platforms: move `other`'s identities onto `keep` (used by `banli employees link`)."""
-    for identity in session.execute(select(Identity).where(Identity.employee_id == other.id)).scalars():
-        identity.employee_id = keep.id
-        session.add(identity)
+def link_identities(session: Session, keep: Employee, other: Employee) -> int:
+    """One person, two platforms: `other` becomes `keep`. Every reference to `other` (identities,
+    customers, deals, follow-ups, approvals, managers, …) moves to `keep`, and `other` stays only as a
+    merged, inactive row (`merged_into_id`) — never a second active colleague of the same name.
+    The audit log keeps naming who did what then. Returns how many references moved."""
+    if keep.id == other.id:
+        return 0
+    moved = 0
+    if session.execute(select(Conversation.id).where(Conversation.employee_id == keep.id)).first():
+        session.execute(delete(Conversation).where(Conversation.employee_id == other.id))
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name == "audit_log":
+            continue
+        for column in table.columns:
+            if table.name == "employee" and column.name == "merged_into_id":
+                continue
+            if any(fk.column.table.name == "employee" and fk.column.name == "id" for fk in column.foreign_keys):
+                moved += session.execute(update(table).where(column == other.id).values({column.name: keep.id})).rowcount or 0
+    session.expire_all()
+    keep, other = session.get(Employee, keep.id), session.get(Employee, other.id)
+    for name in ("mobile", "email", "job_number", "department", "department_id"):
+        if not getattr(keep, name) and getattr(other, name):
+            setattr(keep, name, getattr(other, name))
+    if keep.manager_id == keep.id:
+        keep.manager_id = other.manager_id if other.manager_id != keep.id else None
+    keep.active = keep.active or other.active
+    other.active, other.merged_into_id = False, keep.id
+    session.add_all([keep, other])
+    session.flush()
+    return moved
+
+
+def identities_of(session: Session, employee_id: int) -> list[Identity]:
+    return list(session.execute(select(Identity).where(Identity.employee_id == employee_id)
+                                .order_by(Identity.id)).scalars())
 
 
 def preferred_identity(session: Session, employee_id: int) -> Identity | None:
@@ -114,7 +160,7 @@ def _find(session: Session, platform: str, user_id: str) -> Employee | None:
 
 def employees_named(session: Session, name: str, *, include_departed: bool = False) -> list[Employee]:
     """Colleagues with exactly this name (admins and approvers name people in chat)."""
-    query = select(Employee).where(Employee.name == name.strip())
+    query = select(Employee).where(Employee.name == name.strip(), Employee.merged_into_id.is_(None))
     if not include_departed:
         query = query.where(Employee.active)
     return list(session.execute(query.order_by(Employee.id)).scalars())

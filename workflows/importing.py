@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session
 
-from storage.models import Customer, Employee
+from storage.models import Customer, Employee, Identity
 from workflows import audit, customer_entry, customers
 from workflows.customer_entry import InvalidCustomer, NewContact, NewCustomer
 from workflows.matching import CustomerIndex
@@ -199,38 +199,79 @@ def _customer(values: dict[str, str]) -> NewCustomer:
                                    contacts=[contact] if has_contact else [])
 
 
-def _employees_by_name(session: Session) -> dict[str, list[Employee]]:
-    out: dict[str, list[Employee]] = {}
+@dataclass
+class Owners:
+    """Who an owner cell may name: an active employee's name, one of their platform user ids
+    (`zhangsan`, or `wecom:zhangsan`), or their mobile — all known before anyone has messaged Banli
+    once `banli directory sync` has run."""
+
+    by_name: dict[str, list[Employee]] = field(default_factory=dict)
+    by_user_id: dict[str, list[Employee]] = field(default_factory=dict)
+    by_mobile: dict[str, list[Employee]] = field(default_factory=dict)
+
+    def get(self, name: str, default=None):  # the by-name view older callers used
+        return self.by_name.get(name, default if default is not None else [])
+
+
+def _employees_by_name(session: Session) -> Owners:
+    owners = Owners()
+    people = {}
     for employee in session.execute(select(Employee).where(Employee.active.is_(True))).scalars():
-        out.setdefault(employee.name.strip(), []).append(employee)
-    return out
+        people[employee.id] = employee
+        owners.by_name.setdefault(employee.name.strip(), []).append(employee)
+        if employee.mobile:
+            owners.by_mobile.setdefault(employee.mobile, []).append(employee)
+    for platform, user_id, employee_id in session.execute(select(Identity.platform, Identity.user_id,
+                                                                 Identity.employee_id)):
+        if employee_id in people:
+            for key in (user_id, f"{platform}:{user_id}"):
+                found = owners.by_user_id.setdefault(key, [])
+                if people[employee_id] not in found:
+                    found.append(people[employee_id])
+    return owners
 
 
-def _default_owner(owners: dict[str, list[Employee]], name: str | None) -> Employee | None | str:
+def _default_owner(owners: Owners, name: str | None) -> Employee | None | str:
     """The employee for --owner-default; POOL for 公海; "" when not given."""
     if not name:
         return ""
     if name.strip() == POOL:
         return POOL
-    found = owners.get(name.strip(), [])
-    if len(found) != 1:
-        raise ImportFileError(f"--owner-default「{name}」" + ("有重名的员工" if found else "不是在职员工的名字"))
-    return found[0]
+    try:
+        return _find_owner(owners, name.strip())
+    except InvalidCustomer:
+        many = len(owners.by_name.get(name.strip(), [])) > 1
+        raise ImportFileError(f"--owner-default「{name}」" + ("有重名的员工" if many else "不是在职员工的名字")) from None
 
 
-def _owner(name: str, owners: dict[str, list[Employee]], default: Employee | str) -> int | None:
+def _owner(name: str, owners: Owners, default: Employee | str) -> int | None:
     if not name:
         if default == "":
             raise InvalidCustomer("owner", "负责人是空的（可以用 --owner-default 指定默认负责人，或 公海）")
         return None if default == POOL else default.id
     if name == POOL:
         return None
-    found = owners.get(name, [])
-    if not found:
-        raise InvalidCustomer("owner", f"负责人「{name}」不是在职员工的名字")
-    if len(found) > 1:
-        raise InvalidCustomer("owner", f"负责人「{name}」有 {len(found)} 个同名员工，请先在员工名单里区分")
-    return found[0].id
+    return _find_owner(owners, name).id
+
+
+def _find_owner(owners: Owners, words: str) -> Employee:
+    """A platform user id first (exact), then a mobile, then a name; a name two people share is refused."""
+    found = owners.by_user_id.get(words)
+    if found and len(found) == 1:
+        return found[0]
+    digits = re.sub(r"[\s-]", "", words)
+    if re.fullmatch(r"(\+?86)?1\d{10}", digits):
+        people = owners.by_mobile.get(digits[-11:], [])
+        if len(people) == 1:
+            return people[0]
+        if not people:
+            raise InvalidCustomer("owner", f"负责人手机号「{words}」不是在职员工的手机号")
+    people = owners.by_name.get(words, [])
+    if len(people) == 1:
+        return people[0]
+    if len(people) > 1:
+        raise InvalidCustomer("owner", f"有 {len(people)} 位{words}，请写手机号或账号")
+    raise InvalidCustomer("owner", f"负责人「{words}」不是在职员工的名字、手机号或账号")
 
 
 def _existing_duplicate(session: Session, index, phones: dict[str, set[int]], new: NewCustomer) -> str:

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 from redis import Redis
@@ -25,11 +25,13 @@ from bot.http import check_errcode, json_of, request_bytes, request_json
 from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
-from workflows.identity import DirectoryEntry
+from workflows.identity import DirectoryDepartment, DirectoryEntry
 
 log = logging.getLogger("banli.dingtalk")
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
+ROOT_DEPT = "1"  # the company itself (§5.2)
+USER_PAGE = 100  # topapi/v2/user/list's largest page
 CALLBACK_ROUTE_KEY = "banli"  # registered once with /v1.0/card/callbacks/register → /dingtalk/card
 WEBHOOK_MARGIN_MS = 60_000  # a sessionWebhook this close to expiry may die in flight: use the API
 # New API codes that mean "later" rather than "never" (§4.2, §4.8); other 4xx are final.
@@ -98,13 +100,45 @@ class DingTalkClient:
 
     def directory_entry(self, user_id: str) -> DirectoryEntry:
         user = self.oapi("/topapi/v2/user/get", {"userid": user_id, "language": "zh_CN"}).get("result") or {}
-        departments = user.get("dept_id_list") or []
+        entry = _entry({"userid": user_id, **user})
         department = ""
-        if departments:  # which entry is the main department is undefined (§5.2): take the first
-            department = (self.oapi("/topapi/v2/department/get", {"dept_id": departments[0], "language": "zh_CN"})
+        if entry.department_ids:  # which entry is the main department is undefined (§5.2): take the first
+            department = (self.oapi("/topapi/v2/department/get", {"dept_id": int(entry.department_ids[0]),
+                                                                  "language": "zh_CN"})
                           .get("result") or {}).get("name", "")
-        return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
-                              manager_user_id=user.get("manager_userid") or "")
+        return replace(entry, department=department)
+
+    # -- the whole directory (docs/dingtalk.md §5.2) ------------------------------------------------
+    def directory_departments(self) -> list[DirectoryDepartment]:
+        """The tree from the root (dept 1) down, one listsub call per department (it lists direct children)."""
+        root = self.directory_department(ROOT_DEPT)
+        out, queue = [DirectoryDepartment(root.dept_id, root.name, "")], [ROOT_DEPT]
+        while queue:
+            parent = queue.pop(0)
+            for d in self.oapi("/topapi/v2/department/listsub", {"dept_id": int(parent), "language": "zh_CN"}) \
+                    .get("result") or []:
+                out.append(DirectoryDepartment(str(d["dept_id"]), d.get("name") or str(d["dept_id"]), str(parent)))
+                queue.append(str(d["dept_id"]))
+        return out
+
+    def directory_department(self, dept_id: str) -> DirectoryDepartment:
+        d = self.oapi("/topapi/v2/department/get", {"dept_id": int(dept_id), "language": "zh_CN"}).get("result") or {}
+        parent = str(d.get("parent_id") or "")
+        return DirectoryDepartment(str(d.get("dept_id", dept_id)), d.get("name") or str(dept_id),
+                                   "" if str(dept_id) == ROOT_DEPT else parent)
+
+    def directory_people(self, departments: list[DirectoryDepartment]) -> Iterator[DirectoryEntry]:
+        """Everyone, with details: topapi/v2/user/list per department, `next_cursor` while `has_more`."""
+        for department in departments:
+            cursor = 0
+            while True:
+                result = self.oapi("/topapi/v2/user/list", {"dept_id": int(department.dept_id), "cursor": cursor,
+                                                            "size": USER_PAGE, "language": "zh_CN"}).get("result") or {}
+                for user in result.get("list") or []:
+                    yield _entry(user)
+                if not result.get("has_more"):
+                    break
+                cursor = result.get("next_cursor") or 0
 
     # -- files and images (docs/dingtalk.md §4.9) ---------------------------------------------------
     def download_media(self, download_code: str, *, max_bytes: int) -> bytes:
@@ -269,3 +303,12 @@ class DingTalkClient:
             raise PlatformError(f"dingtalk accessToken: HTTP {status} {body.get('code', '')}",
                                 retryable=status >= 500 or status == 429)
         return body["accessToken"], int(body.get("expireIn", 7200))
+
+
+def _entry(user: dict[str, Any]) -> DirectoryEntry:
+    """topapi/v2/user/get or a user/list row → DirectoryEntry. `active` there means "has activated
+    DingTalk", not "still employed": someone who left is simply not listed any more."""
+    return DirectoryEntry(user_id=user.get("userid") or "", name=user.get("name") or user.get("userid") or "",
+                          manager_user_id=user.get("manager_userid") or "", mobile=user.get("mobile") or "",
+                          email=user.get("email") or user.get("org_email") or "", job_number=user.get("job_number") or "",
+                          department_ids=tuple(str(d) for d in user.get("dept_id_list") or []))

@@ -1,4 +1,6 @@
-"""POST /dingtalk/callback (HTTP-mode robot messages) and POST /dingtalk/card (card button callbacks).
+"""POST /dingtalk/callback (HTTP-mode robot messages), POST /dingtalk/card (card button callbacks) and,
+when DINGTALK_EVENT_TOKEN and DINGTALK_EVENT_AES_KEY are set, POST /dingtalk/events (the HTTP event
+subscription: address-book events, docs/dingtalk.md §3, §5.3).
 
 verify → parse → pipeline → `{"msgtype":"empty"}` (replies go out through the outbox: sessionWebhook,
 robot API or card, docs/dingtalk.md §1.4). Card callbacks answer with an empty data update: the
@@ -21,6 +23,8 @@ from flask import Blueprint, Response, jsonify, request
 from bot import pipeline
 from bot.callback_log import logged, note, refuse
 from bot.dingtalk import verify
+from bot.dingtalk.event_crypto import BadCiphertext, EventCrypto, OwnerKeyMismatch, read_payload
+from bot.dingtalk.events import parse_event
 from bot.dingtalk.parse import CARD_ANSWER, body_json, card_event, for_another_robot, message_event
 from bot.runtime import Runtime
 from handlers.events import InboundEvent
@@ -74,7 +78,60 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         _accept(runtime, event)
         return jsonify(CARD_ANSWER)
 
+    if settings.event_token and settings.event_aes_key:
+        bp.add_url_rule("/dingtalk/events", view_func=_events_view(runtime), methods=["POST"])
     return bp
+
+
+def _events_view(runtime: Runtime) -> Callable[[], Response]:
+    """POST /dingtalk/events: the HTTP event subscription (docs/dingtalk.md §3). Signature over
+    token, timestamp, nonce and the encrypt text; the owner key is the AppKey. Refusals: missing
+    parameters or an unreadable body 400, bad signature / stale timestamp / another app 403. Every
+    accepted push, check_url and types Banli ignores included, is answered with the encrypted
+    "success" (anything else makes DingTalk retry, then stop pushing)."""
+    settings = runtime.settings.dingtalk
+    crypto = EventCrypto(settings.event_token, settings.event_aes_key, settings.app_key)
+
+    @logged("dingtalk", log)
+    def receive_event() -> Response:
+        args = request.args
+        sig = args.get("msg_signature") or args.get("signature") or ""
+        ts, nonce = args.get("timestamp") or args.get("timeStamp") or "", args.get("nonce") or ""
+        if not (sig and ts and nonce):
+            return _refuse(400, "event without signature parameters")
+        body = body_json(request.get_data(cache=False))
+        encrypt = body.get("encrypt") if body else None
+        if not isinstance(encrypt, str) or not encrypt:
+            return _refuse(400, "event body has no encrypt field")
+        if not crypto.verify(sig, ts, nonce, encrypt):
+            return _refuse(403, "event with a bad signature")
+        if not _event_fresh(ts):
+            return _refuse(403, f"event timestamp {ts[:20]!r} outside ±1h (replay?)")
+        try:
+            data = read_payload(crypto.decrypt(encrypt))
+        except OwnerKeyMismatch:
+            return _refuse(403, "event for another app (owner key)")
+        except BadCiphertext as exc:
+            return _refuse(400, f"event unreadable after decryption ({exc})")
+        if data is None:
+            return _refuse(400, "event payload is not a JSON object")
+        event_type = str(data.get("EventType") or "")
+        event = parse_event(event_type, "", data)
+        if event is None:
+            note(outcome="ignored", reason=f"event {event_type[:40]!r}")
+        else:
+            _accept(runtime, event)
+        return jsonify(crypto.reply("success"))
+
+    return receive_event
+
+
+def _event_fresh(ts: str) -> bool:
+    """Within an hour of now; DingTalk sends milliseconds (older pushes seconds)."""
+    if not ts.isdigit():
+        return False
+    seconds = int(ts) / 1000 if len(ts) >= 13 else int(ts)
+    return abs(time.time() - seconds) <= verify.MAX_SKEW_MS / 1000
 
 
 def _accept(runtime: Runtime, event: InboundEvent) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+ROOT_DEPT, ROOT_NAME = 1, "全公司"
+USER_PAGE_MAX = 100  # topapi/v2/user/list `size` (docs/dingtalk.md §5.2)
 SAMPLE_PARAMS = {"sampleText": ("content",), "sampleMarkdown": ("title", "text"), "sampleImageMsg": ("photoURL",)}
 BATCH_LIMIT = 20  # userIds per batchSend (§4.2)
 
@@ -26,10 +28,13 @@ BATCH_LIMIT = 20  # userIds per batchSend (§4.2)
 class DingTalkStandin:
     def __init__(self, *, app_key: str, app_secret: str, robot_code: str,
                  users: dict[str, dict[str, Any]] | None = None,
-                 departments: dict[int, str] | None = None) -> None:
+                 departments: dict[int, str] | None = None, parents: dict[int, int] | None = None) -> None:
         self.app_key, self.app_secret, self.robot_code = app_key, app_secret, robot_code
-        self.users = users or {}
-        self.departments = departments or {}
+        self.users = {uid: dict(fields) for uid, fields in (users or {}).items()}  # a test may change its own
+        self.departments = {ROOT_DEPT: ROOT_NAME, **(departments or {})}  # dept 1 is the company itself
+        self.parents = dict(parents or {})  # dept → parent; by default every department is under the root
+        self._dept_index: dict[int, list[str]] | None = None
+        self.list_calls: dict[str, int] = {}
         self.base_url: str | None = None  # where this stand-in is served; set by whoever starts it
         self.lock = threading.Lock()
         self.tokens: set[str] = set()
@@ -87,9 +92,45 @@ class DingTalkStandin:
             self.sessions[session] = (target, expires)
         return f"{self.base_url}/robot/sendBySession?session={session}", expires
 
+    # -- the directory, as a test or the demo changes it --------------------------------------------
+    def add_user(self, user_id: str, **fields: Any) -> None:
+        with self.lock:
+            self.users[user_id] = {"dept_id_list": [ROOT_DEPT], **fields}
+            self._dept_index = None
+
+    def modify_user(self, user_id: str, **fields: Any) -> None:
+        with self.lock:
+            self.users[user_id].update(fields)
+            self._dept_index = None
+
+    def remove_user(self, user_id: str) -> None:
+        with self.lock:
+            self.users.pop(user_id, None)
+            self._dept_index = None
+
+    def parent_of(self, dept_id: int) -> int:
+        return self.parents.get(dept_id, 0 if dept_id == ROOT_DEPT else ROOT_DEPT)
+
+    def _members(self, dept_id: int) -> list[str]:
+        with self.lock:
+            if self._dept_index is None:
+                index: dict[int, list[str]] = {}
+                for uid in sorted(self.users):
+                    for d in self.users[uid].get("dept_id_list") or []:
+                        index.setdefault(int(d), []).append(uid)
+                self._dept_index = index
+            return list(self._dept_index.get(dept_id, []))
+
+    def _count(self, api: str) -> None:
+        with self.lock:
+            self.list_calls[api] = self.list_calls.get(api, 0) + 1
+
     # -- the API --------------------------------------------------------------------------------
     def _build(self) -> Flask:
         app = Flask("dingtalk-standin")
+        app.add_url_rule("/topapi/v2/department/listsub", view_func=self._department_listsub, methods=["POST"])
+        app.add_url_rule("/topapi/v2/user/list", view_func=self._user_list, methods=["POST"])
+        app.add_url_rule("/topapi/user/listid", view_func=self._user_listid, methods=["POST"])
         app.add_url_rule("/v1.0/oauth2/accessToken", view_func=self._access_token, methods=["POST"])
         app.add_url_rule("/v1.0/robot/oToMessages/batchSend", view_func=self._batch_send, methods=["POST"])
         app.add_url_rule("/v1.0/robot/groupMessages/send", view_func=self._group_send, methods=["POST"])
@@ -390,7 +431,50 @@ class DingTalkStandin:
         if dept_id not in self.departments:
             return self._oapi_error(60003, "部门不存在")
         return jsonify(errcode=0, errmsg="ok", result={"dept_id": dept_id, "name": self.departments[dept_id],
-                                                       "parent_id": 1}, request_id=secrets.token_hex(8))
+                                                       "parent_id": self.parent_of(dept_id)},
+                       request_id=secrets.token_hex(8))
+
+    def _department_listsub(self):
+        """Direct children only (§5.2)."""
+        if not self._oapi_token_ok():
+            return self._oapi_error(40014, "不合法的access_token")
+        dept_id = (request.get_json(force=True, silent=True) or {}).get("dept_id", ROOT_DEPT)
+        if dept_id not in self.departments:
+            return self._oapi_error(60003, "部门不存在")
+        self._count("department/listsub")
+        children = [{"dept_id": d, "name": name, "parent_id": dept_id, "create_dept_group": False,
+                     "auto_add_user": False}
+                    for d, name in sorted(self.departments.items()) if d != ROOT_DEPT and self.parent_of(d) == dept_id]
+        return jsonify(errcode=0, errmsg="ok", result=children, request_id=secrets.token_hex(8))
+
+    def _user_list(self):
+        """One department's users with details, `size` ≤ 100 a page, `next_cursor` while `has_more`."""
+        if not self._oapi_token_ok():
+            return self._oapi_error(40014, "不合法的access_token")
+        body = request.get_json(force=True, silent=True) or {}
+        dept_id, cursor, size = body.get("dept_id"), int(body.get("cursor") or 0), int(body.get("size") or 0)
+        if dept_id not in self.departments:
+            return self._oapi_error(60003, "部门不存在")
+        if not 1 <= size <= USER_PAGE_MAX:
+            return self._oapi_error(40035, "size 不合法")
+        self._count("user/list")
+        members = self._members(dept_id)
+        page = [{"userid": uid, "active": True, **self.users[uid]} for uid in members[cursor:cursor + size]
+                if uid in self.users]
+        more = cursor + size < len(members)
+        result: dict[str, Any] = {"has_more": more, "list": page}
+        if more:
+            result["next_cursor"] = cursor + size
+        return jsonify(errcode=0, errmsg="ok", result=result, request_id=secrets.token_hex(8))
+
+    def _user_listid(self):
+        if not self._oapi_token_ok():
+            return self._oapi_error(40014, "不合法的access_token")
+        dept_id = (request.get_json(force=True, silent=True) or {}).get("dept_id")
+        if dept_id not in self.departments:
+            return self._oapi_error(60003, "部门不存在")
+        return jsonify(errcode=0, errmsg="ok", result={"userid_list": self._members(dept_id)},
+                       request_id=secrets.token_hex(8))
 
     def _department_listsub(self):
         """Direct children of dept_id; the stand-in's departments all hang off the root (1)."""
@@ -551,6 +635,35 @@ class DingTalkPeer:
         else:
             body["content"] = json.dumps({"cardPrivateData": {"actionIds": ["btn_1"], "params": params}})
         return self.card_headers(timestamp_ms), json.dumps(body, ensure_ascii=False).encode()
+
+    # -- HTTP event subscription (§3) -------------------------------------------------------------
+    def event(self, event_type: str, *, token: str, aes_key: str, timestamp_ms: int | None = None,
+              **data: Any) -> tuple[str, bytes]:
+        """(query string, body) of an event push, encrypted with wechatpy's PrpCrypto — the same
+        AES scheme (§3.3), other code than Banli's — with the AppKey as owner key."""
+        from urllib.parse import urlencode
+
+        from wechatpy.crypto import PrpCrypto
+
+        payload = {"EventType": event_type, "CorpId": self.corp_id,
+                   "TimeStamp": str(int(time.time() * 1000)), **data}
+        encrypt = PrpCrypto(base64.b64decode(aes_key + "=")).encrypt(
+            json.dumps(payload, ensure_ascii=False), self.standin.app_key if self.standin else self.robot_code).decode()
+        ts = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+        nonce = secrets.token_hex(8)
+        sig = hashlib.sha1("".join(sorted([token, ts, nonce, encrypt])).encode()).hexdigest()
+        return urlencode({"msg_signature": sig, "timestamp": ts, "nonce": nonce}), json.dumps({"encrypt": encrypt}).encode()
+
+    @staticmethod
+    def read_reply(answer: dict[str, Any], *, token: str, aes_key: str, owner_key: str) -> str:
+        """Check and decrypt Banli's answer to a push (it must be the encrypted "success")."""
+        from wechatpy.crypto import PrpCrypto
+
+        expected = hashlib.sha1("".join(sorted([token, answer["timeStamp"], answer["nonce"], answer["encrypt"]]))
+                                .encode()).hexdigest()
+        if expected != answer["msg_signature"]:
+            raise ValueError("reply signature does not match")
+        return PrpCrypto(base64.b64decode(aes_key + "=")).decrypt(answer["encrypt"], owner_key)
 
     def _standin(self) -> DingTalkStandin:
         if self.standin is None:

@@ -8,7 +8,8 @@ needs all three. The shared TokenCache keeps one token for all processes.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Iterator
 
 import requests
 from redis import Redis
@@ -19,9 +20,12 @@ from bot.platform import Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from bot.wecom import render
 from cards import Card
-from workflows.identity import DirectoryEntry
+from workflows.identity import DirectoryDepartment, DirectoryEntry
 
 TOKEN_ERRORS = {40001, 40014, 42001}
+LIST_ID_PAGE = 10_000  # user/list_id's largest page
+# user/get `status`: 1 active, 2 disabled, 4 not yet activated, 5 left the company (docs/wecom.md §5.4).
+GONE_STATUSES = {2, 5}
 TASK_ID_EXISTS = 42014
 # Answers that no retry will change: bad user, empty/oversized content, malformed card.
 FINAL_ERRORS = {40003, 40058, 44004, 45002, 42045, 60111, 81013, 82001}
@@ -70,14 +74,49 @@ class WeComClient:
 
     def directory_entry(self, user_id: str) -> DirectoryEntry:
         user = self.call("GET", "user/get", params={"userid": user_id})
-        department_id = user.get("main_department") or (user.get("department") or [None])[0]
+        entry = _entry(user)
         department = ""
-        if department_id:
-            department = self.call("GET", "department/get", params={"id": department_id}) \
+        if entry.department_ids:
+            department = self.call("GET", "department/get", params={"id": entry.department_ids[0]}) \
                 .get("department", {}).get("name", "")
-        leaders = user.get("direct_leader") or []
-        return DirectoryEntry(user_id=user_id, name=user.get("name") or user_id, department=department,
-                              manager_user_id=leaders[0] if leaders else "")
+        return replace(entry, user_id=user_id, department=department)
+
+    # -- the whole directory (docs/wecom.md §5.4) --------------------------------------------------
+    def directory_departments(self) -> list[DirectoryDepartment]:
+        """Every department in the app's visible range: department/list without an id."""
+        answer = self.call("GET", "department/list")
+        return [DirectoryDepartment(dept_id=str(d["id"]), name=d.get("name") or str(d["id"]),
+                                    parent_id=str(d.get("parentid") or "") if d.get("parentid") else "")
+                for d in answer.get("department") or []]
+
+    def directory_department(self, dept_id: str) -> DirectoryDepartment:
+        d = self.call("GET", "department/get", params={"id": dept_id}).get("department") or {}
+        return DirectoryDepartment(dept_id=str(d.get("id", dept_id)), name=d.get("name") or str(dept_id),
+                                   parent_id=str(d.get("parentid") or "") if d.get("parentid") else "")
+
+    def directory_people(self, departments: list[DirectoryDepartment]) -> Iterator[DirectoryEntry]:
+        """Everyone, with details: user/list per department (someone in two departments comes twice;
+        the sync keeps the first), then user/get for anyone user/list_id has and no department gave."""
+        wanted = set(self._all_user_ids())
+        for department in departments:
+            for user in self.call("GET", "user/list", params={"department_id": department.dept_id}).get("userlist") or []:
+                if user.get("userid") in wanted:
+                    wanted.discard(user["userid"])
+                    yield _entry(user)
+        for user_id in sorted(wanted):
+            yield _entry(self.call("GET", "user/get", params={"userid": user_id}))
+
+    def _all_user_ids(self) -> Iterator[str]:
+        """user/list_id, page by page: `next_cursor` until it comes back empty."""
+        cursor = ""
+        while True:
+            answer = self.call("POST", "user/list_id", json={"cursor": cursor, "limit": LIST_ID_PAGE} if cursor
+                               else {"limit": LIST_ID_PAGE})
+            for row in answer.get("dept_user") or []:
+                yield row["userid"]
+            cursor = answer.get("next_cursor") or ""
+            if not cursor:
+                return
 
     # -- media (docs/wecom.md §5.2) ----------------------------------------------------------------
     def download_media(self, media_id: str, *, max_bytes: int) -> bytes:
@@ -145,3 +184,16 @@ class WeComClient:
             raise PlatformError(f"wecom gettoken: {body.get('errcode')} {body.get('errmsg', '')}",
                                 retryable=body.get("errcode") not in (40013, 40001, 40091))
         return body["access_token"], int(body.get("expires_in", 7200))
+
+
+def _entry(user: dict[str, Any]) -> DirectoryEntry:
+    """user/get or a user/list row → DirectoryEntry (the main department first)."""
+    departments = [str(d) for d in user.get("department") or []]
+    main = str(user.get("main_department") or "")
+    if main:
+        departments = [main] + [d for d in departments if d != main]
+    leaders = user.get("direct_leader") or []
+    return DirectoryEntry(user_id=user.get("userid") or "", name=user.get("name") or user.get("userid") or "",
+                          manager_user_id=leaders[0] if leaders else "", mobile=user.get("mobile") or "",
+                          email=user.get("email") or user.get("biz_mail") or "", department_ids=tuple(departments),
+                          active=int(user.get("status") or 1) not in GONE_STATUSES)

@@ -7,6 +7,8 @@ shape) — after the signature check, so no unauthenticated XML is ever parsed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -92,6 +94,8 @@ def to_event(msg: dict[str, Any]) -> InboundEvent | None:
 
 def _event(msg: dict[str, Any], base: dict[str, Any]) -> InboundEvent | None:
     name = (msg.get("Event") or "").lower()
+    if name == "change_contact":
+        return _directory(msg, base)
     key = msg.get("EventKey") or ""
     # Events have no MsgId: sender + time (+ key + task for clicks, so two taps in a second differ).
     base["event_id"] = "|".join([base["sender"], str(msg.get("CreateTime", "")), name, key,
@@ -106,6 +110,18 @@ def _event(msg: dict[str, Any], base: dict[str, Any]) -> InboundEvent | None:
     if name == "enter_agent":
         return InboundEvent(kind="enter", **base)
     return None
+
+
+def _directory(msg: dict[str, Any], base: dict[str, Any]) -> InboundEvent | None:
+    """`change_contact` (docs/wecom.md §5.5): from "sys", `ChangeType` create_user / update_user /
+    delete_user / create_party / update_party / delete_party / update_tag. Its key is a digest of the
+    whole message: WeCom's retry of it is the same message, two changes in one second are not."""
+    change = (msg.get("ChangeType") or "").strip()
+    if not change:
+        return None
+    digest = hashlib.sha1(json.dumps(msg, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+    base["event_id"] = f"change_contact|{msg.get('CreateTime', '')}|{change}|{digest}"
+    return InboundEvent(kind="directory", action=change, **base)
 
 
 def _float(value: Any) -> float:

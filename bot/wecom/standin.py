@@ -20,10 +20,15 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 class WeComStandin:
     def __init__(self, *, corp_id: str, secret: str, agent_id: int,
                  users: dict[str, dict[str, Any]] | None = None,
-                 departments: dict[int, str] | None = None) -> None:
+                 departments: dict[int, str] | None = None, parents: dict[int, int] | None = None) -> None:
         self.corp_id, self.secret, self.agent_id = corp_id, secret, agent_id
-        self.users = users or {}
-        self.departments = departments or {}
+        self.users = {uid: dict(fields) for uid, fields in (users or {}).items()}  # a test may change its own
+        self.departments = dict(departments or {})
+        # Each department's parent (docs/wecom.md §5.4 `parentid`); by default the lowest id is the
+        # root (parent 0) and every other department hangs under it.
+        self.parents = dict(parents or {})
+        self._dept_index: dict[int, list[str]] | None = None
+        self.list_calls: dict[str, int] = {}  # directory list API → how many calls (pagination tests)
         self.lock = threading.Lock()
         self.tokens: set[str] = set()
         self.token_fetches = 0
@@ -75,6 +80,42 @@ class WeComStandin:
     def images_to(self, user: str) -> list[bytes]:
         """The bytes of every image message delivered to `user`, in order."""
         return [self.uploads[m["image"]["media_id"]][0] for m in self.messages_to(user) if m["msgtype"] == "image"]
+
+    # -- the directory, as a test or the demo changes it --------------------------------------------
+    def add_user(self, user_id: str, **fields: Any) -> None:
+        with self.lock:
+            self.users[user_id] = {"department": [1], "main_department": 1, "direct_leader": [], "status": 1, **fields}
+            self._dept_index = None
+
+    def modify_user(self, user_id: str, **fields: Any) -> None:
+        with self.lock:
+            self.users[user_id].update(fields)
+            self._dept_index = None
+
+    def remove_user(self, user_id: str) -> None:
+        with self.lock:
+            self.users.pop(user_id, None)
+            self._dept_index = None
+
+    def parent_of(self, dept_id: int) -> int:
+        if dept_id in self.parents:
+            return self.parents[dept_id]
+        root = min(self.departments) if self.departments else 1
+        return 0 if dept_id == root else root
+
+    def _members(self, dept_id: int) -> list[str]:
+        with self.lock:
+            if self._dept_index is None:
+                index: dict[int, list[str]] = {}
+                for uid, user in self.users.items():
+                    for d in user.get("department") or []:
+                        index.setdefault(int(d), []).append(uid)
+                self._dept_index = index
+            return list(self._dept_index.get(dept_id, []))
+
+    def _count(self, api: str) -> None:
+        with self.lock:
+            self.list_calls[api] = self.list_calls.get(api, 0) + 1
 
     def _slowly(self, seconds: float) -> None:
         with self.lock:
@@ -229,6 +270,43 @@ class WeComStandin:
                 return jsonify(errcode=60111, errmsg="userid not found")
             return jsonify(errcode=0, errmsg="ok", userid=request.args["userid"], **user)
 
+        @app.get("/cgi-bin/department/list")
+        def department_list():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            self._count("department/list")
+            return jsonify(errcode=0, errmsg="ok", department=[
+                {"id": d, "name": name, "parentid": self.parent_of(d), "order": d} for d, name in sorted(self.departments.items())])
+
+        @app.post("/cgi-bin/user/list_id")
+        def user_list_id():
+            """Pages of (userid, department) rows, `next_cursor` until it is empty (docs/wecom.md §5.4)."""
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            body = request.get_json(force=True, silent=True) or {}
+            limit = int(body.get("limit") or 1000)
+            if not 1 <= limit <= 10000:
+                return jsonify(errcode=40058, errmsg="limit must be 1~10000")
+            start = int(body.get("cursor") or "0", 16) if body.get("cursor") else 0
+            self._count("user/list_id")
+            with self.lock:
+                rows = [{"userid": uid, "department": d} for uid in sorted(self.users)
+                        for d in self.users[uid].get("department") or [1]]
+            page = rows[start:start + limit]
+            more = start + limit < len(rows)
+            return jsonify(errcode=0, errmsg="ok", dept_user=page, next_cursor=format(start + limit, "x") if more else "")
+
+        @app.get("/cgi-bin/user/list")
+        def user_list():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            dept_id = int(request.args.get("department_id", "0"))
+            if dept_id not in self.departments:
+                return jsonify(errcode=60003, errmsg="department not found")
+            self._count("user/list")
+            users = [{"userid": uid, **self.users[uid]} for uid in self._members(dept_id) if uid in self.users]
+            return jsonify(errcode=0, errmsg="ok", userlist=users)
+
         @app.get("/cgi-bin/department/get")
         def department_get():
             refusal = directory_refusal()
@@ -238,7 +316,8 @@ class WeComStandin:
             if dept_id not in self.departments:
                 return jsonify(errcode=60003, errmsg="department not found")
             return jsonify(errcode=0, errmsg="ok",
-                           department={"id": dept_id, "name": self.departments[dept_id]})
+                           department={"id": dept_id, "name": self.departments[dept_id],
+                                       "parentid": self.parent_of(dept_id)})
 
         return app
 
@@ -349,6 +428,13 @@ class WeComPeer:
                                 f"<EventKey><![CDATA[{key}]]></EventKey><TaskId><![CDATA[{task_id}]]></TaskId>"
                                 "<CardType><![CDATA[button_interaction]]></CardType>"
                                 f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode>", create_time)
+
+    def change_contact(self, change_type: str, *, create_time: int | None = None, **fields: str) -> str:
+        """A `change_contact` event as WeCom sends it to the app's callback: from "sys", with the
+        changed fields as elements (UserID, Name, Department, …; Id, Name, ParentId for parties)."""
+        body = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
+        return self._wrap("sys", "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>"
+                                 f"<ChangeType><![CDATA[{change_type}]]></ChangeType>{body}", create_time)
 
     def unknown(self, user: str, msg_type: str = "video", *, create_time: int | None = None) -> str:
         return self._wrap(user, f"<MsgType><![CDATA[{msg_type}]]></MsgType>"

@@ -9,7 +9,7 @@ import sqlmodel
 
 
 revision = '0010_files'
-down_revision = '0008_roles'
+down_revision = '0009_directory'
 branch_labels = None
 depends_on = None
 
