@@ -160,10 +160,10 @@ def test_an_address_book_event_is_stored_once_and_answers_nobody(stream):
         assert ack["code"] == 200 and ack["data_json"]["status"] == "SUCCESS"
     with stream.runtime.engine.connect() as conn:
         rows = conn.execute(text("SELECT key, payload FROM outbox WHERE kind = 'inbound'")).all()
-    assert [r.key for r in rows] == ["inbound:dingtalk:event:evt-leave-1"]
+    assert [r.key for r in rows] == ["inbound:dingtalk:event|user_leave_org|evt-leave-1"]
     event = json.loads(rows[0].payload)
-    assert (event["kind"], event["action"], event["value"], event["sender"]) == \
-        ("directory", "user_leave_org", "0147009", "")
+    assert (event["kind"], event["action"], event["sender"], event["raw"]["userId"]) == \
+        ("directory", "user_leave_org", "", ["0147009"])
     wait_for(lambda: stream.count("outbox", "WHERE kind = 'inbound' AND status = 'sent'") == 1)
     settle(0.5)
     assert stream.dingtalk.sent == [] and stream.count("employee") == 0

@@ -143,8 +143,6 @@ class DingTalkStandin:
         app.add_url_rule("/robot/sendBySession", view_func=self._send_by_session, methods=["POST"])
         app.add_url_rule("/v1.0/robot/oToMessages/readStatus", view_func=self._read_status, methods=["GET"])
         app.add_url_rule("/v1.0/card/instances", view_func=self._create_card, methods=["POST"])
-        app.add_url_rule("/topapi/v2/department/listsub", view_func=self._department_listsub, methods=["POST"])
-        app.add_url_rule("/topapi/v2/user/list", view_func=self._user_list, methods=["POST"])
         app.add_url_rule("/v1.0/gateway/connections/open", view_func=self._open_connection, methods=["POST"])
         app.add_url_rule("/v1.0/robot/messageFiles/download", view_func=self._file_download_url, methods=["POST"])
         app.add_url_rule("/files/<ticket>", view_func=self._file_bytes, methods=["GET"])
@@ -438,6 +436,9 @@ class DingTalkStandin:
         """Direct children only (§5.2)."""
         if not self._oapi_token_ok():
             return self._oapi_error(40014, "不合法的access_token")
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
         dept_id = (request.get_json(force=True, silent=True) or {}).get("dept_id", ROOT_DEPT)
         if dept_id not in self.departments:
             return self._oapi_error(60003, "部门不存在")
@@ -451,6 +452,9 @@ class DingTalkStandin:
         """One department's users with details, `size` ≤ 100 a page, `next_cursor` while `has_more`."""
         if not self._oapi_token_ok():
             return self._oapi_error(40014, "不合法的access_token")
+        refusal = self._directory_refusal()
+        if refusal:
+            return refusal
         body = request.get_json(force=True, silent=True) or {}
         dept_id, cursor, size = body.get("dept_id"), int(body.get("cursor") or 0), int(body.get("size") or 0)
         if dept_id not in self.departments:
@@ -475,28 +479,6 @@ class DingTalkStandin:
             return self._oapi_error(60003, "部门不存在")
         return jsonify(errcode=0, errmsg="ok", result={"userid_list": self._members(dept_id)},
                        request_id=secrets.token_hex(8))
-
-    def _department_listsub(self):
-        """Direct children of dept_id; the stand-in's departments all hang off the root (1)."""
-        refusal = self._directory_refusal()
-        if refusal:
-            return refusal
-        parent = (request.get_json(force=True, silent=True) or {}).get("dept_id", 1)
-        children = [{"dept_id": d, "name": n, "parent_id": 1} for d, n in sorted(self.departments.items())]
-        return jsonify(errcode=0, errmsg="ok", result=children if parent == 1 else [],
-                       request_id=secrets.token_hex(8))
-
-    def _user_list(self):
-        refusal = self._directory_refusal()
-        if refusal:
-            return refusal
-        body = request.get_json(force=True, silent=True) or {}
-        dept, cursor, size = body.get("dept_id"), int(body.get("cursor") or 0), int(body.get("size") or 10)
-        members = [{"userid": u, **info} for u, info in self.users.items() if dept in info.get("dept_id_list", [])]
-        page = members[cursor:cursor + size]
-        more = cursor + size < len(members)
-        return jsonify(errcode=0, errmsg="ok", request_id=secrets.token_hex(8),
-                       result={"list": page, "has_more": more, **({"next_cursor": cursor + size} if more else {})})
 
     def _read_status(self):
         """GET /v1.0/robot/oToMessages/readStatus: a foreign robotCode is refused before the key is
