@@ -83,14 +83,9 @@ def _wecom_rename(ctx: Context) -> list[str]:
 @routes.action(directory_leavers.HANDOVER)
 def hand_over(ctx: Context) -> Card:
     leaver_id, _, how = ctx.event.value.partition(":")
-    leaver = _leaver(ctx, leaver_id)
+    leaver = _open_handover(ctx, leaver_id)
     if isinstance(leaver, Card):
         return leaver
-    if not directory_leavers.is_admin(ctx.session, ctx.employee):
-        return refusals.refuse(ctx, attempted="employee.depart", why="not an admin", subject=f"employee:{leaver.id}",
-                               title="只有管理员能办", body="员工离职交接由管理员办理。")
-    if leaver.handed_over_at is not None:
-        return _already(ctx, leaver)
     manager = ctx.session.get(Employee, leaver.manager_id) if leaver.manager_id else None
     if how == "manager" and (manager is None or not manager.active):
         return Card(title="没有上级可交", body=f"{leaver.name}没有在职的上级，请点「选择接手人」。",
@@ -109,7 +104,17 @@ def hand_over(ctx: Context) -> Card:
 
 @routes.action(directory_leavers.PICK)
 def pick_successor(ctx: Context) -> Card:
-    leaver = _leaver(ctx, ctx.event.value)
+    leaver = _open_handover(ctx, ctx.event.value)
+    if isinstance(leaver, Card):
+        return leaver
+    return Card(title=f"{leaver.name}的工作交给谁？",
+                body=f"请发「离职 {leaver.name} 交接给 姓名」，客户和待审批都交给这位同事。")
+
+
+def _open_handover(ctx: Context, value: str) -> Employee | Card:
+    """The leaver a hand-over button names, if an admin tapped it and the hand-over is still open;
+    otherwise the answer (not found, refused and audited, or already done)."""
+    leaver = _leaver(ctx, value)
     if isinstance(leaver, Card):
         return leaver
     if not directory_leavers.is_admin(ctx.session, ctx.employee):
@@ -117,8 +122,7 @@ def pick_successor(ctx: Context) -> Card:
                                title="只有管理员能办", body="员工离职交接由管理员办理。")
     if leaver.handed_over_at is not None:
         return _already(ctx, leaver)
-    return Card(title=f"{leaver.name}的工作交给谁？",
-                body=f"请发「离职 {leaver.name} 交接给 姓名」，客户和待审批都交给这位同事。")
+    return leaver
 
 
 def _leaver(ctx: Context, value: str) -> Employee | Card:
