@@ -292,6 +292,13 @@ def _sync_department(runtime: Runtime, row: Outbox, session: Session) -> dict[st
     return {"dept_id": department.dept_id, "name": department.name}
 
 
+def _sync_tags(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
+    """A tag / role-group change event: the roles it maps to, read again (banli/directory.py)."""
+    from banli import directory
+
+    return directory.tag_changed(runtime, session, row.platform, row.recipient)
+
+
 def _run_timer(runtime: Runtime, row: Outbox, session: Session) -> dict[str, Any]:
     from workflows import timers
 
@@ -311,6 +318,7 @@ PERFORMERS: dict[str, Callable[[Runtime, Outbox, Session], dict[str, Any]]] = {
     "card_update": _update_card,
     "directory_sync": _sync_directory,
     "directory_department": _sync_department,
+    "directory_tags": _sync_tags,
     "cron": _run_cron,
     "timer": _run_timer,
 }

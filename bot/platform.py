@@ -19,6 +19,14 @@ class PlatformError(Exception):
         self.code = code  # the platform's errcode / error code, when it gave one
 
 
+class AccessDenied(PlatformError):
+    """The app may not read this (WeCom 60011/48002, DingTalk 60011/50004): final until an admin
+    grants the permission or widens the app's visible range; the caller says so and carries on."""
+
+    def __init__(self, message: str, *, code: int | str | None = None) -> None:
+        super().__init__(message, retryable=False, code=code)
+
+
 class TokenInvalid(PlatformError):
     """The access token was refused; the caller refreshes it once and retries."""
 

@@ -26,6 +26,9 @@ USER_CHANGED = {"create_user", "update_user", "user_add_org", "user_modify_org",
 USER_LEFT = {"delete_user", "user_leave_org"}
 DEPARTMENT_CHANGED = {"create_party", "update_party", "org_dept_create", "org_dept_modify"}
 DEPARTMENT_REMOVED = {"delete_party", "org_dept_remove"}
+# A tag's or role's members or name changed: the roles it maps to are read again. WeCom names the
+# tag (TagId); DingTalk's label_* events are read as "some role changed".
+TAGS_CHANGED = {"update_tag", "label_user_change", "label_conf_add", "label_conf_del", "label_conf_modify"}
 
 
 @routes.kind("directory")
@@ -47,6 +50,10 @@ def directory_event(ctx: Context) -> None:
     elif action in DEPARTMENT_REMOVED:
         for dept_id in dept_ids(event.raw):
             directory.remove_department(ctx.session, event.platform, dept_id, now=ctx.now)
+    elif action in TAGS_CHANGED:
+        tag_id = str(event.raw.get("TagId") or "")[:128]
+        outbox.add(ctx.session, key=fit_key(f"directory_tags:{event.platform}:{tag_id}:{event.event_id}"),
+                   kind="directory_tags", platform=event.platform, recipient=tag_id, payload={})
     return None
 
 

@@ -130,6 +130,9 @@ def _act(ctx: Context, person: Employee, verb: str, wanted: list[str]) -> Card:
             raise Abandon(Card(title="不能去掉最后一位管理员", body=str(problem), buttons=(LIST_BUTTON,))) from None
         if source == "env":
             note = "\n注意：这个管理员角色来自 BANLI_ADMINS；若 TA 还在其中，下次发消息时会恢复，请同时改 BANLI_ADMINS。"
+        elif source in roles.DIRECTORY_SOURCES and changed and changed[-1] == role:
+            where = "企业微信标签" if source == "wecom" else "钉钉角色"
+            note = f"\n注意：这个角色来自{where}；若 TA 还在其中，下次通讯录同步会恢复，请同时在通讯录里去掉。"
     names = "、".join(roles.name_of(r) for r in changed)
     if verb == "grant":
         head = f"已设为{names}" if changed else "没有变化（已经有这些角色）"

@@ -100,6 +100,7 @@ class Outbox(SQLModel, table=True):
       (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
       directory_sync: read a user off the directory;
     - directory_department: read a department off the directory (a DingTalk org_dept_* event);
+    - directory_tags: read tags / role groups again for the roles they map to (a tag change event);
     - cron: one slot of a periodic job (`cron:<name>:<slot>`).
     """
 

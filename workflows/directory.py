@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from storage.models import Department, Employee, Identity, utcnow
-from workflows.identity import DirectoryDepartment, DirectoryEntry
+from workflows.identity import DirectoryDepartment, DirectoryEntry, DirectoryTag
 
 CHUNK = 1000  # people per round of statements; also one progress line each
 # A listing that would make more than this share of a platform's people leave at once is more
@@ -53,21 +53,38 @@ class SyncReport:
     people_left: int = 0
     left_ids: list[int] = field(default_factory=list)  # employees who left in this run
     held_back: str = ""  # why departures were not applied (a listing that looks broken)
+    merged: int = 0  # two employee rows found to be one person, merged
+    roles_granted: int = 0
+    roles_revoked: int = 0
+    unmatched_tags: list[str] = field(default_factory=list)  # tag / role names that name no Banli role
+    tags_note: str = ""  # why roles were left as they were (no permission to read tags)
+    kept_last_admin: int = 0
+    tag_word: str = "标签"  # what the platform calls them: WeCom 标签, DingTalk 角色
 
     @property
     def changed(self) -> bool:
         return any((self.departments_added, self.departments_changed, self.departments_removed, self.people_added,
-                    self.people_linked, self.people_changed, self.managers_changed, self.people_left))
+                    self.people_linked, self.people_changed, self.managers_changed, self.people_left, self.merged,
+                    self.roles_granted, self.roles_revoked))
 
     def lines(self) -> list[str]:
         if not self.changed and not self.held_back:
-            return [f"{self.platform}: 读取 {self.people_read} 人，没有变化 nothing changed"]
-        lines = [f"{self.platform}: 读取 {self.people_read} 人 read; 部门 departments +{self.departments_added} "
-                 f"~{self.departments_changed} -{self.departments_removed}; 人员 people +{self.people_added} "
-                 f"关联 linked {self.people_linked} ~{self.people_changed} 上级 managers ~{self.managers_changed} "
-                 f"离职 left {self.people_left}"]
+            lines = [f"{self.platform}: 读取 {self.people_read} 人，没有变化 nothing changed"]
+        else:
+            lines = [f"{self.platform}: 读取 {self.people_read} 人 read; 部门 departments +{self.departments_added} "
+                     f"~{self.departments_changed} -{self.departments_removed}; 人员 people +{self.people_added} "
+                     f"关联 linked {self.people_linked} ~{self.people_changed} 上级 managers ~{self.managers_changed} "
+                     f"离职 left {self.people_left}; 合并 merged {self.merged}; "
+                     f"角色 roles +{self.roles_granted} -{self.roles_revoked}"]
         if self.held_back:
             lines.append(f"{self.platform}: 没有办理离职 departures held back: {self.held_back}")
+        if self.tags_note:
+            lines.append(f"{self.platform}: {self.tags_note}")
+        if self.unmatched_tags:
+            lines.append(f"{self.platform}: 未对应的{self.tag_word}：{'、'.join(self.unmatched_tags)} "
+                         f"(naming no Banli role, ignored)")
+        if self.kept_last_admin:
+            lines.append(f"{self.platform}: 最后一位管理员的「管理员」角色保留 the last admin keeps the role")
         return lines
 
 
@@ -383,6 +400,65 @@ def leave_one(session: Session, platform: str, user_id: str, *, now: datetime) -
     session.flush()
     session.execute(update(IDN).where(IDN.c.id == row.id).values(left_at=now))
     return _leave(session, platform, [row.employee_id], now=now)
+
+
+# -- tags → roles ----------------------------------------------------------------------------------
+
+
+def sync_tags(session: Session, platform: str, tags: list[DirectoryTag], *, now: datetime,
+              report: SyncReport | None = None, only_roles: set[str] | None = None) -> SyncReport:
+    """Roles from the platform's tags (WeCom) or roles (DingTalk) whose name is a Banli role's
+    (财务, 会计, finance …, workflows/roles.py): their members hold it, members of a tagged
+    department (sub-departments too) as well. The roles this platform's directory granted before
+    and no longer says are taken away; roles an admin or BANLI_ADMINS gave are never touched.
+    `only_roles`: a change event re-read the tags of these roles only (nothing else may be revoked)."""
+    from workflows import roles
+
+    report = report or SyncReport(platform)
+    by_user = {r.user_id: r.employee_id for r in session.execute(
+        select(IDN.c.user_id, IDN.c.employee_id).join(EMP, EMP.c.id == IDN.c.employee_id)
+        .where(IDN.c.platform == platform, IDN.c.left_at.is_(None), EMP.c.active.is_(True)))}
+    wanted: set[tuple[int, str]] = set()
+    for tag in tags:
+        role = roles.role_id(tag.name)
+        if role is None:
+            if tag.name and tag.name not in report.unmatched_tags:
+                report.unmatched_tags.append(tag.name)
+            continue
+        if only_roles is not None and role not in only_roles:
+            continue
+        members = {by_user[u] for u in tag.user_ids if u in by_user} | _department_members(session, platform,
+                                                                                           tag.dept_ids)
+        wanted |= {(employee_id, role) for employee_id in members}
+    done = roles.apply_directory(session, platform, wanted, only_roles=only_roles, at=now)
+    report.roles_granted += len(done.granted)
+    report.roles_revoked += len(done.revoked)
+    report.kept_last_admin += len(done.kept_last_admin)
+    return report
+
+
+def _department_members(session: Session, platform: str, dept_ids: tuple[str, ...]) -> set[int]:
+    """Active employees of this platform whose department is one of these or under one of them."""
+    if not dept_ids:
+        return set()
+    rows = session.execute(select(DEPT.c.id, DEPT.c.dept_id, DEPT.c.parent_dept_id)
+                           .where(DEPT.c.platform == platform, DEPT.c.active.is_(True))).all()
+    children: dict[str, list[str]] = {}
+    for row in rows:
+        children.setdefault(row.parent_dept_id, []).append(row.dept_id)
+    wanted, queue = set(), [str(d) for d in dept_ids]
+    while queue:
+        dept = queue.pop()
+        if dept not in wanted:
+            wanted.add(dept)
+            queue += children.get(dept, [])
+    row_ids = [r.id for r in rows if r.dept_id in wanted]
+    if not row_ids:
+        return set()
+    on_platform = select(IDN.c.employee_id).where(IDN.c.employee_id == EMP.c.id, IDN.c.platform == platform,
+                                                  IDN.c.left_at.is_(None)).exists()
+    return set(session.execute(select(EMP.c.id).where(EMP.c.department_id.in_(row_ids), EMP.c.active.is_(True),
+                                                      on_platform)).scalars())
 
 
 # -- helpers ---------------------------------------------------------------------------------------

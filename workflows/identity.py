@@ -39,6 +39,18 @@ class DirectoryDepartment:
     parent_id: str = ""
 
 
+@dataclass(frozen=True)
+class DirectoryTag:
+    """A platform's named group of people that may name a Banli role: a WeCom tag (tag/list, tag/get)
+    or a DingTalk role (topapi/role/list, topapi/role/simplelist). `dept_ids`: departments tagged as
+    a whole (WeCom `partylist`), whose members, sub-departments included, count as tagged."""
+
+    tag_id: str
+    name: str
+    user_ids: tuple[str, ...] = ()
+    dept_ids: tuple[str, ...] = ()
+
+
 def employee_for(session: Session, platform: str, user_id: str, *, sync_later: bool = True) -> tuple[Employee, bool]:
     """The employee behind a platform user id, and whether this call created them (first contact).
 

@@ -5,7 +5,8 @@ A person may hold several roles (a sales manager who is also an admin); each is 
 
 - "admin": granted in chat (`角色 张会计 财务`) or by `banli admins grant`;
 - "env":   BANLI_ADMINS names them (granted on their every message, so on the very first one);
-- "sync":  the platform directory said so. `sync()` replaces only these, never a role an admin gave.
+- "wecom" / "dingtalk": that platform's directory said so (a WeCom tag, a DingTalk role named like a
+  Banli role; "sync" in older rows). A directory sync replaces only its own, never a role an admin gave.
 
 Roles are stored by a short English id (`finance`), which approval rules keep too (`role:finance`);
 people read and type the Chinese names (财务) or an alias (会计). `role_id()` turns any of those into
@@ -14,11 +15,12 @@ the id. The API, for handlers, workflows and the directory sync:
     role_id(word) / name_of(role) / ROLES      words ↔ ids
     roles_of(session, e) / has_role / is_admin / source_of   what someone holds
     people_with(session, role)                  who holds it (active people)
-    grant / revoke / sync                       changes, each audited
+    grant / revoke / sync / apply_directory     changes, each audited
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
@@ -42,7 +44,9 @@ ALIASES: dict[str, str] = {
     "律师": "legal", "人力": "hr", "人力资源": "hr", "hr": "hr",
     "admin": "admin", "管理": "admin",
 }
-SOURCES = ("admin", "env", "sync")
+# A directory's grant is named after the platform that gave it; "sync" is any directory (older rows).
+DIRECTORY_SOURCES = ("wecom", "dingtalk")
+SOURCES = ("admin", "env", "sync", *DIRECTORY_SOURCES)
 _WORDS = {**{name: role for role, name in ROLES.items()}, **{role: role for role in ROLES}, **ALIASES}
 _CACHE = "banli.roles"  # session.info key: roles looked up in this transaction, by employee id
 
@@ -89,7 +93,7 @@ def is_admin(session: Session, employee: Employee) -> bool:
 
 
 def source_of(session: Session, employee: Employee, role: str) -> str | None:
-    """Who granted `employee` the role ("admin" | "env" | "sync"); None if they do not hold it."""
+    """Who granted `employee` the role (one of SOURCES); None if they do not hold it."""
     return session.execute(select(EmployeeRole.source).where(EmployeeRole.employee_id == employee.id,
                                                              EmployeeRole.role == (role_id(role) or role))).scalar()
 
@@ -145,19 +149,61 @@ def revoke(session: Session, employee: Employee, role: str, *, by: Employee | No
 
 def sync(session: Session, employee: Employee, roles: Iterable[str], *, platform: str = "",
          at: datetime | None = None) -> None:
-    """What the directory says `employee` is, now: grant these roles (source "sync") and drop the
-    sync-granted ones it no longer says. Roles an admin or BANLI_ADMINS gave are never touched;
-    words that name no role are ignored (a directory tag may be anything)."""
-    wanted = {r for r in (role_id(word) for word in roles) if r}
-    synced = set(session.execute(select(EmployeeRole.role).where(EmployeeRole.employee_id == employee.id,
-                                                                 EmployeeRole.source == "sync")).scalars())
-    for role in sorted(wanted - synced, key=_order):
-        grant(session, employee, role, source="sync", platform=platform, at=at)
-    for role in sorted(synced - wanted, key=_order):
+    """What `platform`'s directory says `employee` is, now: grant these roles and drop the ones this
+    directory granted earlier that it no longer says. Roles an admin, BANLI_ADMINS or the other
+    platform's directory gave are never touched; words that name no role are ignored."""
+    wanted = {(employee.id, r) for r in (role_id(word) for word in roles) if r}
+    apply_directory(session, platform, wanted, people={employee.id}, at=at)
+
+
+@dataclass
+class DirectoryRoles:
+    """What one directory's tags did to roles."""
+
+    granted: list[tuple[int, str]] = field(default_factory=list)
+    revoked: list[tuple[int, str]] = field(default_factory=list)
+    kept_last_admin: list[int] = field(default_factory=list)  # would have left nobody admin
+
+
+def directory_source(platform: str) -> str:
+    """The `source` of a role a platform's directory granted: its own name, so one platform's sync
+    never takes away what the other's tags gave (someone on both keeps either)."""
+    return platform if platform in DIRECTORY_SOURCES else "sync"
+
+
+def apply_directory(session: Session, platform: str, wanted: set[tuple[int, str]], *,
+                    people: set[int] | None = None, only_roles: set[str] | None = None,
+                    at: datetime | None = None) -> DirectoryRoles:
+    """Make the roles `platform`'s directory granted exactly `wanted` ((employee id, role id) pairs):
+    grant what is missing (unless held already, from any source), revoke what this directory
+    granted and no longer says. `people` / `only_roles` limit what may be revoked (one person's
+    entry, one tag's role). Set-based: a 100,000-person sync touches only the pairs that change.
+    Revoking the last active admin is skipped (LastAdmin): the directory may not lock everyone out."""
+    source = directory_source(platform)
+    query = select(EmployeeRole.employee_id, EmployeeRole.role).where(EmployeeRole.source.in_((source, "sync")))
+    if people is not None:
+        query = query.where(EmployeeRole.employee_id.in_(people))
+    if only_roles is not None:
+        query = query.where(EmployeeRole.role.in_(only_roles))
+    synced = set(session.execute(query).all())
+    held: set[tuple[int, str]] = set()
+    ids = sorted({e for e, _ in wanted})
+    for start in range(0, len(ids), 1000):
+        held |= set(session.execute(select(EmployeeRole.employee_id, EmployeeRole.role)
+                                    .where(EmployeeRole.employee_id.in_(ids[start:start + 1000]))).all())
+    done = DirectoryRoles()
+    for employee_id, role in sorted(wanted - held, key=lambda p: (p[0], _order(p[1]))):
+        person = session.get(Employee, employee_id)
+        if person is not None and grant(session, person, role, source=source, platform=platform, at=at):
+            done.granted.append((employee_id, role))
+    for employee_id, role in sorted(synced - wanted, key=lambda p: (p[0], _order(p[1]))):
+        person = session.get(Employee, employee_id)
         try:
-            revoke(session, employee, role, platform=platform, at=at)
+            if person is not None and revoke(session, person, role, platform=platform, at=at):
+                done.revoked.append((employee_id, role))
         except LastAdmin:
-            pass  # the directory may not leave the company without an admin either
+            done.kept_last_admin.append(employee_id)
+    return done
 
 
 def grant_env_admin(session: Session, employee: Employee, platform: str, user_id: str,

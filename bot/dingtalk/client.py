@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from redis import Redis
@@ -22,10 +22,10 @@ from redis import Redis
 from banli.settings import DingTalkSettings
 from bot.dingtalk import render
 from bot.http import check_errcode, json_of, request_bytes, request_json
-from bot.platform import Outgoing, PlatformError, TokenInvalid
+from bot.platform import AccessDenied, Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
-from workflows.identity import DirectoryDepartment, DirectoryEntry
+from workflows.identity import DirectoryDepartment, DirectoryEntry, DirectoryTag
 
 log = logging.getLogger("banli.dingtalk")
 
@@ -40,6 +40,10 @@ RETRYABLE_CODES = ("send.too.fast", "Throttling", "QpsLimit")
 # department, 90020 monthly quota spent). Anything else (busy -1, QPS 90018/90002, timeouts) is retried.
 OAPI_TOKEN_ERRORS = {40014, 42001, 33001, 40001}
 OAPI_FINAL_ERRORS = {33012, 60121, 60003, 90020}
+# The permission not granted / outside the app's contacts scope (docs/dingtalk.md §7).
+DENIED_ERRORS = {60011, 50004}
+ROLE_PAGE = 200  # topapi/role/list's largest page
+ROLE_MEMBER_PAGE = 50  # topapi/role/simplelist's largest page
 # A dtmd sendMessage link tapped in a group sends its words without an @, and a group robot only
 # receives messages that @ it: so group markdown carries no buttons, and says how to ask instead.
 GROUP_HINT = "在群里请 @办理 再发指令，或打开与办理的单聊点按钮"
@@ -183,6 +187,45 @@ class DingTalkClient:
             return self._oapi_once(path, None, params=params, files=files)
         except TokenInvalid:
             return self._oapi_once(path, None, params=params, files=files)
+
+    # -- role groups → roles (docs/dingtalk.md §5.4) ----------------------------------------------
+    def directory_tags(self, named: Callable[[str], bool] = lambda _: True) -> list[DirectoryTag]:
+        """Every role (in its role group) with its members: topapi/role/list {offset, size} →
+        result{hasMore, list[{groupId, name, roles[{id, name}]}]}, then topapi/role/simplelist
+        {role_id, offset, size} → result{hasMore, nextCursor, list[{userid, name}]} per role whose
+        name `named` accepts (the others come without members)."""
+        out, offset = [], 0
+        while True:
+            result = self._role_call("/topapi/role/list", {"offset": offset, "size": ROLE_PAGE})
+            groups = result.get("list") or []
+            for group in groups:
+                for role in group.get("roles") or []:
+                    name = role.get("name") or ""
+                    members = tuple(self._role_members(role["id"])) if named(name) else ()
+                    out.append(DirectoryTag(tag_id=str(role["id"]), name=name, user_ids=members))
+            if not result.get("hasMore") or not groups:
+                return out
+            offset += ROLE_PAGE
+
+    def _role_members(self, role_id: Any) -> Iterator[str]:
+        offset = 0
+        while True:
+            result = self._role_call("/topapi/role/simplelist", {"role_id": role_id, "offset": offset,
+                                                                 "size": ROLE_MEMBER_PAGE})
+            for user in result.get("list") or []:
+                if user.get("userid"):
+                    yield user["userid"]
+            if not result.get("hasMore") or result.get("nextCursor") is None:
+                return
+            offset = int(result["nextCursor"])
+
+    def _role_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.oapi(path, body).get("result") or {}
+        except PlatformError as exc:
+            if exc.code in DENIED_ERRORS:
+                raise AccessDenied(str(exc), code=exc.code) from None
+            raise
 
     # -- sending ------------------------------------------------------------------------------------
     def _send_card(self, message: Outgoing) -> dict[str, Any]:

@@ -6,7 +6,8 @@ The shape of a directory event (handlers/directory.py applies it; it never gets 
     InboundEvent(platform="dingtalk", kind="directory", sender="",
                  event_id=<the platform's event id, else a digest of the data>,
                  action=<the event type: user_add_org, user_modify_org, user_leave_org,
-                         user_active_org, org_dept_create, org_dept_modify, org_dept_remove>,
+                         user_active_org, org_dept_create, org_dept_modify, org_dept_remove,
+                         label_user_change, label_conf_add, label_conf_del, label_conf_modify>,
                  raw=<the event's data as sent: HTTP {"EventType", "UserId": [...], "DeptId": [...],
                       "CorpId", "TimeStamp"}; Stream data may spell them userId / deptId>)
 
@@ -25,7 +26,9 @@ PLATFORM = "dingtalk"
 
 # Address-book events (docs/dingtalk.md §5.3).
 DIRECTORY_EVENTS = {"user_add_org", "user_modify_org", "user_leave_org", "user_active_org",
-                    "org_dept_create", "org_dept_modify", "org_dept_remove"}
+                    "org_dept_create", "org_dept_modify", "org_dept_remove",
+                    # a role's members (label_user_change) or a role / role group changed
+                    "label_user_change", "label_conf_add", "label_conf_del", "label_conf_modify"}
 
 
 def parse_event(event_type: str, event_id: str, data: dict[str, Any]) -> InboundEvent | None:

@@ -48,6 +48,10 @@ class DingTalkStandin:
         self.refused: list[str] = []  # why requests were refused, for tests that expect none
         # Failure switches (banli doctor's tests). card_templates: the published templates, None = any.
         self.directory_denied = False
+        # Role groups (topapi/role/list, simplelist): group id → {"name", "roles": {role id: {"name",
+        # "users": [userid…]}}}; roles_denied: the app lacks the permission (60011).
+        self.role_groups: dict[int, dict[str, Any]] = {}
+        self.roles_denied = False
         self.card_templates: set[str] | None = None
         self.gateway_refused = False
         self.gateway = None  # a Stream gateway stand-in, when a test plugs one in
@@ -130,6 +134,8 @@ class DingTalkStandin:
         app = Flask("dingtalk-standin")
         app.add_url_rule("/topapi/v2/department/listsub", view_func=self._department_listsub, methods=["POST"])
         app.add_url_rule("/topapi/v2/user/list", view_func=self._user_list, methods=["POST"])
+        app.add_url_rule("/topapi/role/list", view_func=self._role_list, methods=["POST"])
+        app.add_url_rule("/topapi/role/simplelist", view_func=self._role_simplelist, methods=["POST"])
         app.add_url_rule("/topapi/user/listid", view_func=self._user_listid, methods=["POST"])
         app.add_url_rule("/v1.0/oauth2/accessToken", view_func=self._access_token, methods=["POST"])
         app.add_url_rule("/v1.0/robot/oToMessages/batchSend", view_func=self._batch_send, methods=["POST"])
@@ -469,6 +475,53 @@ class DingTalkStandin:
         result: dict[str, Any] = {"has_more": more, "list": page}
         if more:
             result["next_cursor"] = cursor + size
+        return jsonify(errcode=0, errmsg="ok", result=result, request_id=secrets.token_hex(8))
+
+    def _role_refusal(self):
+        if not self._oapi_token_ok():
+            return self._oapi_error(40014, "不合法的access_token")
+        if self.roles_denied:
+            return self._oapi_error(60011, "没有调用该接口的权限，接口权限申请参考："
+                                           "https://open.dingtalk.com/document/orgapp-server/add-api-permission")
+        return None
+
+    def _role_list(self):
+        """Role groups with their roles, `size` ≤ 200 a page by `offset`, `hasMore` (docs/dingtalk.md §5.4)."""
+        refusal = self._role_refusal()
+        if refusal:
+            return refusal
+        body = request.get_json(force=True, silent=True) or {}
+        offset, size = int(body.get("offset") or 0), int(body.get("size") or 20)
+        if not 1 <= size <= 200:
+            return self._oapi_error(40035, "size 不合法")
+        self._count("role/list")
+        groups = [{"groupId": g, "name": group["name"],
+                   "roles": [{"id": r, "name": role["name"]} for r, role in sorted(group["roles"].items())]}
+                  for g, group in sorted(self.role_groups.items())]
+        return jsonify(errcode=0, errmsg="ok", result={"hasMore": offset + size < len(groups),
+                                                       "list": groups[offset:offset + size]},
+                       request_id=secrets.token_hex(8))
+
+    def _role_simplelist(self):
+        """One role's members, `size` ≤ 50 a page; `nextCursor` is the next `offset` while `hasMore`."""
+        refusal = self._role_refusal()
+        if refusal:
+            return refusal
+        body = request.get_json(force=True, silent=True) or {}
+        role_id, offset, size = body.get("role_id"), int(body.get("offset") or 0), int(body.get("size") or 20)
+        role = next((g["roles"][r] for g in self.role_groups.values() for r in g["roles"] if str(r) == str(role_id)),
+                    None)
+        if role is None:
+            return self._oapi_error(40068, "角色不存在")
+        if not 1 <= size <= 50:
+            return self._oapi_error(40035, "size 不合法")
+        self._count("role/simplelist")
+        members = [u for u in role.get("users", []) if u in self.users]
+        page = [{"userid": u, "name": self.users[u].get("name", "")} for u in members[offset:offset + size]]
+        more = offset + size < len(members)
+        result: dict[str, Any] = {"hasMore": more, "list": page}
+        if more:
+            result["nextCursor"] = offset + size
         return jsonify(errcode=0, errmsg="ok", result=result, request_id=secrets.token_hex(8))
 
     def _user_listid(self):

@@ -9,18 +9,18 @@ needs all three. The shared TokenCache keeps one token for all processes.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from redis import Redis
 
 from banli.settings import WeComSettings
 from bot.http import check_errcode, json_of, request_bytes, request_json
-from bot.platform import Outgoing, PlatformError, TokenInvalid
+from bot.platform import AccessDenied, Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from bot.wecom import render
 from cards import Card
-from workflows.identity import DirectoryDepartment, DirectoryEntry
+from workflows.identity import DirectoryDepartment, DirectoryEntry, DirectoryTag
 
 TOKEN_ERRORS = {40001, 40014, 42001}
 LIST_ID_PAGE = 10_000  # user/list_id's largest page
@@ -32,6 +32,8 @@ FINAL_ERRORS = {40003, 40058, 44004, 45002, 42045, 60111, 81013, 82001}
 # media/get: an unknown or expired (3 days) media id; 40004/40005 a bad media file or type on upload.
 INVALID_MEDIA = 40007
 MEDIA_FINAL_ERRORS = {INVALID_MEDIA, 40004, 40005, 40006}
+# Outside the app's visible range / no rights to the API (docs/wecom.md §7): tags are then not read.
+DENIED_ERRORS = {60011, 48002}
 
 
 class WeComClient:
@@ -105,6 +107,29 @@ class WeComClient:
                     yield _entry(user)
         for user_id in sorted(wanted):
             yield _entry(self.call("GET", "user/get", params={"userid": user_id}))
+
+    # -- tags → roles (docs/wecom.md §5.6) ---------------------------------------------------------
+    def directory_tags(self, named: Callable[[str], bool] = lambda _: True) -> list[DirectoryTag]:
+        """Every tag with its members: tag/list → taglist[{tagid, tagname}], then tag/get per tag →
+        userlist[{userid, name}], partylist[dept ids]. Tags whose name `named` refuses are listed
+        without members (one call saved each). AccessDenied when the app may not read them."""
+        listed = self._tag_call({}, "tag/list").get("taglist") or []
+        return [self.directory_tag(str(t["tagid"]), name=t.get("tagname") or "") if named(t.get("tagname") or "")
+                else DirectoryTag(tag_id=str(t["tagid"]), name=t.get("tagname") or "") for t in listed]
+
+    def directory_tag(self, tag_id: str, *, name: str = "") -> DirectoryTag:
+        answer = self._tag_call({"tagid": tag_id}, "tag/get")
+        return DirectoryTag(tag_id=str(tag_id), name=answer.get("tagname") or name,
+                            user_ids=tuple(u["userid"] for u in answer.get("userlist") or [] if u.get("userid")),
+                            dept_ids=tuple(str(d) for d in answer.get("partylist") or []))
+
+    def _tag_call(self, params: dict, path: str) -> dict[str, Any]:
+        try:
+            return self.call("GET", path, params=params)
+        except PlatformError as exc:
+            if exc.code in DENIED_ERRORS:
+                raise AccessDenied(str(exc), code=exc.code) from None
+            raise
 
     def _all_user_ids(self) -> Iterator[str]:
         """user/list_id, page by page: `next_cursor` until it comes back empty."""

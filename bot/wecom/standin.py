@@ -47,6 +47,10 @@ class WeComStandin:
         self.max_in_flight = 0  # the most sends seen at once: how many jobs a worker runs side by side
         # Failure switches (banli doctor's tests): the directory outside the app's visible range.
         self.directory_denied = False
+        # Tags (tag/list, tag/get): id → {"tagname", "userlist": [userid…], "partylist": [dept id…]};
+        # tags_denied: the app may not read them (60011, as outside the visible range).
+        self.tags: dict[int, dict[str, Any]] = {}
+        self.tags_denied = False
         # Media people sent (what media/get serves, by MediaId) and media Banli uploaded (media/upload).
         self.media: dict[str, tuple[bytes, str]] = {}
         self.uploads: dict[str, tuple[bytes, str]] = {}
@@ -306,6 +310,31 @@ class WeComStandin:
             self._count("user/list")
             users = [{"userid": uid, **self.users[uid]} for uid in self._members(dept_id) if uid in self.users]
             return jsonify(errcode=0, errmsg="ok", userlist=users)
+
+        @app.get("/cgi-bin/tag/list")
+        def tag_list():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            if self.tags_denied:
+                return jsonify(errcode=60011, errmsg="no privilege to access/modify contact/party/agent")
+            self._count("tag/list")
+            return jsonify(errcode=0, errmsg="ok", taglist=[{"tagid": t, "tagname": tag["tagname"]}
+                                                            for t, tag in sorted(self.tags.items())])
+
+        @app.get("/cgi-bin/tag/get")
+        def tag_get():
+            if not authorized():
+                return jsonify(errcode=40014, errmsg="invalid access_token")
+            if self.tags_denied:
+                return jsonify(errcode=60011, errmsg="no privilege to access/modify contact/party/agent")
+            tag = self.tags.get(int(request.args.get("tagid") or -1))
+            if tag is None:
+                return jsonify(errcode=40068, errmsg="invalid tagid")
+            self._count("tag/get")
+            return jsonify(errcode=0, errmsg="ok", tagname=tag["tagname"],
+                           userlist=[{"userid": u, "name": self.users.get(u, {}).get("name", "")}
+                                     for u in tag.get("userlist", []) if u in self.users],
+                           partylist=list(tag.get("partylist", [])))
 
         @app.get("/cgi-bin/department/get")
         def department_get():
