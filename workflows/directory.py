@@ -59,6 +59,7 @@ class SyncReport:
     unmatched_tags: list[str] = field(default_factory=list)  # tag / role names that name no Banli role
     tags_note: str = ""  # why roles were left as they were (no permission to read tags)
     kept_last_admin: int = 0
+    recheck_ids: list[int] = field(default_factory=list, repr=False)  # known people whose entry changed
     tag_word: str = "标签"  # what the platform calls them: WeCom 标签, DingTalk 角色
 
     @property
@@ -103,6 +104,7 @@ def sync(session: Session, platform: str, departments: list[DirectoryDepartment]
         report.people_read += len(chunk)
         progress(f"{platform}: 已读 {report.people_read} 人 read {report.people_read} people")
     report.managers_changed += _set_managers(session, platform, pending_managers)
+    report.merged += merge_duplicates(session, platform, report.recheck_ids, now=now)
     _apply_departures(session, platform, seen, now=now, report=report, allow_mass_leave=allow_mass_leave)
     return report
 
@@ -204,6 +206,7 @@ def _apply_chunk(session: Session, platform: str, chunk: list[DirectoryEntry], d
             employee_updates.append(dict(b_id=row.employee_id, **values, **back))
             identity_updates.append(dict(b_id=row.id, digest=mark, left_at=None))
             report.people_changed += 1
+            report.recheck_ids.append(row.employee_id)
             continue
         if not entry.active:
             continue  # never seen, already gone: nothing to record
@@ -366,6 +369,7 @@ def apply_one(session: Session, platform: str, entry: DirectoryEntry, *, now: da
     report = SyncReport(platform)
     session.flush()
     managers = _apply_chunk(session, platform, [entry], depts, now=now, report=report)
+    merge_duplicates(session, platform, report.recheck_ids, now=now)
     employee = employee_for(session, platform, entry.user_id)[0]
     session.refresh(employee)
     if managers and _answer_elsewhere(session, platform, [employee.id]):
@@ -400,6 +404,57 @@ def leave_one(session: Session, platform: str, user_id: str, *, now: datetime) -
     session.flush()
     session.execute(update(IDN).where(IDN.c.id == row.id).values(left_at=now))
     return _leave(session, platform, [row.employee_id], now=now)
+
+
+# -- one person, two rows ----------------------------------------------------------------------------
+
+
+def merge_duplicates(session: Session, platform: str, employee_ids: list[int], *, now: datetime) -> int:
+    """Employees of `platform` whose entry just changed may now show they are someone Banli knows
+    from the other platform: a row created on each side before the mobile, email or job number was
+    known. Exactly one active employee with no identity on `platform` sharing the value (mobile
+    first) is the same person; the two become one the way `banli employees link` does it
+    (workflows/identity.link_identities: every reference moves, the newer row stays only as a merged,
+    inactive one). Returns how many were merged."""
+    from workflows import audit
+    from workflows.identity import link_identities
+
+    merged = 0
+    if employee_ids:
+        session.flush()
+        session.expire_all()  # the rows were just written with Core UPDATEs: ORM copies are stale
+    for employee_id in dict.fromkeys(employee_ids):
+        person = session.get(Employee, employee_id)
+        if person is None or not person.active or person.merged_into_id is not None:
+            continue
+        platforms = set(session.execute(select(IDN.c.platform).where(IDN.c.employee_id == person.id)).scalars())
+        if platforms != {platform}:
+            continue  # already on both platforms (or on none): nothing to find
+        twin = _twin(session, platform, person)
+        if twin is None:
+            continue
+        keep, other = (twin, person) if twin.id < person.id else (person, twin)
+        moved = link_identities(session, keep, other)
+        audit.record(session, actor=None, action="employee.link", subject=f"employee:{keep.id}", platform=platform,
+                     detail={"merged": other.id, "references": moved, "by": "directory"}, at=now)
+        merged += 1
+    return merged
+
+
+def _twin(session: Session, platform: str, person: Employee) -> Employee | None:
+    on_platform = select(IDN.c.employee_id).where(IDN.c.employee_id == EMP.c.id, IDN.c.platform == platform).exists()
+    for name in ("mobile", "email", "job_number"):
+        value = getattr(person, name)
+        if not value:
+            continue
+        found = session.execute(select(EMP.c.id).where(EMP.c[name] == value, EMP.c.id != person.id,
+                                                       EMP.c.active.is_(True), EMP.c.merged_into_id.is_(None),
+                                                       ~on_platform).limit(2)).scalars().all()
+        if len(found) == 1:
+            return session.get(Employee, found[0])
+        if found:
+            return None  # two candidates: an admin decides (banli employees link)
+    return None
 
 
 # -- tags → roles ----------------------------------------------------------------------------------

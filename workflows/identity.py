@@ -9,7 +9,7 @@ from sqlmodel import Session, SQLModel
 
 from storage import outbox
 from storage.db import insert_ignore
-from storage.models import Conversation, Employee, Identity, Outbox, utcnow
+from storage.models import Conversation, Employee, EmployeeRole, Identity, Outbox, utcnow
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ def link_identities(session: Session, keep: Employee, other: Employee) -> int:
     moved = 0
     if session.execute(select(Conversation.id).where(Conversation.employee_id == keep.id)).first():
         session.execute(delete(Conversation).where(Conversation.employee_id == other.id))
+    # A role both hold stays once (employee_role is unique per person and role): keep's grant wins.
+    held = select(EmployeeRole.role).where(EmployeeRole.employee_id == keep.id)
+    session.execute(delete(EmployeeRole).where(EmployeeRole.employee_id == other.id, EmployeeRole.role.in_(held)))
     for table in SQLModel.metadata.sorted_tables:
         if table.name == "audit_log":
             continue
