@@ -237,6 +237,17 @@ def test_first_message_is_answered_with_the_directory_manager(company):
     assert employee(company, "wecom", "liuxin").department == "销售一部"
 
 
+def test_a_dingtalk_first_message_is_answered_with_the_directory_manager(company):
+    from chat import Chat
+
+    company.dingtalk.add_user("0147040", name="刘欣", dept_id_list=[20], manager_userid="0147002")
+    reply = Chat(company, "dingtalk", "0147040").say("谁审批 报销 3000")
+    assert "周经理" in reply.text and "无需审批" not in reply.text
+    newcomer = employee(company, "dingtalk", "0147040")
+    assert (newcomer.name, newcomer.department) == ("刘欣", "销售二部")
+    assert newcomer.manager_id == employee(company, "dingtalk", "0147002").id
+
+
 # -- DingTalk: the HTTP event subscription -------------------------------------------------------
 
 
