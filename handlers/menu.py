@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from cards import Button, Card
 from handlers.router import Context, Routes
+from workflows import roles
 
 routes = Routes()
 
@@ -20,6 +21,10 @@ MENU_BUTTONS = (
     Button("我的审批", "approval.todo", command="我的审批"),
     Button("帮助", "help", command="帮助"),
 )
+
+# One line for admins only: what they alone can do, and what IT runs (WeCom's subtitle holds ~112
+# characters, so it stays one line). Everyone else never sees commands they would be refused.
+ADMIN_LINE = "管理员可发：角色、审批规则、规则、离职；IT 同步通讯录：banli directory sync"
 
 # What an area accepts, said the way people type it (报销 and 请假 open their forms: handlers/approvals.py).
 FEATURES = {
@@ -34,9 +39,10 @@ def menu_card(ctx: Context, greeting: str = "") -> Card:
     # Until the directory has been read the name is only a platform id: greet without it.
     name = f"{ctx.employee.name}，" if ctx.employee.synced_at else ""
     hello = greeting or f"{name}您好！想办什么事？"
+    admin = "\n" + ADMIN_LINE if ctx.employee is not None and roles.is_admin(ctx.session, ctx.employee) else ""
     return Card(
         title="办理 · 主菜单",
-        body=hello + "\n点下面的按钮，或者直接打字，比如「报销 出租车 86.5」。",
+        body=hello + "\n点下面的按钮，或者直接打字，比如「报销 出租车 86.5」。" + admin,
         buttons=MENU_BUTTONS,
         footer="随时发「帮助」回到这里",
         shareable=True,

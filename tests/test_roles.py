@@ -235,3 +235,16 @@ def test_the_migration_carries_each_old_role_over(database_url):
         zhang = session.execute(text("SELECT id FROM employee WHERE name = '张三'")).scalar_one()
         assert roles.roles_of(session, session.get(Employee, zhang)) == []
     engine.dispose()
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_an_admins_help_names_the_admin_commands_and_a_colleagues_does_not(stack_factory, platform):
+    p = PEOPLE[platform]
+    stack = _fresh(stack_factory, f"{platform}:{p['admin']}")
+    admins = Chat(stack, platform, p["admin"]).say("帮助").text
+    for word in ("角色", "审批规则", "规则", "离职", "banli directory sync"):  # whole: the line fits the card
+        assert word in admins
+    colleagues = Chat(stack, platform, p["asker"]).say("帮助").text
+    assert "主菜单" in colleagues or "您好" in colleagues
+    for word in ("审批规则", "离职", "banli directory sync"):
+        assert word not in colleagues
