@@ -420,10 +420,11 @@ def merge_duplicates(session: Session, platform: str, employee_ids: list[int], *
     from workflows.identity import link_identities
 
     merged = 0
-    if employee_ids:
+    candidates = _may_have_twin(session, platform, list(dict.fromkeys(employee_ids)))
+    if candidates:
         session.flush()
         session.expire_all()  # the rows were just written with Core UPDATEs: ORM copies are stale
-    for employee_id in dict.fromkeys(employee_ids):
+    for employee_id in candidates:
         person = session.get(Employee, employee_id)
         if person is None or not person.active or person.merged_into_id is not None:
             continue
@@ -439,6 +440,23 @@ def merge_duplicates(session: Session, platform: str, employee_ids: list[int], *
                      detail={"merged": other.id, "references": moved, "by": "directory"}, at=now)
         merged += 1
     return merged
+
+
+def _may_have_twin(session: Session, platform: str, employee_ids: list[int]) -> list[int]:
+    """Of these, the ones sharing a mobile, email or job number with an active employee who has no
+    identity on `platform`: one statement per CHUNK, so a sync where everyone changed stays set-based."""
+    other = EMP.alias("other")
+    on_platform = select(IDN.c.employee_id).where(IDN.c.employee_id == other.c.id, IDN.c.platform == platform).exists()
+    shared = ((EMP.c.mobile != "") & (other.c.mobile == EMP.c.mobile)) | \
+             ((EMP.c.email != "") & (other.c.email == EMP.c.email)) | \
+             ((EMP.c.job_number != "") & (other.c.job_number == EMP.c.job_number))
+    found: set[int] = set()
+    for chunk in _chunks(iter(employee_ids), CHUNK):
+        found |= set(session.execute(
+            select(EMP.c.id).join(other, shared & (other.c.id != EMP.c.id))
+            .where(EMP.c.id.in_(chunk), EMP.c.active.is_(True), other.c.active.is_(True),
+                   other.c.merged_into_id.is_(None), ~on_platform).distinct()).scalars())
+    return [e for e in employee_ids if e in found]
 
 
 def _twin(session: Session, platform: str, person: Employee) -> Employee | None:
