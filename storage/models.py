@@ -100,7 +100,10 @@ class Outbox(SQLModel, table=True):
       (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
       directory_sync: read a user off the directory;
     - directory_department: read a department off the directory (a DingTalk org_dept_* event);
-    - cron: one slot of a periodic job (`cron:<name>:<slot>`).
+    - cron: one slot of a periodic job (`cron:<name>:<slot>`);
+    - alerted: a record, not work — a customer was found overdue for a period
+      (`overdue:<owner|manager>:<customer>:<since>`), written done; `result` names the card that
+      listed it (workflows/overdue.py).
     """
 
     # Pending rows by key, for cancelling by key prefix (storage.outbox.cancel_many); on PostgreSQL
