@@ -23,5 +23,5 @@ def next_page(ctx: Context) -> Card:
         return Card(title="超期未跟进", body="这个按钮已经失效了。发「我的客户」看看名下的客户。", buttons=MENU_BUTTONS)
     card = overdue.card_page(ctx.session, level=level, person=ctx.employee.id, due=due, start=int(start),
                              now=ctx.now, tz=ctx.timezone)
-    return card or Card(title="超期未跟进", body="这张提醒上的客户都已经跟进了（或已不在你名下）。",
+    return card or Card(title="超期未跟进", body="这张提醒上没有还要跟进的客户了：都已跟进，或已不在你名下。",
                         buttons=MENU_BUTTONS)

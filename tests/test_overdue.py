@@ -7,7 +7,9 @@ weekends, and a follow-up logged while the card is held leaves that customer off
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 
@@ -49,6 +51,16 @@ def _lines(message) -> list[str]:
     return [line.strip().lstrip("·").strip().split("（")[0] for line in text.splitlines() if "天没有跟进" in line]
 
 
+def card_more(message) -> str:
+    """The value of a card's 更多 button."""
+    raw = message["raw"]
+    if "template_card" in raw:
+        key = next(b["key"] for b in raw["template_card"]["button_list"] if b["text"] == "更多")
+        return key.split("|", 1)[1]
+    link = re.search(r"\[更多\]\(dtmd://dingtalkclient/sendMessage\?content=([^)]*)\)", raw["text"])
+    return unquote(link.group(1)).split(" ", 1)[1]
+
+
 def _thirteen_overdue_at_once(stack_factory, platform):
     """张三's 13 customers, none overdue on Friday the 13th; the clock then jumps ten days."""
     start = sh(13, 9, 50)
@@ -84,6 +96,12 @@ def test_a_clock_jump_gives_one_card_worst_first_with_more_and_visit_buttons(sta
     chat.tap("zhangsan", second, "更多")
     third = wait_for(lambda: [m for m in chat.messages("zhangsan")[2:] if m["title"].startswith(OWNER)])[0]
     assert _lines(third) == order[10:] and "更多" not in third["text"]
+
+    chat.say("zhangsan", "#overdue.more 5:owner")  # a broken 更多 (typed, or a mangled link): a plain answer
+    wait_for(lambda: any("按钮已经失效" in m["text"] for m in chat.messages("zhangsan")))
+    chat.say("lisi", "#overdue.more 5:" + card_more(card).split(":", 1)[1])  # 张三's card forwarded to 李四
+    wait_for(lambda: any("没有还要跟进的客户" in m["text"] for m in chat.messages("lisi")))
+    assert not any("网易" in m["text"] for m in chat.messages("lisi"))
 
     chat.tap("zhangsan", second, "记跟进·网易")  # 记跟进 on a line: the visit form about that customer
     form = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "记拜访 · 网易"])
