@@ -2,7 +2,8 @@
 workflows/pool.py, workflows/digest.py select their candidates in SQL): one overdue card per person
 listing all their newly overdue customers, pool warnings capped per owner, per-tier days from an
 edited rule, a freshly claimed customer's new clock, a departed owner's customers released in one
-go, a steady-state re-scan that queues nothing, and a digest that counts more than it lists. Run on SQLite and, with BANLI_TEST_DATABASE_URL, on PostgreSQL."""
+go, a steady-state re-scan that queues nothing, and a digest that counts more than it lists.
+Run on SQLite and, with BANLI_TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -141,7 +141,8 @@ def _mark(session: Session, fresh: Any, now: datetime) -> None:
               "result": literal(NOT_ON_A_CARD), "card_ref": literal(""), "created_at": at, "sent_at": at}
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = select(*values.values()).where(fresh.c.key.is_not(None))  # SQLite's INSERT … SELECT … ON CONFLICT needs a WHERE
+    # The WHERE is for SQLite: without one it reads INSERT … SELECT … ON CONFLICT as a join's ON.
+    rows = select(*values.values()).where(fresh.c.key.is_not(None))
     session.execute(insert(Outbox.__table__).from_select(list(values), rows)
                     .on_conflict_do_nothing(index_elements=["key"]))
 
