@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bot.runtime import Runtime
 from handlers import build_router
-from workflows import contracts, overdue, pool, signals
+from workflows import contracts, pool, signals
 from workflows.approvals.requests import APPROVAL_DECIDED
 
 
@@ -19,7 +19,6 @@ def subscribers() -> signals.Signals:
     bus = signals.Signals()
     bus.subscribe(signals.DEAL_STAGE_CHANGED, contracts.raise_contract)  # 赢单 → contract approval
     bus.subscribe(APPROVAL_DECIDED, contracts.contract_decided)  # contract approved → 已签约 + 回款计划
-    bus.subscribe(signals.FOLLOWUP_LOGGED, overdue.on_followup_logged)  # held 超期 alerts withdrawn
     bus.subscribe(signals.FOLLOWUP_LOGGED, pool.on_followup_logged)  # held 公海 warnings withdrawn
     return bus
 

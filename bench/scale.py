@@ -9,8 +9,9 @@ postgresql://postgres@127.0.0.1:5432/test), migrates it, seeds it in SQL (genera
 million customers take a minute, not an hour), then times, each in a fresh Python process so its
 peak memory is its own:
 
-- the overdue scan (workflows/overdue.py scan): first run; then, after every remaining overdue alert
-  is marked as already sent (the steady state of an hourly scan), a re-run that must queue nothing;
+- the overdue scan (workflows/overdue.py scan): first run, which marks every overdue customer and
+  queues one card timer per person; then a re-run, the steady state of an hourly scan, which must
+  mark and queue nothing;
 - the 公海 sweep (workflows/pool.py sweep): first run and an immediate re-run;
 - the 08:00 digest (workflows/digest.py queue_daily_digests): first run and a re-run (0 new);
 - a follow-up logged over that data: workflows.followups.log_followup with the FOLLOWUP_LOGGED
@@ -53,15 +54,16 @@ def seed(url: str, customers: int) -> dict[str, float]:
     followed = customers * 4 // 5  # customers with id % 5 != 0 have follow-ups
     steps = [
         ("employees", f"""
-            INSERT INTO employee (id, name, department, manager_id, role, active, synced_at, created_at)
-            SELECT g, '经理' || g, '销售' || g, NULL, 'sales_manager', true, :now, :now
+            INSERT INTO employee (id, name, department, manager_id, active, synced_at, created_at)
+            SELECT g, '经理' || g, '销售' || g, NULL, true, :now, :now
             FROM generate_series(1, {MANAGERS}) g;
-            INSERT INTO employee (id, name, department, manager_id, role, active, synced_at, created_at)
-            SELECT g, '销售' || g, '销售' || (1 + (g - 21) / 10), 1 + (g - 21) / 10, 'rep',
+            INSERT INTO employee (id, name, department, manager_id, active, synced_at, created_at)
+            SELECT g, '销售' || g, '销售' || (1 + (g - 21) / 10), 1 + (g - 21) / 10,
                    g NOT IN {DEPARTED}, :now, :now
             FROM generate_series(21, {20 + REPS}) g;
-            INSERT INTO employee (id, name, role, active, created_at, department)
-            VALUES ({21 + REPS}, '管理员', 'admin', true, :now, '');
+            -- roles (employee_role) do not matter to the scans
+            INSERT INTO employee (id, name, active, created_at, department)
+            VALUES ({21 + REPS}, '管理员', true, :now, '');
             SELECT setval('employee_id_seq', {21 + REPS});
             INSERT INTO identity (platform, user_id, employee_id, created_at)
             SELECT 'wecom', 'u' || g, g, :now FROM generate_series(1, {21 + REPS}) g;
@@ -130,32 +132,6 @@ def seed(url: str, customers: int) -> dict[str, float]:
     return took
 
 
-def mark_overdue_alerted(url: str) -> int:
-    """The steady state of the hourly scan: every overdue alert due now has gone out already."""
-    from sqlalchemy import String, cast, literal, select
-    from sqlalchemy.dialects import postgresql
-    from sqlmodel.sql.sqltypes import UTCDateTime
-
-    from storage.models import Outbox
-    from workflows import overdue, rules
-
-    engine = make_engine(url)
-    with session_scope(engine) as session:
-        grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
-        alerts = overdue.due_alerts(session, now=NOW, tz=TZ, grace=grace, per_person=10**9).subquery()
-        now = literal(NOW, UTCDateTime())
-        rows = select(alerts.c.key, literal("message"), literal("wecom"), literal("u") + cast(alerts.c.person, String),
-                      literal(""), literal("{}"), literal("sent"), now, literal(1), literal(""), literal(""),
-                      literal("{}"), literal(""), now, now)
-        columns = ["key", "kind", "platform", "recipient", "conversation", "payload", "status", "due_at", "attempts",
-                   "lease_token", "last_error", "result", "card_ref", "created_at", "sent_at"]
-        inserted = session.execute(postgresql.insert(Outbox.__table__).from_select(columns, rows)
-                                   .on_conflict_do_nothing(index_elements=["key"])
-                                   .returning(Outbox.__table__.c.id)).all().__len__()
-    engine.dispose()
-    return inserted
-
-
 # -- one measured run, in its own process --------------------------------------------------------
 
 
@@ -222,11 +198,12 @@ def counts(url: str) -> dict[str, int]:
     with engine.connect() as conn:
         row = conn.execute(text(
             "SELECT count(*) FILTER (WHERE key LIKE 'overdue:owner:%'), count(*) FILTER (WHERE key LIKE 'overdue:manager:%'),"
+            " count(*) FILTER (WHERE key LIKE 'overdue:card:%'),"
             " count(*) FILTER (WHERE key LIKE 'pool:warn:%'), count(*) FILTER (WHERE key LIKE 'pool:released:%'),"
             " count(*) FILTER (WHERE key LIKE 'digest:%'), count(*) - count(DISTINCT key) FROM outbox")).one()
         pooled = conn.execute(text("SELECT count(*) FROM customer WHERE owner_id IS NULL")).scalar()
     engine.dispose()
-    return dict(zip(("overdue_owner", "overdue_manager", "pool_warn", "pool_released", "digest", "duplicate_keys",
+    return dict(zip(("overdue_owner", "overdue_manager", "overdue_cards", "pool_warn", "pool_released", "digest", "duplicate_keys",
                      "pool_customers"), (*row, pooled)))
 
 
@@ -281,7 +258,6 @@ def main() -> None:
             print(f"seed {step:<29} {took:>7.2f} s", flush=True)
         print(f"load {os.getloadavg()[0]:.2f}", flush=True)
         measured(url, "overdue", "overdue scan, first run")
-        print(f"  steady state: {mark_overdue_alerted(url):,} remaining overdue alerts marked sent", flush=True)
         measured(url, "overdue", "overdue scan, steady state")
         measured(url, "pool", "公海 sweep, first run")
         measured(url, "pool", "公海 sweep, re-run")

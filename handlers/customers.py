@@ -9,6 +9,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
+from cards.pages import page
 from handlers import visit
 from handlers.menu import MENU_BUTTONS, not_understood
 from handlers import refusals
@@ -21,7 +22,6 @@ from workflows.followups import day_text, short_name, when_text
 routes = Routes()
 
 LIST_LIMIT = 8  # lines on one card; more is a wall of text on a phone
-PAGE_CHARS = 100  # text on one paged card: under WeCom's ~112 characters of card text
 HELP_BUTTON = Button("帮助", "help", command="帮助")
 LOOKUP_MAX_CHARS = 30  # longer text is a sentence, not a customer name
 
@@ -72,7 +72,7 @@ def list_my_customers(ctx: Context, start: int = 0) -> Card:
         return Card(title="我的客户", body="你名下还没有客户。发「公海」看看可以领取的客户。", buttons=MENU_BUTTONS)
     start = min(max(start, 0), len(mine) - 1)
     tiers = {t: sum(1 for c in mine if c.tier == t) for t in "ABC"}
-    lines = _page([f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[start:]])
+    lines = page([f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[start:]])
     shown = mine[start:start + len(lines)]
     end = start + len(shown)
     more = (Button("更多", "crm.mine", str(end), style="primary"),) if end < len(mine) else (HELP_BUTTON,)
@@ -80,17 +80,6 @@ def list_my_customers(ctx: Context, start: int = 0) -> Card:
                 fields=tuple((f"{t}级", f"{n} 家") for t, n in tiers.items()),
                 buttons=_customer_buttons(shown)[:-1] + more,
                 footer=f"第 {start + 1}–{end} 家，共 {len(mine)} 家" if len(mine) > len(shown) else "")
-
-
-def _page(lines: list[str]) -> list[str]:
-    """As many whole lines as fit on one card (at most five, one button each): the rest go behind
-    更多, never cut mid-name — a WeCom card shows about PAGE_CHARS characters of its text."""
-    page: list[str] = []
-    for line in lines[:5]:
-        if page and sum(len(x) + 1 for x in page) + len(line) > PAGE_CHARS:
-            break
-        page.append(line)
-    return page
 
 
 @routes.command("今天跟进", "今日跟进", "今天要跟进", "今天", "待跟进")

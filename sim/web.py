@@ -98,7 +98,7 @@ def make_blueprint(*, feed: Feed, actions: Actions, clock: SimClock, ring: Calla
     def move_clock() -> Response:
         jump = (request.get_json(silent=True) or {}).get("jump", "")
         if jump == "morning":
-            clock.jump_to(8)
+            clock.jump_to_morning()
         elif jump in JUMPS:
             clock.advance(JUMPS[jump])
         else:

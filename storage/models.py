@@ -101,7 +101,10 @@ class Outbox(SQLModel, table=True):
       directory_sync: read a user off the directory;
     - directory_department: read a department off the directory (a DingTalk org_dept_* event);
     - directory_tags: read tags / role groups again for the roles they map to (a tag change event);
-    - cron: one slot of a periodic job (`cron:<name>:<slot>`).
+    - cron: one slot of a periodic job (`cron:<name>:<slot>`);
+    - alerted: a record, not work — a customer was found overdue for a period
+      (`overdue:<owner|manager>:<customer>:<since>`), written done; `result` names the card that
+      listed it (workflows/overdue.py).
     """
 
     # Pending rows by key, for cancelling by key prefix (storage.outbox.cancel_many); on PostgreSQL

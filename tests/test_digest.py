@@ -1,14 +1,18 @@
-"""The 08:00 digest: owners get their follow-ups due today and overdue; managers a team summary."""
+"""The 08:00 digest: owners get their follow-ups due today and overdue; managers a team summary —
+on working days (a 调休 Saturday included), not at weekends or on public holidays."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
 
 from sqlalchemy import text
 
 from conftest import settle, wait_for
 from storage.db import session_scope
 from storage.models import Customer, Employee, Identity
+from workflows import rules
 from workflows.digest import queue_daily_digests
 
 # Monday 23 Nov 2026, 08:00 in Shanghai.
@@ -91,3 +95,34 @@ def test_at_eight_the_dispatcher_fires_the_digest_once_and_the_cards_arrive(stac
     assert stack.wecom.cards_to("zhangsan")[0]["template_card"]["main_title"]["title"].startswith("今日跟进")
     with session_scope(stack.runtime.engine) as session:  # the same day again: nothing new
         assert queue_daily_digests(session, now=EIGHT_AM + timedelta(hours=1), tz="Asia/Shanghai") == 0
+
+
+@pytest.mark.parametrize("day, weekends_off, sent", [
+    (date(2026, 11, 21), True, False),  # a Saturday: Banli's own pushes wait for the working week
+    (date(2026, 10, 10), True, True),  # the 调休 Saturday after 国庆 is worked: the digest comes
+    (date(2026, 10, 1), True, False),  # 国庆, a Thursday: a public holiday
+    (date(2026, 11, 21), False, True),  # an admin who turned 周末和节假日不推送 off gets it on Saturday
+])
+def test_the_digest_slot_keeps_to_working_days(stack_factory, day, weekends_off, sent):
+    eight = datetime.combine(day, time(8), tzinfo=SHANGHAI)
+    started = datetime.now(timezone.utc)
+    stack = stack_factory(start_workers=False,
+                          clock=lambda: eight - timedelta(seconds=1) + (datetime.now(timezone.utc) - started))
+    with session_scope(stack.runtime.engine) as session:
+        people = _company(session)
+        for short, when in (("今日", eight + timedelta(hours=6)), ("逾期", eight - timedelta(days=3))):
+            session.add(Customer(name=f"{short}客户有限公司", short_names=short, tier="A", owner_id=people["rep"].id,
+                                 next_followup_at=when))
+        if not weekends_off:
+            admin = Employee(name="管理员", synced_at=EIGHT_AM)
+            session.add(admin)
+            session.flush()
+            rules.put(session, "crm.skip_weekends", False, by=admin)
+    stack.start_workers()
+    wait_for(lambda: stack.count("outbox", f"WHERE key = 'cron:digest:{eight.isoformat()}' AND status = 'sent'"))
+    settle(0.8)
+    got = stack.wecom.cards_to("zhangsan")
+    assert bool(got) == sent and len(got) == (1 if sent else 0)
+    assert bool(stack.wecom.cards_to("wangjl")) == sent
+    if sent:
+        assert got[0]["template_card"]["main_title"]["title"].startswith(f"今日跟进 · {day.month}月{day.day}日")

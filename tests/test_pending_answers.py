@@ -76,8 +76,8 @@ def test_follow_up_on_an_overdue_alert_is_about_that_customer(stack_factory, pla
     stack.start_workers()
     clock.set(sh(23, 10, 10))  # the 10:05 scan: 腾讯 is overdue
     chat = Chat(stack, platform)
-    alert = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "超期未跟进 · 腾讯"])[0]
-    chat.tap("zhangsan", alert, "记跟进")
+    alert = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "超期未跟进 · 1 家"])[0]
+    chat.tap("zhangsan", alert, "记跟进·腾讯")
     wait_for(lambda: any("聊了什么" in m["text"] for m in chat.messages("zhangsan")))
     chat.say("zhangsan", "电话聊了续约")  # no customer name: the alert said which
     wait_for(lambda: any("下次什么时候跟进" in m["text"] for m in chat.messages("zhangsan")))

@@ -1,8 +1,9 @@
 """What the periodic scans choose, now that the database chooses it (workflows/overdue.py,
-workflows/pool.py, workflows/digest.py select their candidates in SQL): per-person caps across many
-owners, per-tier days from an edited rule, a freshly claimed customer's new clock, a departed owner's
-customers released in one go, a steady-state re-scan that queues nothing, and a digest that counts
-more than it lists. Run on SQLite and, with BANLI_TEST_DATABASE_URL, on PostgreSQL."""
+workflows/pool.py, workflows/digest.py select their candidates in SQL): one overdue card per person
+listing all their newly overdue customers, pool warnings capped per owner, per-tier days from an
+edited rule, a freshly claimed customer's new clock, a departed owner's customers released in one
+go, a steady-state re-scan that queues nothing, and a digest that counts more than it lists.
+Run on SQLite and, with BANLI_TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -54,7 +55,22 @@ def _customer_ids(stack, key_prefix: str) -> list[int]:
     return sorted(int(key.split(":")[2]) for key in _keys(stack, key_prefix))
 
 
-def test_overdue_caps_each_person_longest_overdue_first_and_a_steady_rescan_queues_nothing(stack_factory):
+def _fire_cards(stack, now=NOW) -> dict[str, dict]:
+    """Run every pending card timer the scans queued (as the worker would at its moment); returns the
+    cards pushed, by card key."""
+    with stack.runtime.engine.connect() as conn:
+        timers = conn.execute(text("SELECT payload FROM outbox WHERE key LIKE 'overdue:card:%' AND status = 'pending'"
+                                   " ORDER BY id")).scalars().all()
+    with session_scope(stack.runtime.engine) as session:
+        for payload in timers:
+            overdue.send_card(session, json.loads(payload), now, TZ)
+        session.execute(text("UPDATE outbox SET status = 'sent' WHERE key LIKE 'overdue:card:%'"))
+    with stack.runtime.engine.connect() as conn:
+        rows = conn.execute(text("SELECT key, payload FROM outbox WHERE key LIKE 'overdue:push:%'")).all()
+    return {key: json.loads(payload)["card"] for key, payload in rows}
+
+
+def test_overdue_one_card_per_person_lists_everyone_new_and_a_steady_rescan_queues_nothing(stack_factory):
     stack = stack_factory(start_workers=False)
     team = _team_of_five(stack)
     reps = [team["rep"], team["other"], team["rep0"], team["rep1"], team["rep2"]]
@@ -63,22 +79,25 @@ def test_overdue_caps_each_person_longest_overdue_first_and_a_steady_rescan_queu
         for n in range(5):
             made[rep].append(add_customer(stack, f"客户{rep}-{n}有限公司", f"客{rep}{n}", tier="A", owner_id=rep,
                                           since=NOW - timedelta(days=8 + n)))
-    assert _scan(stack) == {"owner": 15, "manager": 3}
-    owner_alerted = _customer_ids(stack, "overdue:owner:")
-    for rep in reps:  # each rep's three longest overdue: created 12, 11, 10 days ago
-        assert [c for c in owner_alerted if c in made[rep]] == sorted(made[rep][2:])
-    # The manager's three: the longest overdue across the whole team (12 days), tie broken by customer.
-    assert _customer_ids(stack, "overdue:manager:") == sorted(made[rep][4] for rep in reps)[:3]
-
-    assert _scan(stack) == {"owner": 10, "manager": 3}  # the next hour: the rest of the owners'
-    assert _scan(stack) == {"owner": 0, "manager": 3}
-    for _ in range(3):  # the manager's 20 (those past the 2 grace days too), three an hour
-        assert _scan(stack) == {"owner": 0, "manager": 3}
-    assert _scan(stack) == {"owner": 0, "manager": 2}
-    before = stack.count("outbox")
-    assert _scan(stack) == {"owner": 0, "manager": 0}  # steady state: everything alerted once
-    assert stack.count("outbox") == before
+    # Every overdue customer is marked at once (no per-person cap: they all go on one card); the
+    # manager's are those past the 2 grace days too (untouched 9..12 days): four per rep.
+    assert _scan(stack) == {"owner": 25, "manager": 20, "cards": 6}
     assert len(_keys(stack, "overdue:owner:")) == 25 and len(_keys(stack, "overdue:manager:")) == 20
+    cards = _fire_cards(stack)
+    assert len(cards) == 6  # one per rep, one for 王经理
+    mine = cards[next(k for k in cards if k.startswith(f"overdue:push:owner:{team['rep']}:"))]
+    assert mine["title"] == "超期未跟进 · 5 家"
+    # Worst first: untouched 12 days (made last) down to 8.
+    assert mine["body"] == "\n".join(f"· 客{team['rep']}{n}（A）{8 + n} 天没有跟进" for n in (4, 3, 2, 1, 0))
+    assert [b["value"] for b in mine["buttons"]] == [str(c) for c in reversed(made[team["rep"]])]
+    boss = cards[next(k for k in cards if k.startswith(f"overdue:push:manager:{team['boss']}:"))]
+    assert boss["title"] == "团队客户超期 · 20 家" and boss["footer"] == "第 1–4 家，共 20 家"  # longer lines
+    assert [b["label"] for b in boss["buttons"]][-1] == "更多"
+
+    before = stack.count("outbox")
+    assert _scan(stack) == {"owner": 0, "manager": 0, "cards": 0}  # steady state: everyone told once
+    assert _scan(stack, NOW + timedelta(hours=1)) == {"owner": 0, "manager": 0, "cards": 0}
+    assert stack.count("outbox") == before
 
 
 def test_overdue_days_follow_an_edited_rule_and_a_fresh_claim_restarts_the_clock(stack_factory):
@@ -91,18 +110,18 @@ def test_overdue_days_follow_an_edited_rule_and_a_fresh_claim_restarts_the_clock
     claimed = add_customer(stack, "新领取有限公司", "新领", tier="A", owner_id=team["rep"],
                            since=NOW - timedelta(days=2), last_followup=NOW - timedelta(days=40))
     pool_one = add_customer(stack, "公海客户有限公司", "公海", tier="A", owner_id=None, since=NOW - timedelta(days=90))
-    assert _scan(stack) == {"owner": 0, "manager": 0}  # defaults: B 14, C 30 days
+    assert _scan(stack) == {"owner": 0, "manager": 0, "cards": 0}  # defaults: B 14, C 30 days
     with session_scope(stack.runtime.engine) as session:
         admin = session.get(Employee, team["admin"])
         rules.put(session, "crm.overdue_days", {"A": 3, "B": 5, "C": 10}, by=admin)
-    assert _scan(stack) == {"owner": 2, "manager": 0}
+    assert _scan(stack) == {"owner": 2, "manager": 0, "cards": 1}
     # B past 5 days (exactly 5 counts); C's 10 not reached; claimed 2 days ago (A 3) is not overdue
     # although its last follow-up is 40 days old; a pool customer has nobody to tell.
     assert _customer_ids(stack, "overdue:owner:") == sorted([b_six, b_exact])
-    assert c_six not in _customer_ids(stack, "overdue:") and claimed not in _customer_ids(stack, "overdue:")
-    assert pool_one not in _customer_ids(stack, "overdue:")
-    card = json.loads(_payload(stack, f"overdue:owner:{b_six}:"))["card"]
-    assert "6 天没有跟进" in card["body"] and "B级客户每 5 天" in card["body"]
+    told = _customer_ids(stack, "overdue:owner:") + _customer_ids(stack, "overdue:manager:")
+    assert c_six not in told and claimed not in told and pool_one not in told
+    card, = _fire_cards(stack).values()
+    assert card["body"] == "· 乙六（B）6 天没有跟进\n· 乙整（B）5 天没有跟进"
     # The period is the local date the customer became overdue: 5 days after its creation.
     assert _keys(stack, f"overdue:owner:{b_six}:") == [f"overdue:owner:{b_six}:2026-11-23"]
 

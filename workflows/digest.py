@@ -1,6 +1,11 @@
 """The 08:00 daily digest: each owner's follow-ups due today and overdue, and a team summary for
 their managers. Queued as outbox messages keyed by person and date, so a slot that runs twice (or a
 retried cron job) never sends a second digest.
+
+Like every push Banli starts on its own, the digest keeps to working days (rule `crm.skip_weekends`,
+on by default): none on a Saturday, a Sunday or a public holiday, but one on a 调休 Saturday, which
+is worked (workflows/workdays.py). It is not held for the next working day as alerts are: a
+Saturday's "today" is stale by Monday, and Monday's digest lists what is still due.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage.db import no_jit
 from storage.models import Customer, Employee
+from workflows import rules, workdays
 from workflows.followups import day_text, short_name
 from workflows.pushes import Pusher
 
@@ -38,10 +44,12 @@ class Agenda:
 
 
 def queue_daily_digests(session: Session, *, now: datetime, tz: str) -> int:
-    """Write today's digest messages; returns how many were new."""
+    """Write today's digest messages; returns how many were new (none on a day off)."""
     no_jit(session)
     zone = ZoneInfo(tz)
     today = now.astimezone(zone).date()
+    if rules.get(session, "crm.skip_weekends") and not workdays.for_company(session).is_workday(today):
+        return 0
     agendas = _agendas(session, today, zone)
     people = {e.id: e for e in session.execute(select(Employee).where(Employee.active)).scalars()}
     pusher = Pusher(session)

@@ -1,49 +1,58 @@
 """超期未跟进: owned customers nobody has followed up for the tier's days (admin rule
-`crm.overdue_days`, default A 7 / B 14 / C 30) → a card to the owner; `crm.overdue_grace_days` later,
-still untouched → a card to the owner's manager.
+`crm.overdue_days`, default A 7 / B 14 / C 30) → the owner hears of them; `crm.overdue_grace_days`
+later, still untouched → the owner's manager does.
 
-Each alert is its own outbox row keyed `overdue:<owner|manager>:<customer id>:<overdue since>` (the
-local date the customer became overdue), so a scan that runs every hour, twice, or after a restart
-queues each alert at most once per overdue period; a follow-up starts a new period. Rows are due at
-`business_time.push_time`, so quiet hours and weekends hold them, and a follow-up logged while one is
-held cancels it (`withdraw`, called through the FOLLOWUP_LOGGED signal).
+One card per person, not one per customer: a clock jump or an admin shortening the days can make
+dozens of customers overdue at once, and thirteen cards in a row bury everything else in the chat.
+So the hourly scan works in three steps, all set-based (one pass over owned customers, never every
+customer in Python):
 
-One card per customer, not one list per person: each card's buttons act on its customer, and a
-follow-up can withdraw exactly its customer's alert. To keep a sudden wave (an admin shortening
-the days) from burying someone, a scan queues at most PER_SCAN alerts per person, longest overdue
-first; the rest follow on later scans.
+1. **mark** — each newly overdue customer gets an `alerted` outbox row keyed
+   `overdue:<owner|manager>:<customer id>:<overdue since>` (the local date it became overdue). The
+   key is the "told about this period" record: a scan that runs twice, every hour, or after a
+   restart finds it and marks nothing; a follow-up starts a new period (a new key). The row needs no
+   sending, so it is written as done (status `sent`).
+2. **one card timer per person** with something new, due at `business_time.push_time`, so quiet
+   hours and days off hold it. Scans while it is held share it (its key names the release moment).
+3. **the card, built when it goes out** (the timer fires): the person's customers marked but not
+   yet on any card and still overdue, worst first (most days overdue, then tier A before B and C).
+   Each marked row records the card it went on, so a customer is on exactly one card per period
+   and a later scan's card never lists it again; its footer counts those told before and still
+   untouched. A customer followed up (or handed over) while the card was held is simply not on it;
+   a card left with nobody is not sent.
+
+A card shows one page (cards/pages.py); 更多 shows the next page of the same card, as it stands at
+the tap. Each owner line has 记跟进 (the visit form about that customer), each manager line 查看.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import String, exists, func, literal, select, union_all
+from sqlalchemy import String, exists, func, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from cards import Button, Card
-from storage import outbox
+from cards.pages import page
 from storage.db import no_jit
+from storage import outbox
 from storage.models import Customer, Employee, Outbox
 from storage.sqlexpr import add_days, as_text, last_touch as touched_sql, local_date, per_tier
-from sqlmodel.sql.sqltypes import UTCDateTime
 from workflows import rules
 from workflows.business_time import push_time_for
 from workflows.followups import short_name
-from workflows.pushes import Pusher
+from workflows.pushes import push
+from workflows.timers import timer
 
-PER_SCAN = 3
 LEVELS = ("owner", "manager")
-
-
-@dataclass(frozen=True)
-class Overdue:
-    customer: Any  # a Customer, or a row with its id, name, short_names and tier
-    since: datetime  # the moment the customer became overdue
-    days: int  # the tier's rule
-    idle_days: int  # whole days since the last touch
+CARD_TIMER = "overdue.card"
+MORE_ACTION = "overdue.more"
+MARKED = "alerted"  # the outbox kind of a "told about this period" row
+NOT_ON_A_CARD = "{}"  # a marked row's `result` until a card lists it
 
 
 def last_touch(customer: Customer) -> datetime:
@@ -54,107 +63,181 @@ def last_touch(customer: Customer) -> datetime:
     return max(customer.last_followup_at, held) if customer.last_followup_at else held
 
 
-def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
-    """Queue owner and manager alerts that are due and new. Returns counts for the cron result.
+# -- the scan ---------------------------------------------------------------------------------------
 
-    The database picks the alerts (`due_alerts`): owned customers past their tier's days, whose alert
-    for this overdue period is not in the outbox yet, at most PER_SCAN per person, longest overdue
-    first. So Python sees only the few hundred alerts to send (none once everything is alerted);
-    the database still checks every overdue customer against the outbox (bench/README.md, scale.py)."""
+
+def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
+    """Mark the customers newly overdue and queue one card timer per person told. Returns how many
+    customers were marked per level and how many cards were queued, for the cron result."""
     no_jit(session)
     grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
+    fresh = alerts(session, now=now, tz=tz, grace=grace, unmarked=True)
+    people = session.execute(select(fresh.c.level, fresh.c.person, func.count())
+                             .group_by(fresh.c.level, fresh.c.person)).all()
+    counts = {"owner": 0, "manager": 0, "cards": 0}
+    if not people:
+        return counts
+    _mark(session, fresh, now)
     due_at = push_time_for(session, now, tz)
-    pusher = Pusher(session)
-    owners: dict[int, Employee] = {}
-    levels = {}
-    for row in session.execute(due_alerts(session, now=now, tz=tz, grace=grace)):
-        item = Overdue(row, row.since, row.days, (now - row.touched).days)
-        if row.level == "owner":
-            card = _owner_card(item)
-        else:
-            owner = owners.get(row.owner_id) or owners.setdefault(row.owner_id, session.get(Employee, row.owner_id))
-            card = _manager_card(item, owner, grace.days)
-        pusher.queue(row.person, row.key, card, due_at=due_at)
-        levels[row.key] = row.level
-    queued: dict[str, int] = {"owner": 0, "manager": 0}
-    for key in pusher.flush():
-        queued[levels[key]] += 1
-    return queued
+    due = f"{due_at.astimezone(timezone.utc):%Y%m%d%H%M}"  # names the card: short, for its 更多 button
+    timers = [outbox.row_values(key=f"overdue:card:{level}:{person}:{due}", kind="timer", due_at=due_at,
+                                payload={"name": CARD_TIMER, "level": level, "person": person, "due": due})
+              for level, person, _ in people]
+    counts["cards"] = len(outbox.add_many(session, timers))
+    for level, _, n in people:
+        counts[level] += n
+    return counts
 
 
-def due_alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, per_person: int = PER_SCAN) -> Any:
-    """The SELECT of the alerts to queue now: level, person, key (`alert_key`, built in SQL), the
-    customer's id, owner_id, name, short_names and tier, touched, since and days.
+def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmarked: bool = False,
+           level: str | None = None, person: int | None = None) -> Any:
+    """The overdue customers, one row per person to tell (a subquery): level, person, key (the
+    marked row's key, built in SQL), the customer's id, owner_id, name, short_names and tier,
+    owner_name, touched, since and days.
 
-    Owner alerts go to active owners; manager alerts to an owner's active manager once the grace days
-    have passed too (whether or not the owner is still active). An alert whose key is already in the
-    outbox (queued, sent or withdrawn) is never queued again; each person gets the PER_SCAN longest
-    overdue of the rest (by since, then customer, owner's alert before manager's), the others wait
-    for later scans."""
+    Owner rows go to active owners; manager rows to an owner's active manager once the grace days
+    have passed too (whether or not the owner is still active). `unmarked`: only those without their
+    marked row yet. `level` and `person`: only that person's, at that level (a card's list)."""
     dialect = session.get_bind().dialect.name
     limits = rules.get(session, "crm.overdue_days")
     c = Customer.__table__
     touched = touched_sql(c)
     days = per_tier(c.c.tier, limits)
-    since = add_days(dialect, touched, days)
     cutoff = {tier: now - timedelta(days=d) for tier, d in limits.items()}
     manager_cutoff = {tier: when - grace for tier, when in cutoff.items()}
+    where = [c.c.owner_id.is_not(None), touched <= per_tier(c.c.tier, cutoff, UTCDateTime())]
+    if person is not None and level == "owner":
+        where.append(c.c.owner_id == person)
+    elif person is not None:
+        where.append(c.c.owner_id.in_(select(Employee.id).where(Employee.manager_id == person)))
     cand = (select(c.c.id, c.c.owner_id, c.c.name, c.c.short_names, c.c.tier, touched.label("touched"),
-                   days.label("days"), since.label("since"))
-            .where(c.c.owner_id.is_not(None), touched <= per_tier(c.c.tier, cutoff, UTCDateTime()))
-            .cte("overdue_candidate"))
+                   days.label("days"), add_days(dialect, touched, days).label("since"))
+            .where(*where).cte("overdue_candidate"))
     period = local_date(dialect, cand.c.since, tz)
     owner, manager = Employee.__table__.alias("owner"), Employee.__table__.alias("manager")
 
-    def level(name: str, rank: int, person: Any, *joins_and_conditions: Any) -> Any:
+    def told(name: str, who: Any, *conditions: Any) -> Any:
         key = literal(f"overdue:{name}:", String()) + as_text(cand.c.id) + ":" + period
-        return (select(*cand.c, literal(name, String()).label("level"), literal(rank).label("rank"),
-                       person.label("person"), key.label("key"))
-                .where(*joins_and_conditions, ~exists().where(Outbox.key == key)))
+        new = (~exists().where(Outbox.key == key),) if unmarked else ()
+        return (select(*cand.c, owner.c.name.label("owner_name"), literal(name, String()).label("level"),
+                       who.label("person"), key.label("key"))
+                .where(owner.c.id == cand.c.owner_id, *conditions, *new))
 
-    owner_alerts = level("owner", 0, owner.c.id, owner.c.id == cand.c.owner_id, owner.c.active)
-    manager_alerts = level("manager", 1, manager.c.id, owner.c.id == cand.c.owner_id,
-                           manager.c.id == owner.c.manager_id, manager.c.active,
-                           cand.c.touched <= per_tier(cand.c.tier, manager_cutoff, UTCDateTime()))
-    alerts = union_all(owner_alerts, manager_alerts).subquery("alert")
-    ranked = select(*alerts.c, func.row_number().over(
-        partition_by=alerts.c.person, order_by=(alerts.c.since, alerts.c.id, alerts.c.rank)).label("n")).subquery()
-    return (select(*[col for col in ranked.c if col.name != "n"]).where(ranked.c.n <= per_person)
-            .order_by(ranked.c.since, ranked.c.id, ranked.c.rank))
-
-
-def alert_key(level: str, customer_id: int, period: date) -> str:
-    """The alert's outbox key; `due_alerts` builds the same in SQL."""
-    return f"overdue:{level}:{customer_id}:{period.isoformat()}"
+    branches = {
+        "owner": lambda: told("owner", owner.c.id, owner.c.active),
+        "manager": lambda: told("manager", manager.c.id, manager.c.id == owner.c.manager_id, manager.c.active,
+                                cand.c.touched <= per_tier(cand.c.tier, manager_cutoff, UTCDateTime())),
+    }
+    chosen = [branches[name]() for name in (LEVELS if level is None else (level,))]
+    return (union_all(*chosen) if len(chosen) > 1 else chosen[0]).subquery("alert")
 
 
-def withdraw(session: Session, customer_id: int) -> None:
-    """Cancel this customer's alerts still held (quiet hours, weekend); sent ones stay sent."""
-    outbox.cancel_many(session, [f"overdue:{level}:{customer_id}:" for level in LEVELS])
+def _mark(session: Session, fresh: Any, now: datetime) -> None:
+    """One INSERT … SELECT of the marked rows (done already: they are records, not messages)."""
+    at = literal(now, UTCDateTime())
+    values = {"key": fresh.c.key, "kind": literal(MARKED), "platform": literal(""), "recipient": literal(""),
+              "conversation": literal(""), "payload": literal("{}"), "status": literal("sent"), "due_at": at,
+              "attempts": literal(0), "lease_token": literal(""), "last_error": literal(""),
+              "result": literal(NOT_ON_A_CARD), "card_ref": literal(""), "created_at": at, "sent_at": at}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # The WHERE is for SQLite: without one it reads INSERT … SELECT … ON CONFLICT as a join's ON.
+    rows = select(*values.values()).where(fresh.c.key.is_not(None))
+    session.execute(insert(Outbox.__table__).from_select(list(values), rows)
+                    .on_conflict_do_nothing(index_elements=["key"]))
 
 
-def on_followup_logged(session: Session, *, customer: Customer, **_: object) -> None:
-    withdraw(session, customer.id)
+# -- the card ---------------------------------------------------------------------------------------
 
 
-def _owner_card(item: Overdue) -> Card:
-    c = item.customer
-    return Card(
-        title=f"超期未跟进 · {short_name(c)}",
-        body=f"{short_name(c)}已经 {item.idle_days} 天没有跟进了（{c.tier}级客户每 {item.days} 天至少跟进一次）。\n"
-             f"跟进后发一句「拜访 {short_name(c)} 聊了什么」就记上。",
-        fields=(("客户", c.name[:26]), ("等级", f"{c.tier}级")),
+@timer(CARD_TIMER)
+def send_card(session: Session, payload: dict[str, Any], now: datetime, tz: str) -> dict[str, Any]:
+    """The held card's moment: put every marked, still overdue customer not yet on a card on this
+    one, and push it. Nobody left (all followed up meanwhile, or on an earlier card): nothing sent."""
+    level, person, due = payload["level"], int(payload["person"]), payload["due"]
+    card_key = _card_key(level, person, due)
+    waiting = [row.key for row in _listing(session, level, person, now, tz) if row.card == ""]
+    claimed = _claim(session, waiting, card_key)
+    if not claimed:
+        return {"customers": 0, "pushed": False}
+    card = card_page(session, level=level, person=person, due=due, start=0, now=now, tz=tz)
+    return {"customers": len(claimed), "pushed": card is not None and push(session, person, card_key, card)}
+
+
+def card_page(session: Session, *, level: str, person: int, due: str, start: int, now: datetime,
+              tz: str) -> Card | None:
+    """The page of card `due` (its release moment) starting at `start`: its customers still
+    overdue, worst first. None when none is left."""
+    card_key = _card_key(level, person, due)
+    rows = _listing(session, level, person, now, tz)
+    mine = sorted((r for r in rows if r.card == card_key), key=lambda r: (-r.overdue_days, r.tier, r.since, r.id))
+    if not mine:
+        return None
+    earlier = sum(1 for r in rows if r.card not in ("", card_key))
+    return _card(level, mine, min(max(start, 0), len(mine) - 1), earlier=earlier, more=f"{level}:{due}")
+
+
+class _Line:
+    """One marked customer on a person's list, with the card it went on ("" for none yet)."""
+
+    def __init__(self, row: Any, now: datetime) -> None:
+        self.id, self.name, self.short_names, self.tier = row.id, row.name, row.short_names, row.tier
+        self.owner_name, self.key, self.since = row.owner_name, row.key, row.since
+        self.idle_days = (now - row.touched).days
+        self.overdue_days = (now - row.since).days
+        self.card = json.loads(row.result or "{}").get("card", "")
+
+
+def _listing(session: Session, level: str, person: int, now: datetime, tz: str) -> list[_Line]:
+    """The person's customers at `level` still overdue and marked for this period: one person's
+    list (their customers, or their team's), through the outbox's key index."""
+    grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
+    told = alerts(session, now=now, tz=tz, grace=grace, level=level, person=person)
+    rows = session.execute(select(told, Outbox.result).join(Outbox, Outbox.key == told.c.key)
+                           .where(told.c.person == person, Outbox.kind == MARKED))
+    return [_Line(row, now) for row in rows]
+
+
+def _claim(session: Session, keys: list[str], card_key: str) -> set[str]:
+    """Record that these marked rows are on card `card_key`; returns those still free (a row is on
+    one card only, whichever claims it first)."""
+    claimed: set[str] = set()
+    tag = json.dumps({"card": card_key}, ensure_ascii=False)
+    for start in range(0, len(keys), 500):
+        claimed.update(session.execute(
+            update(Outbox).where(Outbox.key.in_(keys[start:start + 500]), Outbox.kind == MARKED,
+                                 Outbox.result == NOT_ON_A_CARD)
+            .values(result=tag).returning(Outbox.key)).scalars())
+    return claimed
+
+
+def _card_key(level: str, person: int, due: str) -> str:
+    return f"overdue:push:{level}:{person}:{due}"
+
+
+def _card(level: str, rows: list[_Line], start: int, *, earlier: int, more: str) -> Card:
+    lines = page([_line_text(level, r) for r in rows[start:]])
+    shown = rows[start:start + len(lines)]
+    end = start + len(shown)
+    buttons = tuple(_line_button(level, r, first=n == 0) for n, r in enumerate(shown))
+    if end < len(rows):
+        buttons += (Button("更多", MORE_ACTION, f"{end}:{more}"),)
+    notes = [f"第 {start + 1}–{end} 家，共 {len(rows)} 家"] if len(rows) > len(shown) else []
+    if earlier:
+        notes.append(f"另有 {earlier} 家之前提醒过，还没跟进")
+    tiers = {t: sum(1 for r in rows if r.tier == t) for t in "ABC"}
+    return Card(title=f"{'超期未跟进' if level == 'owner' else '团队客户超期'} · {len(rows)} 家",
+                body="\n".join(lines), fields=tuple((f"{t}级", f"{n} 家") for t, n in tiers.items() if n),
+                buttons=buttons, footer="；".join(notes))
+
+
+def _line_text(level: str, r: _Line) -> str:
+    who = f"{r.owner_name}的" if level == "manager" else ""
+    return f"· {who}{short_name(r)}（{r.tier}）{r.idle_days} 天没有跟进"
+
+
+def _line_button(level: str, r: _Line, *, first: bool) -> Button:
+    if level == "owner":
         # 记跟进 opens the visit form on this customer: the next message is the note about it.
-        buttons=(Button("记跟进", "customer.visit", str(c.id), style="primary"), Button("查看", "customer.show", str(c.id))),
-    )
-
-
-def _manager_card(item: Overdue, owner: Employee, grace_days: int) -> Card:
-    c = item.customer
-    return Card(
-        title=f"团队客户超期 · {short_name(c)}",
-        body=f"{owner.name}负责的{short_name(c)}已经 {item.idle_days} 天没有跟进"
-             f"（{c.tier}级每 {item.days} 天一次，已提醒{owner.name}，又过了 {grace_days} 天）。",
-        fields=(("客户", c.name[:26]), ("负责人", owner.name), ("等级", f"{c.tier}级")),
-        buttons=(Button("查看", "customer.show", str(c.id)),),
-    )
+        return Button(f"记跟进·{short_name(r)[:6]}", "customer.visit", str(r.id), style="primary" if first else "default")
+    return Button(f"查看·{short_name(r)[:7]}", "customer.show", str(r.id))

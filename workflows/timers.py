@@ -38,5 +38,5 @@ def run(session: Session, payload: dict[str, Any], now: datetime, tz: str) -> di
 
 def _load() -> None:
     """Modules that register timers; imported lazily so the registry never depends on import order."""
-    from workflows import payments  # noqa: F401
+    from workflows import overdue, payments  # noqa: F401
     from workflows.approvals import timers  # noqa: F401
