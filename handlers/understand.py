@@ -5,11 +5,11 @@ text next (handlers/guided.py). Whatever is left comes here and goes, in this or
 
 1. small talk (多谢, 收到, 在吗) → a short kind line and the menu;
 2. a reading of workflows/understanding.py (a mistyped command word, a phrase, a visit told as a
-   story) → the command it stands for, run by its own handler — or, when that command would file
-   something at once on a guess, a card that asks first (记上 / 不是);
+   story) or a customer's name then what was said (美团聊了续约下周再联系) → the command it stands
+   for, run by its own handler — or, when that command would file something at once on a guess,
+   a card that asks first (记上 / 不是);
 3. a question about a customer (美团的地址在哪, 美团最近谁在跟) → the answer from its card;
-4. a customer's name first, then what was said (美团聊了续约下周再联系) → asked as a visit;
-5. a customer's name alone → its card; anything else → a short hint and the menu.
+4. a customer's name alone → its card; anything else → a short hint and the menu.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ TALK_WORDS = ("聊", "谈", "沟通", "见了", "见面", "拜访", "开会", "�
 def understand_or_hint(ctx: Context) -> Card | None:
     if ctx.event.kind not in ("text", "voice") or not ctx.event.text.strip():
         return not_understood(ctx)
-    understood = understand(ctx.event.text)
+    understood = read(ctx, ctx.event.text)
     if understood.intent == "small_talk":
         return Card(title="办理", body=small_talk_reply(understood.slots["kind"]), buttons=MENU_BUTTONS,
                     shareable=True)
@@ -42,7 +42,17 @@ def understand_or_hint(ctx: Context) -> Card | None:
         return _answer_question(ctx, understood) or lookup(ctx) or not_understood(ctx)
     if understood.command:
         return _run(ctx, understood) or lookup(ctx) or not_understood(ctx)
-    return _name_first(ctx) or lookup(ctx) or not_understood(ctx)
+    return lookup(ctx) or not_understood(ctx)
+
+
+def read(ctx: Context, text: str) -> Understood:
+    """The text's reading (workflows/understanding.py), or else — the one reading that needs the
+    customer list — a customer's name followed by a report of talking to them (美团聊了续约下周再联系),
+    read as a visit to ask about."""
+    understood = understand(text)
+    if understood.intent or not _reports_a_contact(ctx, text.strip()):
+        return understood
+    return Understood("拜访", f"拜访 {text.strip()}", sure=False, how="story")
 
 
 @routes.kind("voice")
@@ -60,7 +70,7 @@ def confirmed(ctx: Context) -> Card:
     as that message, so a second tap finds the visit already logged instead of logging it twice."""
     event_id = ctx.event.value.strip()
     original = customers.original_text(ctx.session, ctx.event.platform, event_id, ctx.event.sender)
-    understood = understand(original) if original else None
+    understood = read(ctx, original) if original else None
     if understood is None or not understood.command:
         return Card(title="这个按钮已失效", body="请重新发一次。", buttons=MENU_BUTTONS)
     if followups.logged_from(ctx.session, visit.source_key(ctx.event.platform, event_id)) is not None:
@@ -114,15 +124,11 @@ def _choose_then_log(ctx: Context, said: visit_text.VisitText) -> Card:
                 buttons=buttons + (Button("不是", "understood.no", ctx.event.event_id),))
 
 
-def _name_first(ctx: Context) -> Card | None:
-    """美团聊了续约下周再联系: a customer's name, then a report of talking to them — asked as a visit."""
-    text = ctx.event.text.strip()
+def _reports_a_contact(ctx: Context, text: str) -> bool:
     if not any(word in text for word in TALK_WORDS):
-        return None
+        return False
     said = visit_text.split(ctx.session, text, owner_id=ctx.employee.id)
-    if said.found is None or said.found.decision != "accept" or not said.content:
-        return None
-    return _ask_first(ctx, Understood("拜访", f"拜访 {text}", sure=False, how="story"))
+    return said.found is not None and said.found.decision == "accept" and bool(said.content)
 
 
 def _answer_question(ctx: Context, understood: Understood) -> Card | None:
