@@ -22,12 +22,15 @@ from handlers.customers import customer_card, lookup
 from handlers.menu import MENU_BUTTONS, not_understood
 from handlers.router import Context, Routes
 from workflows import customers, followups, visit_text
-from workflows.understanding import Understood, small_talk_reply, understand
+from workflows.understanding import Understood, list_phrase, small_talk_reply, understand
 
 routes = Routes()
 
 # Words that make "美团 …" a report of a contact rather than a question or a name.
 TALK_WORDS = ("聊", "谈", "沟通", "见了", "见面", "拜访", "开会", "约了", "签了", "报价", "演示", "电话", "联系")
+
+
+routes.phrases(list_phrase)
 
 
 @routes.fallback

@@ -37,7 +37,7 @@ COMMAND_WORDS = {
 }
 # A mistyped word that then files something at once is confirmed before it acts.
 ACTS_AT_ONCE = frozenset({"拜访", "电话", "领取", "撤销", "催办"})
-INITIALS = {"bx": "报销", "qj": "请假", "cc": "出差", "cg": "采购", "bf": "拜访", "sp": "我的审批", "bz": "帮助"}
+INITIALS = {"bx": "报销", "qj": "请假", "cc": "出差", "cg": "采购", "bf": "拜访", "sp": "审批", "bz": "帮助"}
 
 SMALL_TALK = {
     "thanks": ("谢谢", "多谢", "谢了", "谢啦", "感谢", "非常感谢", "太感谢了", "辛苦了", "辛苦", "thanks",
@@ -85,7 +85,7 @@ REQUEST_PHRASES: tuple[tuple[str, re.Pattern], ...] = tuple((word, re.compile(p)
     # 打车费 30 能报吗 · 住宿费480报销一下
     ("报销", r"^(?P<rest>.+?)(?:要|想|能|可以|怎么)?(?:报销|报)(?:一下|吗|不|么)?$"),
     # 想请个假 下周二 孩子开家长会 · 明天请一天假 · 我下周一想请假
-    ("请假", r"^(?P<pre>.*?)" + _LEAD + r"(?:请个假|请一下假|请[一两二三四五六七八九十半\d]{1,2}天(?:的)?假|请假|休个假|休假)"
+    ("请假", r"^(?P<pre>.*?)" + _LEAD + r"(?:请个|请一下|请[一两二三四五六七八九十半\d]{1,2}天(?:的)?|请|休个|休)(?P<kind>年|病|事|婚|产|丧|调休)?假"
              r"(?P<rest>.*)$"),
     # 下周二去上海出差 · 要出差 北京 周三到周五
     ("出差", r"^(?P<pre>.*?)" + _LEAD + r"(?:去|到)(?P<place>[\u4e00-\u9fff]{2,6}?)出(?:个|一趟|趟)?差(?P<rest>.*)$"),
@@ -142,6 +142,13 @@ def understand(text: str) -> Understood:
     return NOT_UNDERSTOOD
 
 
+def list_phrase(text: str) -> str | None:
+    """The list or help command a whole sentence asks for (我的客户有哪些 → 我的客户), else None.
+    Asked before the prefix commands: 报销到哪一步了 is 我的申请, not an expense."""
+    found = _list_phrase(_plain(text))
+    return found.command if found else None
+
+
 def small_talk_reply(kind: str) -> str:
     return SMALL_TALK_REPLY.get(kind, SMALL_TALK_REPLY["ok"])
 
@@ -150,11 +157,26 @@ def small_talk_reply(kind: str) -> str:
 
 
 def _small_talk(text: str) -> Understood | None:
-    bare = text.rstrip(_TAIL_PARTICLES) or text
-    for kind, words in SMALL_TALK.items():
-        if bare in words or text in words:
-            return Understood("small_talk", how="small_talk", slots={"kind": kind})
-    return None
+    """A line of small talk, or a few run together (好的收到, 收到谢谢): the last one is answered."""
+    kinds = _small_talk_words(text.rstrip(_TAIL_PARTICLES) or text)
+    return Understood("small_talk", how="small_talk", slots={"kind": kinds[-1]}) if kinds else None
+
+
+_SMALL_TALK_KIND = {word: kind for kind, words in SMALL_TALK.items() for word in words}
+
+
+def _small_talk_words(text: str) -> list[str]:
+    """The kinds of small talk `text` is made of, longest words first; [] if anything else is in it."""
+    if not text:
+        return []
+    if text in _SMALL_TALK_KIND:
+        return [_SMALL_TALK_KIND[text]]
+    for end in range(min(len(text) - 1, 6), 0, -1):
+        kind = _SMALL_TALK_KIND.get(text[:end])
+        rest = _small_talk_words(text[end:].lstrip(_TAIL_PARTICLES)) if kind else []
+        if rest:
+            return [kind, *rest]
+    return []
 
 
 def _list_phrase(text: str) -> Understood | None:
@@ -170,6 +192,9 @@ def _typo(text: str) -> Understood | None:
     head, _, rest = text.partition(" ")
     if head.isascii() and head.isalpha():
         word = INITIALS.get(head) or _by_letters(head)
+        return _retyped(word, rest) if word else None
+    if any(ch.isascii() and ch.isalpha() for ch in head):  # 审pi: a character, then the letters
+        word = _by_letters(head)
         return _retyped(word, rest) if word else None
     for length in (2, 3):
         if len(head) < length:
@@ -192,7 +217,9 @@ def _request_phrase(text: str) -> Understood | None:
         if m is None:
             continue
         parts = m.groupdict()
-        rest = " ".join(p.strip(" ，,。") for p in (parts.get("place"), parts.get("pre"), parts.get("rest")) if p and p.strip(" ，,。"))
+        kind = parts.get("kind") and parts["kind"] + "假"  # 请两天年假: the kind of leave stays
+        said = (parts.get("place"), kind, parts.get("pre"), parts.get("rest"))
+        rest = " ".join(p.strip(" ，,。") for p in said if p and p.strip(" ，,。"))
         if word == "报销" and not _NEEDS_AMOUNT.search(rest):
             continue  # 报 alone is too common a character: only with an amount is it an expense
         if word == "采购" and len(rest) < 2:
@@ -227,8 +254,9 @@ def _question(text: str) -> Understood | None:
 
 @lru_cache(maxsize=4096)
 def _readings(text: str) -> tuple[frozenset[str], ...]:
-    """Every toneless reading of each character (差 is cha, chai, ci; 查 is cha, zha)."""
-    return tuple(frozenset(r) for r in pinyin(text, style=Style.NORMAL, heteronym=True, errors=lambda s: [s]))
+    """Every toneless reading of each character on its own (差 is cha, chai, ci; 查 is cha, zha):
+    read as a phrase, 出差 would only be chu chai, and 出岔 (chu cha) would not sound like it."""
+    return tuple(frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True, errors=lambda s: [s])[0]) for ch in text)
 
 
 def _by_sound(head: str) -> str | None:
@@ -242,19 +270,23 @@ def _by_sound(head: str) -> str | None:
     return None
 
 
-def _by_letters(letters: str) -> str | None:
-    """baoxiao → 报销, shenpi → 审批: the whole word's pinyin, typed without picking characters."""
+def _by_letters(typed: str) -> str | None:
+    """baoxiao → 报销, shenpi → 审批, 审pi → 审批: the word's pinyin typed without picking (all of)
+    its characters. A character typed is spelled by any of its readings."""
+    spelled = {"".join(combo) for combo in _spellings(typed)} if not typed.isascii() else {typed}
     for word in COMMAND_WORDS:
-        if any(letters == "".join(combo) for combo in _spellings(word)):
+        if spelled & {"".join(combo) for combo in _spellings(word)}:
             return word
     return None
 
 
 @lru_cache(maxsize=256)
 def _spellings(word: str) -> tuple[tuple[str, ...], ...]:
+    """Every way to spell `word` in pinyin, letters kept as typed."""
     options: list[tuple[str, ...]] = [()]
-    for readings in _readings(word):
-        options = [combo + (r,) for combo in options for r in sorted(readings)]
+    for ch, readings in zip(word, _readings(word)):
+        spellings = [ch] if ch.isascii() else sorted(readings)
+        options = [combo + (r,) for combo in options for r in spellings][:64]
     return tuple(options)
 
 
