@@ -16,22 +16,21 @@ from handlers import visit
 from handlers.menu import MENU_BUTTONS
 from handlers.router import Context, Routes
 from storage.models import FollowUp
-from workflows import customers, followups
+from workflows import customers, followups, visit_text
 from workflows.followups import TooLate
 
 routes = Routes()
 
-METHODS = {"拜访": "拜访", "跟进": "拜访", "见面": "拜访", "电话": "电话", "打电话": "电话", "微信": "微信"}
+METHODS = visit_text.METHODS
 EXAMPLE = "拜访 腾讯 聊了报价 下周三下午再跟进"
 
 
 @routes.command(*METHODS, prefix=True)
 def log_visit(ctx: Context) -> Card:
-    method, rest = _split_method(ctx.event.text.strip())
-    query, content = _split_customer(rest)
+    said = visit_text.split(ctx.session, ctx.event.text, owner_id=ctx.employee.id)
+    method, query, content, found = said.method, said.query, said.content, said.found
     if not query:
         return visit.begin(ctx, method)
-    found = customers.find(ctx.session, query, owner_id=ctx.employee.id)
     if found.decision == "choose":
         if not content:
             return visit.begin(ctx, method, candidates=found.candidates)
@@ -54,8 +53,8 @@ def pick_customer(ctx: Context) -> Card:
         return Card(title="这个按钮已失效", body="请重新发送跟进记录。", buttons=MENU_BUTTONS)
     if followups.logged_from(ctx.session, visit.source_key(ctx.event.platform, event_id)) is not None:
         return Card(title="已经记过了", body="这条跟进已经记录，不用再点。")
-    method, rest = _split_method(original)
-    _, content = _split_customer(rest)
+    said = visit_text.split(ctx.session, original, owner_id=ctx.employee.id)
+    method, content = said.method, said.content
     customer = customers.get(ctx.session, int(customer_id))
     if customer is None:
         return Card(title="这个按钮已失效", body="这家客户已经不在名单里了。", buttons=MENU_BUTTONS)
@@ -108,16 +107,3 @@ def _choose(query: str, found, event_id: str) -> Card:
     return Card(title="您说的是哪家？", body=f"「{query}」可能是下面几家，点一下就记上：",
                 fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(found.candidates)),
                 buttons=buttons)
-
-
-def _split_method(text: str) -> tuple[str, str]:
-    for word in sorted(METHODS, key=len, reverse=True):
-        if text.startswith(word):
-            return METHODS[word], text[len(word):].strip()
-    return "拜访", text
-
-
-def _split_customer(rest: str) -> tuple[str, str]:
-    """The customer is the first word; people who type without spaces get the whole rest tried."""
-    query, _, content = rest.partition(" ")
-    return query.strip(), content.strip()

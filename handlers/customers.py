@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from cards import Button, Card
 from cards.pages import page
 from handlers import visit
-from handlers.menu import MENU_BUTTONS, not_understood
+from handlers.menu import MENU_BUTTONS
 from handlers import refusals
 from handlers.router import Context, Routes
 from storage.models import Customer
@@ -141,12 +141,6 @@ def lookup(ctx: Context) -> Card | None:
                     fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(found.candidates)),
                     buttons=tuple(Button(c.name[:10], "customer.show", str(c.customer_id)) for c in found.candidates))
     return None
-
-
-@routes.fallback
-def lookup_or_hint(ctx: Context) -> Card:
-    """Anything unrecognised: perhaps a customer's name; otherwise a short hint and the menu."""
-    return lookup(ctx) or not_understood(ctx)
 
 
 # -- helpers ------------------------------------------------------------------------------------

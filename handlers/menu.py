@@ -86,15 +86,6 @@ def on_enter(ctx: Context) -> Card | None:
     return menu_card(ctx, "欢迎使用办理！") if ctx.first_contact else None
 
 
-@routes.kind("voice")
-def on_voice(ctx: Context) -> Card:
-    """A voice message no command claimed: heard words get the same hint as typed ones; a voice
-    the platform could not turn into words (no recognition) asks for typing."""
-    if ctx.event.text.strip():
-        return not_understood(ctx)
-    return Card(title="暂时听不懂语音", body="请打字，或者点下面的按钮。", buttons=MENU_BUTTONS, shareable=True)
-
-
 def not_understood(ctx: Context) -> Card:
     said = ctx.event.text.strip()
     head = f"没听明白「{said[:20]}」。" if said else "这个按钮已经失效了。"

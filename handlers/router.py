@@ -55,6 +55,8 @@ Handler = Callable[[Context], Optional[Card]]
 # Sees every event with the handler chosen for it and may return another (an open guided form
 # claims plain text that is not a command); None keeps the choice.
 Guard = Callable[[Context, Optional[Handler]], Optional[Handler]]
+# Whole text → the exact command it says in other words, or None.
+PhraseReader = Callable[[str], Optional[str]]
 
 _PUNCT_EDGES = " \t\r\n,.!?;:~，。！？；：、…"
 
@@ -134,6 +136,12 @@ class Routes:
         self._record("set_guard", fn)
         return fn
 
+    def phrases(self, fn: "PhraseReader") -> "PhraseReader":
+        """A reader of whole sentences that name a command (报销到哪一步了 → 我的申请), asked before
+        the prefix commands so that a sentence starting with a command word is not taken for it."""
+        self._record("set_phrases", fn)
+        return fn
+
     def flow(self, name: str, title: str, *, on_cancel=None, on_media=None) -> None:
         """A guided form and what 取消 / a photo mean for it."""
         self._record("add_flow", name, Flow(title, on_cancel, on_media))
@@ -154,6 +162,7 @@ class Router:
         self._kinds: dict[str, Handler] = {}
         self._fallback: Handler | None = None
         self._guard: Guard | None = None
+        self._phrases: PhraseReader | None = None
         self.flows: dict[str, Flow] = {}
         self.steps: dict[tuple[str, str], FormStep] = {}
 
@@ -189,6 +198,11 @@ class Router:
             raise DuplicateRoute("the guard is registered twice")
         self._guard = fn
 
+    def set_phrases(self, fn: "PhraseReader") -> None:
+        if self._phrases is not None:
+            raise DuplicateRoute("the phrase reader is registered twice")
+        self._phrases = fn
+
     def add_flow(self, name: str, flow: Flow) -> None:
         _claim(self.flows, name, flow, "guided form")
 
@@ -214,6 +228,9 @@ class Router:
         if text:
             if text in self._exact:
                 return self._exact[text], event
+            said = self._phrases(text) if self._phrases is not None else None
+            if said in self._exact:
+                return self._exact[said], replace(event, text=said)
             for word, handler in self._prefixes:
                 if text.startswith(word):
                     return handler, event

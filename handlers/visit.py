@@ -22,7 +22,7 @@ from storage import files
 from storage.models import Customer, FollowUp
 from workflows import audit, conversations, customers, followups
 from workflows.conversations import Form
-from workflows.when import When, has_time_word, parse_when, strip_when
+from workflows.when import When, has_time_word, next_when, parse_when, strip_when
 
 routes = Routes()
 
@@ -76,7 +76,7 @@ def record(ctx: Context, customer: Customer, method: str, content: str, *, when:
                        title="不是你的客户", body=f"{followups.short_name(customer)}由{owner}负责，请联系{owner}或你的经理。",
                        buttons=MENU_BUTTONS)
     if not asked:
-        when = parse_when(content, ctx.now, ctx.timezone)
+        when = next_when(content, ctx.now, ctx.timezone)
     next_at = followups.planned_at(ctx.session, when, when.text if asked and when else content, ctx.now, ctx.timezone)
     if when is not None and next_at is None and not asked:
         when = None  # 今天和李总见了面: when the visit happened, which stays in the note as said

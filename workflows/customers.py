@@ -22,8 +22,12 @@ _lock = threading.Lock()
 
 def find(session: Session, query: str, *, owner_id: int) -> MatchResult:
     """Match `query`; ties go to the asker's own customers (docs/architecture.md §4)."""
-    mine = set(session.execute(select(Customer.id).where(Customer.owner_id == owner_id)).scalars())
-    return index(session).match(query, prefer=mine)
+    return index(session).match(query, prefer=own_ids(session, owner_id))
+
+
+def own_ids(session: Session, owner_id: int) -> set[int]:
+    """The customers `owner_id` owns: they win ties when a name could be several."""
+    return set(session.execute(select(Customer.id).where(Customer.owner_id == owner_id)).scalars())
 
 
 def index(session: Session) -> CustomerIndex:

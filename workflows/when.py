@@ -660,8 +660,10 @@ def _start_dt(p: _Piece, ctx: _Ctx) -> datetime:
 def _range_end(s: str, pos: int, start: _Piece, ctx: _Ctx) -> tuple[int, _Piece] | None:
     """明天到周五 / 周一至周三 / 11月1日-3日 / 下午2点到4点: the end, never before the start."""
     conn = _CONNECTOR.match(s, pos)
-    if not conn or start.instant is not None:
+    if start.instant is not None:
         return None
+    if not conn:
+        return _loose_range_end(s, pos, start, ctx)
     at = conn.end()
     end = _date_at(s, at, ctx, start.first)
     if end:
@@ -679,6 +681,47 @@ def _range_end(s: str, pos: int, start: _Piece, ctx: _Ctx) -> tuple[int, _Piece]
             minute += 24 * 60  # 晚上10点到凌晨2点 → next day
         return m.end(), _Piece(start.first, minute=minute)
     return None
+
+
+_LOOSE_CONNECTOR = re.compile(r"\s*(走|出发|、|和|)\s*")
+_WEEKDAY_DIGITS = "一二三四五六日"
+
+
+def _loose_range_end(s: str, pos: int, start: _Piece, ctx: _Ctx) -> tuple[int, _Piece] | None:
+    """A span said without 到: 周二走周四回 and 周三 … 周五回来 (a trip), 周四周五 and 周四、周五 (two days in a row),
+    下周一二 (the same week's second day). Two days that are not next to each other (周一和周三)
+    are two days, not a span: only the first is taken."""
+    if start.minute is not None or start.last is not None:
+        return None
+    m = _LOOSE_CONNECTOR.match(s, pos)
+    word, at = m.group(1), m.end()
+    after_weekday = pos >= 2 and s[pos - 1] in _WEEKDAY_DIGITS and s[pos - 2] in "周期拜"
+    digit = s[at:at + 1]
+    if after_weekday and not word and digit and digit in _WEEKDAY_DIGITS and s[at + 1:at + 2] not in _WEEKDAY_DIGITS + "十号日点":
+        gap = _WEEKDAY_DIGITS.index(digit) - start.first.weekday()
+        return (at + 1, _Piece(start.first + timedelta(days=gap))) if gap > 0 else None
+    end = _date_at(s[at:], 0, ctx, start.first)  # cut: 周四周五 has no boundary before 周五
+    if not end:
+        return None
+    stop, piece = end[0] + at, end[1]
+    back = s[stop:stop + 1] == "回"  # 下周三去杭州 周五回来: the day back ends the trip
+    if piece.last is None and (word in ("走", "出发") or back or (piece.first - start.first).days == 1):
+        return stop, piece
+    return None
+
+
+def next_when(text: str, now: datetime, tz: str = "Asia/Shanghai") -> When | None:
+    """The time a visit note names for the next step. 聊了年底的采购计划，下周一再跟进 means 下周一:
+    the clause that says 再 / 跟进 / 联系 wins over a date mentioned earlier; otherwise the first."""
+    for clause in re.split(r"[，,。；;！!?？\s]+", text or ""):
+        if _NEXT_CUE.search(clause):
+            found = parse_when(clause, now, tz)
+            if found is not None:
+                return found
+    return parse_when(text, now, tz)
+
+
+_NEXT_CUE = re.compile(r"再|跟进|联系|回访|复访|约|提醒|回复|答复|确认|签约|下次")
 
 
 def _build(text: str, begin: int, stop: int, p: _Piece, end: _Piece | None, ctx: _Ctx) -> When:
