@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from cards import Button, Card
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context, Flow, Handler, Routes
+from handlers.router import Context, Flow, Handler, Routes, normalize
 from workflows import conversations
 from workflows.conversations import Form
 
@@ -54,7 +54,7 @@ def claim_plain_text(ctx: Context, handler: Handler | None) -> Handler | None:
     if event.kind not in ("text", "voice") or not event.text.strip():
         return None  # taps, photos, locations: never swallowed
     if ctx.router.is_command(event.text):
-        if handler is not cancel_form:
+        if handler is not cancel_form and normalize(event.text).split()[0] not in CANCEL_WORDS:
             conversations.finish(ctx.session, ctx.employee)  # a command starts fresh
         return None
     form = conversations.current(ctx.session, ctx.employee, ctx.now)
