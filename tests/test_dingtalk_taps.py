@@ -69,7 +69,7 @@ def test_a_manager_taps_agree_and_the_chat_shows_words_he_could_have_typed(compa
 
     assert done.title == "R-1001 · 已通过" and "你已同意" in done.text
     assert _request(company)[0] == "approved"
-    assert "R-1001 · 已通过" in [r.title for r in rep.replies()]
+    assert wait_for(lambda: "R-1001 · 已通过" in [r.title for r in rep.replies()])
 
     again = boss.say(words["同意"])  # the same tap text sent again
     assert again.title == "R-1001 · 已通过" and "已处理：周经理" in again.text
@@ -152,6 +152,7 @@ def test_cancel_of_a_draft_is_words_and_only_the_requester_may(company):
 
 def test_my_tasks_list_opens_the_card_with_words(company):
     _, boss = _submitted(company)
+    _latest(boss, 1)  # the card has come: the next reply is the list
     todo = boss.say("我的审批")
     assert _words(todo)["R-1001"] == "审批 R-1001"
     card = boss.tap(todo, "R-1001")
