@@ -34,8 +34,14 @@ def ask(ctx: Context, form: Form) -> Card:
 
 
 def choice(label: str, form: Form, answer: str, *, style: str = "default", step: str = "") -> Button:
-    """A button that answers the open question of `form` with `answer`."""
-    return Button(label[:10], "form.answer", f"{form.flow}:{step or form.step} {answer}", style=style)
+    """A button that answers the open question of `form` with `answer`.
+
+    Where a platform can only send words (DingTalk's tap-to-send links) it sends `answer` itself, as
+    if typed: plain text goes to the open form's question (the guard below), and only the sender's
+    own. An answer that is an id (`#12`, a customer picked from several with alike names) keeps the
+    `#form.answer` form, which names its question, so it can never answer another."""
+    return Button(label[:10], "form.answer", f"{form.flow}:{step or form.step} {answer}", style=style,
+                  command="" if answer.startswith("#") else answer)
 
 
 def offer_media(ctx: Context) -> Card | None:

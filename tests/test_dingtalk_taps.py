@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
+from sqlmodel import select
 
-from chat import Chat, rows
+from chat import Chat, _tap_words, rows, sales_team
 from conftest import wait_for
 from storage.db import session_scope
-from storage.models import Employee, Identity
-from test_approval_dingtalk_cards import ACCOUNTANT, BOSS, REP, SATURDAY_1130, saturday_clock, seed_people
+from storage.models import Contact, Customer, Employee, Identity
+from workflows.matching import refresh_forms
+from test_approval_dingtalk_cards import BOSS, REP, SATURDAY_1130, saturday_clock, seed_people
 
 HELPER, OUTSIDER = "0147012", "0147013"  # 孙主管 (another department's lead), 赵六 (not on the request)
 
@@ -35,7 +38,6 @@ def company(stack_factory):
 
 def _words(reply) -> dict[str, str]:
     """{label: what the person sends by tapping it}, as the chat then shows it."""
-    from chat import _tap_words
     return _tap_words(reply.text)
 
 
@@ -157,3 +159,101 @@ def test_my_tasks_list_opens_the_card_with_words(company):
     assert _words(todo)["R-1001"] == "审批 R-1001"
     card = boss.tap(todo, "R-1001")
     assert card.title == "待你审批 · 报销" and _words(card)["同意"] == "同意 R-1001 第1步"
+
+
+# -- customers, 公海, forms: the same on the sales team (张三 on DingTalk is 0147001) -----------------
+
+@pytest.fixture
+def team(stack_factory):
+    stack = sales_team(stack_factory)
+    stack.dingtalk.users.setdefault(REP, {"name": "张三", "dept_id_list": [20]})
+    return stack
+
+
+def test_a_customer_card_taps_send_the_customers_legal_name(team):
+    me = Chat(team, "dingtalk", REP)
+    card = me.say("腾讯")
+    assert card.title == "客户 · 腾讯"
+    assert _words(card)["记拜访"] == "拜访 腾讯科技(深圳)有限公司"
+
+    ask = me.tap(card, "记拜访")
+
+    assert ask.title == "记拜访 · 腾讯" and "聊了什么" in ask.text
+    assert _words(ask)["跳过"] == "跳过"  # a form's answer is the word itself: it goes to the open question
+    ask = me.tap(ask, "跳过")
+    assert _words(ask) == {"明天": "明天", "下周": "下周", "不用": "不用", "取消": "取消"}
+    done = me.tap(ask, "不用")
+    assert done.title == "已记录 · 腾讯"
+    assert _words(done)["撤销"].startswith("#crm.undo ")  # 撤销 alone would undo whatever is latest
+
+
+def test_alike_names_keep_the_id_form_so_a_tap_cannot_pick_the_wrong_one(team):
+    me = Chat(team, "dingtalk", REP)
+    ask = me.say("拜访 恒达")  # 深圳市恒达物流 and 广州市恒达物流: the form asks which
+    words = _words(ask)
+    assert len(words) == 3, words  # two customers and 取消
+    assert all(w.startswith("#form.answer ") for label, w in words.items() if label != "取消"), words
+
+
+def test_a_customer_picked_from_alike_names_is_shown_with_words_when_its_name_is_its_own(team):
+    me = Chat(team, "dingtalk", REP)
+    choose = me.say("恒达物流")
+    assert choose.title == "您要找哪家客户？"
+    words = _words(choose)
+    assert sorted(words.values()) == ["查看 广州市恒达物流有限公司", "查看 深圳市恒达物流有限公司"]
+    shown = me.say(words[next(label for label in words if "深圳" in words[label])])
+    assert shown.title == "客户 · 恒达物流" and "深圳市恒达物流有限公司" in shown.text
+
+
+def test_claim_from_the_pool_is_words_and_a_second_tap_claims_nothing_more(team):
+    with session_scope(team.runtime.engine) as session:
+        session.execute(text("UPDATE customer SET owner_id = NULL WHERE name = '北京三快在线科技有限公司'"))
+    me = Chat(team, "dingtalk", REP)
+    pool = me.say("公海")
+    label = next(label for label in pool.buttons if label.startswith("领取"))
+    assert _words(pool)[label] == "领取 北京三快在线科技有限公司"
+
+    claimed = me.tap(pool, label)
+    again = me.tap(pool, label)
+
+    assert claimed.title == "已领取 · 美团" and again.title == "已经是你的客户"
+    assert rows(team, "SELECT e.name FROM customer c JOIN employee e ON e.id = c.owner_id "
+                      "WHERE c.name = '北京三快在线科技有限公司'") == [("张三",)]
+
+
+def test_phone_numbers_by_words_are_checked_and_a_refusal_audited(team):
+    with session_scope(team.runtime.engine) as session:
+        tencent = session.execute(select(Customer).where(Customer.short_names == "腾讯")).scalars().one()
+        session.add(Contact(customer_id=tencent.id, name="马总", phone="13800008000"))
+        lisi = session.execute(select(Employee).where(Employee.name == "李四")).scalars().one()
+        session.add(Identity(platform="dingtalk", user_id=OUTSIDER, employee_id=lisi.id))
+    team.dingtalk.users[OUTSIDER] = {"name": "李四", "dept_id_list": [20]}
+    me = Chat(team, "dingtalk", REP)
+    card = me.say("腾讯")
+    words = _words(card)["查看电话"]
+    assert words == "查看电话 腾讯科技(深圳)有限公司"
+
+    refused = Chat(team, "dingtalk", OUTSIDER).say(words)  # 李四 is not 腾讯's owner nor above him
+
+    assert refused.title == "看不了电话" and "13800008000" not in refused.text
+    audit = rows(team, "SELECT detail FROM audit_log WHERE action = 'refused'")
+    assert [json.loads(d)["attempted"] for (d,) in audit] == ["customer.phone"]
+    assert "13800008000" in me.tap(card, "查看电话").text
+
+
+def test_more_is_words_that_page_on(team):
+    with session_scope(team.runtime.engine) as session:
+        rep = session.execute(select(Employee).where(Employee.name == "张三")).scalars().one()
+        for n in range(6):
+            customer = Customer(name=f"测试客户{n}号有限公司", short_names=f"测试{n}", tier="B", owner_id=rep.id)
+            refresh_forms(customer)
+            session.add(customer)
+    me = Chat(team, "dingtalk", REP)
+    first = me.say("我的客户")
+    more = _words(first)["更多"]
+    assert more.startswith("我的客户 从第") and more.endswith("家")
+
+    page = me.tap(first, "更多")
+
+    assert page.title == first.title and page.text != first.text
+    assert f"第 {more[len('我的客户 从第'):-1]}–" in page.text
