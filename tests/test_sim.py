@@ -156,6 +156,30 @@ def test_dingtalk_template_cards_are_shown_as_cards_and_taps_go_to_the_card_call
     assert inbound[-1]["payload"]["reply"] == {"out_track_id": menu["card_id"]}  # it came in via /dingtalk/card
 
 
+def test_the_page_switches_dingtalk_between_markdown_and_interactive_cards_and_both_taps_work(sim):
+    assert sim.chat("dingtalk", REP.key)["dingtalk_cards"] is False  # a company without a card template
+    sim.send("dingtalk", REP.key, "帮助")
+    markdown = sim.wait_bot("dingtalk", REP.key, 1)[0]
+    assert markdown["kind"] == "markdown"
+
+    assert sim._post("/sim/api/dingtalk-cards", on=True) == {"dingtalk_cards": True}
+    sim.send("dingtalk", REP.key, "帮助")
+    card = sim.wait_bot("dingtalk", REP.key, 2)[1]
+    assert card["kind"] == "dt_card" and _title(card) == "办理 · 主菜单"
+    assert sim.chat("dingtalk", REP.key)["dingtalk_cards"] is True
+    button = next(b for b in json.loads(card["card"]["buttons"]) if b["text"] == "报销")
+    sim.tap("dingtalk", REP.key, card_id=card["card_id"], action=button["action"], value=button["value"], label="报销")
+    assert _title(sim.wait_bot("dingtalk", REP.key, 3)[2]) == "报销"  # a card tap, through /dingtalk/card
+
+    assert sim._post("/sim/api/dingtalk-cards", on=False) == {"dingtalk_cards": False}
+    sim.send("dingtalk", REP.key, "帮助")
+    again = sim.wait_bot("dingtalk", REP.key, 4)[3]
+    assert again["kind"] == "markdown" and markdown["kind"] == "markdown"
+    sim.send("dingtalk", REP.key, "请假")  # what the markdown menu's 请假 link sends
+    assert _title(sim.wait_bot("dingtalk", REP.key, 5)[4]) == "请假"
+    assert requests.post(sim.url + "/sim/api/dingtalk-cards", json={"on": "yes"}, timeout=10).status_code == 400
+
+
 # -- nothing bypasses the webhook routes -----------------------------------------------------------
 
 def test_a_simulator_tap_and_a_hand_made_callback_leave_identical_state(demo_factory):
