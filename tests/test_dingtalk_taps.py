@@ -257,3 +257,16 @@ def test_more_is_words_that_page_on(team):
 
     assert page.title == first.title and page.text != first.text
     assert f"第 {more[len('我的客户 从第'):-1]}–" in page.text
+
+
+def test_the_reminders_followed_up_button_sends_the_visit_words(team):
+    me = Chat(team, "dingtalk", REP)
+    logged = me.say("电话 腾讯 聊了报价 下周三下午3点再跟进")
+    assert logged.title == "已记录 · 腾讯"
+    (payload,), = rows(team, "SELECT payload FROM outbox WHERE key LIKE 'remind:followup:%'")
+    done = next(b for b in json.loads(payload)["card"]["buttons"] if b["label"] == "已跟进")
+    assert done["command"] == "电话 腾讯科技(深圳)有限公司"  # what the reminder's link will send
+
+    ask = me.say(done["command"])
+
+    assert ask.title == "记电话 · 腾讯" and "聊了什么" in ask.text
