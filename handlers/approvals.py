@@ -34,7 +34,7 @@ MAX_MISSES = 2
 NUMBER = re.compile(r"[Rr]-?\s*(\d{4,})")
 # `第1步` after the number: the step a tapped card was for (views.step_words). A decision that names a
 # step acts only while the sender's open task is on that step, so an old card cannot decide a newer one.
-STEP = re.compile(r"^\s*第\s*(\d{1,3})\s*步")
+STEP = re.compile(r"^\s*第\s*(\d{1,3})\s*步(?=\s|$)")  # 「第3步的金额不对」 is a reason, not a step
 REJECT_FORM = "approval.reject"  # after 拒绝: the next message is the reason
 
 

@@ -270,3 +270,11 @@ def test_the_reminders_followed_up_button_sends_the_visit_words(team):
     ask = me.say(done["command"])
 
     assert ask.title == "记电话 · 腾讯" and "聊了什么" in ask.text
+
+
+def test_a_typed_reason_that_starts_with_a_step_word_is_a_reason(company):
+    _, boss = _submitted(company)
+    _latest(boss, 1)
+    done = boss.say("拒绝 R-1001 第1步的金额不对")  # no space after 步: the words are the reason
+    assert done.title == "R-1001 · 已拒绝"
+    assert rows(company, "SELECT status, comment FROM approval_task")[0] == ("rejected", "第1步的金额不对")
