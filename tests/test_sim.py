@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -178,6 +180,34 @@ def test_the_page_switches_dingtalk_between_markdown_and_interactive_cards_and_b
     sim.send("dingtalk", REP.key, "请假")  # what the markdown menu's 请假 link sends
     assert _title(sim.wait_bot("dingtalk", REP.key, 5)[4]) == "请假"
     assert requests.post(sim.url + "/sim/api/dingtalk-cards", json={"on": "yes"}, timeout=10).status_code == 400
+
+
+def _link_words(markdown_message: dict) -> dict[str, str]:
+    """{label: what the page's tap-to-send button sends as the person} for a DingTalk markdown message."""
+    links = re.findall(r"\[([^\]]+)\]\((dtmd://dingtalkclient/sendMessage\?[^)]+)\)", markdown_message["text"])
+    return {label: parse_qs(urlsplit(url).query)["content"][0] for label, url in links}
+
+
+def test_on_dingtalk_markdown_a_managers_agree_shows_in_the_chat_as_words_he_could_have_typed(sim):
+    sim.send("dingtalk", MANAGER.key, "帮助")  # he uses DingTalk: his approval cards come there
+    sim.wait_bot("dingtalk", MANAGER.key, 1)
+    sim.send("dingtalk", REP.key, "报销 出租车 86.5")
+    confirm = sim.wait_bot("dingtalk", REP.key, 1)[0]
+    submit = _link_words(confirm)["提交"]
+    assert submit.startswith("提交 R-")
+    sim.send("dingtalk", REP.key, submit)  # what the page's 提交 button sends, as DingTalk does
+    number = submit.split()[1]
+    card = wait_for(lambda: [m for m in sim.bot_messages("dingtalk", MANAGER.key)
+                             if m["kind"] == "markdown" and "待你审批" in m["title"]] or None)[0]
+    agree = _link_words(card)["同意"]
+    assert agree == f"同意 {number} 第1步"
+
+    sim.send("dingtalk", MANAGER.key, agree)
+
+    done = wait_for(lambda: [m for m in sim.bot_messages("dingtalk", MANAGER.key) if "已通过" in _title(m)] or None)
+    assert done
+    said = [m["text"] for m in sim.chat("dingtalk", MANAGER.key)["messages"] if m["who"] != "bot"]
+    assert said == ["帮助", agree]  # the manager's side of the chat: the words, no internal code
 
 
 # -- nothing bypasses the webhook routes -----------------------------------------------------------
