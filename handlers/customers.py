@@ -258,7 +258,7 @@ def _after(text: str, words: tuple[str, ...]) -> str:
 
 def _not_found(name: str) -> Card:
     said = f"客户名单里没有「{name[:20]}」。" if name else "说一下客户名，比如「查看 腾讯」。"
-    return Card(title="没找到这个客户", body=said, buttons=(Button("我的客户", "crm.mine", command="我的客户"), HELP_BUTTON))
+    return Card(title="没找到这个客户" if name else "查看哪家客户？", body=said, buttons=(Button("我的客户", "crm.mine", command="我的客户"), HELP_BUTTON))
 
 
 def _next_text(customer: Customer, ctx: Context) -> str:

@@ -278,3 +278,12 @@ def test_a_typed_reason_that_starts_with_a_step_word_is_a_reason(company):
     done = boss.say("拒绝 R-1001 第1步的金额不对")  # no space after 步: the words are the reason
     assert done.title == "R-1001 · 已拒绝"
     assert rows(company, "SELECT status, comment FROM approval_task")[0] == ("rejected", "第1步的金额不对")
+
+
+def test_view_by_words_without_a_name_or_with_an_unknown_one_asks_and_changes_nothing(team):
+    me = Chat(team, "dingtalk", REP)
+    assert me.say("查看").title == "查看哪家客户？"
+    unknown = me.say("查看 不存在的公司")
+    assert unknown.title == "没找到这个客户" and "不存在的公司" in unknown.text
+    assert me.say("查看电话 不存在的公司").title == "没找到这个客户"
+    assert rows(team, "SELECT count(*) FROM audit_log WHERE action = 'customer.view_phone'") == [(0,)]
