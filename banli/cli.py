@@ -4,7 +4,7 @@
     banli worker [--concurrency N]  runs queued jobs, N at once in one process (needs REDIS_URL)
     banli dispatcher         leases due outbox rows and rings RQ (needs REDIS_URL)
     banli stream             holds the DingTalk Stream connection (DINGTALK_MODE=stream; one per app)
-    banli demo [--port N]    try Banli without a tenant: a seeded company and a chat simulator at /sim
+    banli demo [--port N] [--dingtalk-cards]    try Banli without a tenant: a seeded company and a chat simulator at /sim
     banli db upgrade         apply database migrations
     banli directory sync [--platform P]   departments and people from the platform directories
     banli employees link A B one person, two platforms: e.g. wecom:zhangsan dingtalk:0147xx
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--reset", action="store_true", help="delete banli-demo.db and seed afresh")
+    demo.add_argument("--dingtalk-cards", action="store_true",
+                      help="钉钉 starts with interactive cards instead of markdown links (the page has a switch)")
     demo.set_defaults(run=run_demo)
 
     worker = sub.add_parser("worker", help="run the queue's jobs (several at once, one process, no fork per job)")
@@ -169,7 +171,7 @@ def run_demo(_settings: Settings, args) -> int:
     # The demo ignores the environment's platform, database and Redis settings: it is self-contained.
     from sim.demo import run_demo as serve_demo
 
-    return serve_demo(port=args.port, host=args.host, reset=args.reset)
+    return serve_demo(port=args.port, host=args.host, reset=args.reset, dingtalk_cards=args.dingtalk_cards)
 
 
 def _start_embedded(worker) -> None:

@@ -31,8 +31,9 @@ STYLES = ("primary", "default", "danger")
 class Button:
     """A tap target. `action` names a handler; `value` is its argument (e.g. a request id).
 
-    `command` is the plain words that do the same thing when typed (e.g. "报销"), used where a
-    platform can only send text back; without it the text form is `#action value`.
+    `command` is the plain words that do the same thing when typed (e.g. "报销", "同意 R-1004 第1步"),
+    used where a platform can only send text back (DingTalk's tap-to-send links; docs/dingtalk.md
+    §4.10); without it the text form is `#action value`, for a button words cannot make safe.
     """
 
     label: str

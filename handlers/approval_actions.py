@@ -10,7 +10,7 @@ import re
 from cards import Card
 from handlers import guided
 from handlers.people import person_named
-from handlers.approvals import HELP_BUTTON, NUMBER, already_card, guard, my_open_task, refuse
+from handlers.approvals import HELP_BUTTON, NUMBER, already_card, guard, my_open_task, open_task_on, refuse, said_step
 from handlers.router import Abandon, Context, Routes
 from workflows import conversations
 from workflows.approvals import access
@@ -66,11 +66,15 @@ def typed(ctx: Context) -> Card:
             return Card(title="评论", body=f"写点什么吧，比如「评论 {request.number} 已电话确认」。")
         requests.comment_on(ctx.session, request, by=ctx.employee, text=rest, now=ctx.now, platform=ctx.event.platform)
         return views.status_card(ctx.session, request, ctx.timezone, headline="评论已记下。")
-    task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
-    if task is None:
-        return already_card(ctx, requests.already_decided(ctx.session, request))
+    step, rest = said_step(rest)
+    task = open_task_on(ctx, request, step)
+    if isinstance(task, Card):
+        return task
     kind = {"转交": "transfer", "加签": "add_signer", "退回": "return"}[verb]
-    return _act(ctx, kind, task.id, rest)
+    if step is not None and not rest.strip():  # the card's button as words: ask, as the tap does
+        form = conversations.start(ctx.session, ctx.employee, FORM, kind, {"task_id": task.id}, ctx.now)
+        return guided.ask(ctx, form)
+    return _act(ctx, kind, task.id, rest.strip())
 
 
 def _act(ctx: Context, kind: str, task_id: int, answer: str) -> Card:

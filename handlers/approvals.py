@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
@@ -31,6 +32,9 @@ HELP_BUTTON = Button("帮助", "help", command="帮助")
 FORM = "approval.new"
 MAX_MISSES = 2
 NUMBER = re.compile(r"[Rr]-?\s*(\d{4,})")
+# `第1步` after the number: the step a tapped card was for (views.step_words). A decision that names a
+# step acts only while the sender's open task is on that step, so an old card cannot decide a newer one.
+STEP = re.compile(r"^\s*第\s*(\d{1,3})\s*步(?=\s|$)")  # 「第3步的金额不对」 is a reason, not a step
 REJECT_FORM = "approval.reject"  # after 拒绝: the next message is the reason
 
 
@@ -257,6 +261,7 @@ def reject_with_reason(ctx: Context) -> Card:
     return _decide(ctx, _task_id(task_id), approve=False, comment=reason)
 
 
+@routes.command(views.KEEP_WORDS)
 @routes.action("approval.keep")
 def keep(ctx: Context) -> Card:
     _finish_reject_form(ctx)
@@ -281,10 +286,12 @@ def decide_by_words(ctx: Context) -> Card:
     refused = guard(ctx, request, "decide")
     if refused is not None:
         return refused
-    task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
-    comment = text[match.end():].strip(" ，,：:") if not approve else ""
-    if task is None:
-        return already_card(ctx, requests.already_decided(ctx.session, request))
+    step, rest = said_step(text[match.end():])
+    found = open_task_on(ctx, request, step)
+    if isinstance(found, Card):
+        return found
+    task = found
+    comment = rest.strip(" ，,：:") if not approve else ""
     if not approve and not comment:
         return _ask_for_reason(ctx, task, request)
     return _decide(ctx, task.id, approve=approve, comment=comment)
@@ -298,7 +305,8 @@ def my_requests(ctx: Context) -> Card:
         return Card(title="我的申请", body="还没有申请。比如发「报销 出租车 86.5」。", buttons=MENU_BUTTONS)
     lines = [f"· {r.number} {r.type} {r.summary[:14]} · {views.STATUS_TEXT[r.status]}" for r in rows]
     return Card(title=f"我的申请 · 最近{len(rows)}条", body="\n".join(lines),
-                buttons=tuple(Button(r.number, "approval.show", str(r.id)) for r in rows[:5]) + (HELP_BUTTON,))
+                buttons=tuple(Button(r.number, "approval.show", str(r.id), command=f"记录 {r.number}")
+                              for r in rows[:5]) + (HELP_BUTTON,))
 
 
 @routes.command("我的审批", "待审批", "待我审批")
@@ -310,7 +318,8 @@ def my_tasks(ctx: Context) -> Card:
                                                                         HELP_BUTTON))
     lines = [f"· {r.number} {r.type} {r.summary[:14]}" for _, r in rows]
     return Card(title=f"待我审批 · {len(rows)}单", body="\n".join(lines[:8]),
-                buttons=tuple(Button(r.number, "approval.open", str(t.id)) for t, r in rows[:5]) + (HELP_BUTTON,))
+                buttons=tuple(Button(r.number, "approval.open", str(t.id), command=f"审批 {r.number}")
+                              for t, r in rows[:5]) + (HELP_BUTTON,))
 
 
 @routes.action("approval.open")
@@ -364,7 +373,7 @@ def nudge(ctx: Context) -> Card:
         return views.status_card(ctx.session, request, ctx.timezone, headline="这一单已经处理完了，不用催。")
     except requests.TooSoon as soon:
         return Card(title="刚催过", body=f"{when_text(soon.last, ctx.timezone)} 已经催过，一小时内只能催一次。",
-                    buttons=(Button("查看进度", "approval.show", str(request.id)),))
+                    buttons=(Button("查看进度", "approval.show", str(request.id), command=f"记录 {request.number}"),))
     # The time makes each answer differ: WeCom drops a text identical to one sent in the last 30 min.
     return Card(title=f"已催办 · {request.number}",
                 body=f"{ctx.now.astimezone(ZoneInfo(ctx.timezone)):%H:%M} 已提醒 {told} 位审批人，一小时内不能再催。")
@@ -392,6 +401,76 @@ def who_approves(ctx: Context) -> Card:
     chosen = plan(ctx.session, ctx.employee, parsed.type, parsed.facts())
     return Card(title=f"谁审批 · {parsed.type}", body=f"{parsed.summary}：{views.chain_text(ctx.session, chosen.steps)}",
                 footer="只是预览，没有提交任何申请")
+
+
+@routes.command("提交", prefix=True)
+def submit_by_words(ctx: Context) -> Card:
+    """`提交 R-1004`: what the confirmation card's 提交 sends on DingTalk; the same checks as the tap."""
+    return _by_number(ctx, submit, "提交")
+
+
+@routes.command("选审批人", prefix=True)
+def choose_by_words(ctx: Context) -> Card:
+    return _by_number(ctx, choose, "选审批人")
+
+
+@routes.command("取消", prefix=True)
+def discard_by_words(ctx: Context) -> Card:
+    """`取消 R-1004` drops that draft; 取消 with anything else closes the open form as 取消 alone does."""
+    if NUMBER.search(ctx.event.text) is None:
+        return guided.cancel_form(ctx)
+    return _by_number(ctx, discard, "取消")
+
+
+@routes.command("审批", prefix=True)
+def open_by_words(ctx: Context) -> Card:
+    """`审批 R-1004` (a 待我审批 list button): that request's card with my buttons, if it waits for me."""
+    match = NUMBER.search(ctx.event.text)
+    if match is None:
+        return my_tasks(ctx)
+    request = requests.by_number(ctx.session, match.group(1))
+    refused = guard(ctx, request, "decide")
+    if refused is not None:
+        return refused
+    found = open_task_on(ctx, request, None)
+    return found if isinstance(found, Card) else views.task_card(ctx.session, request, found)
+
+
+def _by_number(ctx: Context, handler, verb: str) -> Card:
+    """A requester's typed `<verb> R-1004`, run as the tap on that request's card would be."""
+    match = NUMBER.search(ctx.event.text)
+    if match is None:
+        return Card(title=f"{verb}哪一单？", body=f"请带上单号，比如「{verb} R-1001」。要新申请，直接说「报销 出租车 86.5」。",
+                    buttons=(Button("我的申请", "approval.mine", command="我的申请"), HELP_BUTTON))
+    request = requests.by_number(ctx.session, match.group(1))
+    if request is None:
+        return _not_found()
+    ctx.event = replace(ctx.event, kind="action", action=f"approval.{_ACTIONS[verb]}", value=str(request.id))
+    return handler(ctx)
+
+
+_ACTIONS = {"提交": "submit", "选审批人": "choose", "取消": "discard"}
+
+
+def said_step(rest: str) -> tuple[int | None, str]:
+    """(the step index a `第N步` names, or None; the words after it)."""
+    match = STEP.match(rest)
+    return (int(match.group(1)) - 1, rest[match.end():]) if match else (None, rest)
+
+
+def open_task_on(ctx: Context, request: ApprovalRequest, step: int | None) -> ApprovalTask | Card:
+    """The sender's open task on `request` (on `step`, when the words name one); else why not — a
+    step that has moved on is said so and nothing is decided."""
+    task = next((t for t, r in requests.waiting_for(ctx.session, ctx.employee) if r.id == request.id), None)
+    if task is None:
+        return already_card(ctx, requests.already_decided(ctx.session, request))
+    if step is not None and task.step != step:
+        audit.record(ctx.session, actor=ctx.employee, action="approval.stale_tap", subject=f"approval:{request.id}",
+                     platform=ctx.event.platform, detail={"said_step": step, "step": task.step}, at=ctx.now)
+        return views.status_card(ctx.session, request, ctx.timezone,
+                                 headline=f"第{step + 1}步已经处理过了，这一单现在到了第{task.step + 1}步。"
+                                          f"这条消息没有替你审批，请看新的审批卡片。")
+    return task
 
 
 # -- helpers ------------------------------------------------------------------------------------

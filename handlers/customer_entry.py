@@ -100,7 +100,8 @@ def create(ctx: Context) -> Card:
     return Card(title=f"已创建 · {_short(new)}"[:36],
                 body=f"负责人是你（{ctx.employee.name}），状态「{new.status}」。拜访后发「拜访 {_short(new)} …」就能记跟进。",
                 fields=_fields(new),
-                buttons=(Button("查看", "customer.show", str(customer.id), style="primary"), HELP))
+                buttons=(Button("查看", "customer.show", str(customer.id), style="primary",
+                                command=customers.words_naming(ctx.session, customer, "查看")), HELP))
 
 
 @routes.action("customer.cancel")
@@ -258,7 +259,9 @@ def _already(ctx: Context, source: str) -> Card | None:
         customer = customers.get(ctx.session, int(outcome.split(":", 1)[1]))
         name = customer.name if customer else "这个客户"
         return Card(title="已创建", body=f"{name}已经建好了，不用再点。",
-                    buttons=((Button("查看", "customer.show", str(customer.id)),) if customer else ()) + (HELP,))
+                    buttons=((Button("查看", "customer.show", str(customer.id),
+                                     command=customers.words_naming(ctx.session, customer, "查看")),) if customer else ())
+                    + (HELP,))
     return None
 
 
@@ -287,7 +290,8 @@ def _warning(ctx: Context, new: NewCustomer, duplicates: list[Duplicate], inboun
         owner = customers.owner_name(ctx.session, dup.customer)
         if customers.may_see_details(ctx.session, ctx.employee, dup.customer):
             owner += f" · {dup.reason}"
-            views.append(Button("查看" if len(shown) == 1 else f"查看{n}", "customer.show", str(dup.customer.id)))
+            views.append(Button("查看" if len(shown) == 1 else f"查看{n}", "customer.show", str(dup.customer.id),
+                                command=customers.words_naming(ctx.session, dup.customer, "查看")))
         tag = f"{n}." if len(shown) > 1 else ""
         fields += [(f"{tag}已有客户", dup.customer.name[:26]), (f"{tag}负责人", owner[:26])]
     more = len(duplicates) - len(shown)

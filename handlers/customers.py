@@ -6,6 +6,8 @@ buttons to act (记拜访, 推进商机, 查看电话). What it shows depends on
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from cards import Button, Card
@@ -23,6 +25,7 @@ routes = Routes()
 
 LIST_LIMIT = 8  # lines on one card; more is a wall of text on a phone
 HELP_BUTTON = Button("帮助", "help", command="帮助")
+FROM = re.compile(r"从?第\s*(\d{1,5})\s*家")
 LOOKUP_MAX_CHARS = 30  # longer text is a sentence, not a customer name
 
 
@@ -34,7 +37,7 @@ def customer_card(ctx: Context, customer: Customer) -> Card:
                     fields=(("全称", customer.name[:26]), ("等级", f"{customer.tier}级"), ("负责人", profile.owner)),
                     buttons=(HELP_BUTTON,))
     return Card(title=f"客户 · {short_name(customer)}", body=_history(profile, ctx.timezone),
-                fields=_profile_fields(profile, ctx.timezone), buttons=_profile_buttons(profile))
+                fields=_profile_fields(profile, ctx.timezone), buttons=_profile_buttons(ctx.session, profile))
 
 
 @routes.action("customer.show")
@@ -75,10 +78,11 @@ def list_my_customers(ctx: Context, start: int = 0) -> Card:
     lines = page([f"· {short_name(c)}（{c.tier}）{_next_text(c, ctx)}" for c in mine[start:]])
     shown = mine[start:start + len(lines)]
     end = start + len(shown)
-    more = (Button("更多", "crm.mine", str(end), style="primary"),) if end < len(mine) else (HELP_BUTTON,)
+    more = ((Button("更多", "crm.mine", str(end), style="primary", command=f"我的客户 从第{end + 1}家"),)
+            if end < len(mine) else (HELP_BUTTON,))
     return Card(title=f"我的客户 · {len(mine)} 家", body="\n".join(lines),
                 fields=tuple((f"{t}级", f"{n} 家") for t, n in tiers.items()),
-                buttons=_customer_buttons(shown)[:-1] + more,
+                buttons=_customer_buttons(ctx, shown)[:-1] + more,
                 footer=f"第 {start + 1}–{end} 家，共 {len(mine)} 家" if len(mine) > len(shown) else "")
 
 
@@ -96,13 +100,38 @@ def due_today(ctx: Context) -> Card:
     body = "\n".join((["今天要跟进："] + lines if lines else []) + (["逾期未跟进："] + late if late else []))
     return Card(title=f"今天跟进 · {day_text(today)}", body=body,
                 fields=(("今天", f"{len(due)} 家"), ("逾期", f"{len(overdue)} 家")),
-                buttons=_customer_buttons(due + overdue))
+                buttons=_customer_buttons(ctx, due + overdue))
 
 
 @routes.action("crm.mine")
 def mine_by_tap(ctx: Context) -> Card:
     """我的客户 from a button; 更多 carries where the next page starts."""
     return list_my_customers(ctx, int(ctx.event.value) if ctx.event.value.isdigit() else 0)
+
+
+@routes.command("我的客户", prefix=True)
+def mine_from(ctx: Context) -> Card:
+    """`我的客户 从第6家` (what 更多 sends as words): the list from there; other words after 我的客户, from the top."""
+    found = FROM.search(ctx.event.text)
+    return list_my_customers(ctx, int(found.group(1)) - 1 if found else 0)
+
+
+@routes.command("查看", "查看客户", prefix=True)
+def show_by_name(ctx: Context) -> Card:
+    """`查看 腾讯科技(深圳)有限公司` (a customer button as words, or typed): that customer's card."""
+    name = _after(ctx.event.text, ("查看客户", "查看"))
+    return (_lookup_name(ctx, name) if name else None) or _not_found(name)
+
+
+@routes.command("查看电话", prefix=True)
+def phones_by_name(ctx: Context) -> Card:
+    """`查看电话 腾讯科技(深圳)有限公司`: the same check and audit as the 查看电话 button."""
+    name = _after(ctx.event.text, ("查看电话",))
+    found = customers.find(ctx.session, name, owner_id=ctx.employee.id) if name else None
+    if found is None or found.decision != "accept":
+        return (_lookup_name(ctx, name) if name else None) or _not_found(name)
+    ctx.event = replace(ctx.event, kind="action", action="customer.phone", value=str(found.customer_id))
+    return show_phones(ctx)
 
 
 @routes.command("本周拜访", "这周拜访", "本周跟进", "这周跟进", "本周记录")
@@ -133,13 +162,19 @@ def lookup(ctx: Context) -> Card | None:
     text = ctx.event.text.strip()
     if not text or len(text) > LOOKUP_MAX_CHARS or " " in text:
         return None
+    return _lookup_name(ctx, text)
+
+
+def _lookup_name(ctx: Context, text: str) -> Card | None:
     found = customers.find(ctx.session, text, owner_id=ctx.employee.id)
     if found.decision == "accept":
         return customer_card(ctx, customers.get(ctx.session, found.customer_id))
     if found.decision == "choose":
+        words = customers.namer(ctx.session)
         return Card(title="您要找哪家客户？", body=f"「{text}」可能是：",
                     fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(found.candidates)),
-                    buttons=tuple(Button(c.name[:10], "customer.show", str(c.customer_id)) for c in found.candidates))
+                    buttons=tuple(_show_button(customers.get(ctx.session, c.customer_id), c.name[:10], words)
+                                  for c in found.candidates))
     return None
 
 
@@ -170,22 +205,43 @@ def _history(profile: views.Profile, tz: str) -> str:
     return "最近跟进：\n" + "\n".join(lines)
 
 
-def _profile_buttons(profile: views.Profile) -> tuple[Button, ...]:
-    customer_id = str(profile.customer.id)
-    buttons = [Button("记拜访", "customer.visit", customer_id, style="primary")]
+def _profile_buttons(session, profile: views.Profile) -> tuple[Button, ...]:
+    customer_id, words = str(profile.customer.id), customers.namer(session)
+    buttons = [Button("记拜访", "customer.visit", customer_id, style="primary",
+                      command=words(profile.customer, "拜访"))]
     if profile.deals:
         buttons.append(Button("推进商机", "deal.stages", str(profile.deals[0].id)))
     if any(c.phone for c in profile.contacts):
-        buttons.append(Button("查看电话", "customer.phone", customer_id))
+        buttons.append(Button("查看电话", "customer.phone", customer_id,
+                              command=words(profile.customer, "查看电话")))
     return tuple(buttons)
 
 
-def _customer_buttons(rows: list[Customer]) -> tuple[Button, ...]:
+def _customer_buttons(ctx: Context, rows: list[Customer]) -> tuple[Button, ...]:
     seen: list[Customer] = []
     for c in rows:
         if c.id not in {s.id for s in seen}:
             seen.append(c)
-    return tuple(Button(short_name(c)[:10], "customer.show", str(c.id)) for c in seen[:5]) + (HELP_BUTTON,)
+    words = customers.namer(ctx.session)
+    return tuple(_show_button(c, short_name(c)[:10], words) for c in seen[:5]) + (HELP_BUTTON,)
+
+
+def _show_button(customer: Customer, label: str, words) -> Button:
+    """A customer's 查看 button; as words `查看 <legal name>` where that name is this customer's alone."""
+    return Button(label, "customer.show", str(customer.id), command=words(customer, "查看"))
+
+
+def _after(text: str, words: tuple[str, ...]) -> str:
+    text = text.strip()
+    for word in words:
+        if text.startswith(word):
+            return text[len(word):].strip()
+    return text
+
+
+def _not_found(name: str) -> Card:
+    said = f"客户名单里没有「{name[:20]}」。" if name else "说一下客户名，比如「查看 腾讯」。"
+    return Card(title="没找到这个客户" if name else "查看哪家客户？", body=said, buttons=(Button("我的客户", "crm.mine", command="我的客户"), HELP_BUTTON))
 
 
 def _next_text(customer: Customer, ctx: Context) -> str:

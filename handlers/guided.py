@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from cards import Button, Card
 from handlers.menu import MENU_BUTTONS
-from handlers.router import Context, Flow, Handler, Routes
+from handlers.router import Context, Flow, Handler, Routes, normalize
 from workflows import conversations
 from workflows.conversations import Form
 
@@ -34,8 +34,14 @@ def ask(ctx: Context, form: Form) -> Card:
 
 
 def choice(label: str, form: Form, answer: str, *, style: str = "default", step: str = "") -> Button:
-    """A button that answers the open question of `form` with `answer`."""
-    return Button(label[:10], "form.answer", f"{form.flow}:{step or form.step} {answer}", style=style)
+    """A button that answers the open question of `form` with `answer`.
+
+    Where a platform can only send words (DingTalk's tap-to-send links) it sends `answer` itself, as
+    if typed: plain text goes to the open form's question (the guard below), and only the sender's
+    own. An answer that is an id (`#12`, a customer picked from several with alike names) keeps the
+    `#form.answer` form, which names its question, so it can never answer another."""
+    return Button(label[:10], "form.answer", f"{form.flow}:{step or form.step} {answer}", style=style,
+                  command="" if answer.startswith("#") else answer)
 
 
 def offer_media(ctx: Context) -> Card | None:
@@ -54,7 +60,7 @@ def claim_plain_text(ctx: Context, handler: Handler | None) -> Handler | None:
     if event.kind not in ("text", "voice") or not event.text.strip():
         return None  # taps, photos, locations: never swallowed
     if ctx.router.is_command(event.text):
-        if handler is not cancel_form:
+        if handler is not cancel_form and normalize(event.text).split()[0] not in CANCEL_WORDS:
             conversations.finish(ctx.session, ctx.employee)  # a command starts fresh
         return None
     form = conversations.current(ctx.session, ctx.employee, ctx.now)

@@ -27,13 +27,14 @@ def show_pool(ctx: Context) -> Card:
         return Card(title="公海", body="公海里暂时没有客户。客户长时间没人跟进，会自动退回这里。",
                     buttons=MENU_BUTTONS[:1] + (Button("帮助", "help", command="帮助"),))
     total = pool.pool_count(ctx.session)
+    words = customers.namer(ctx.session)
     more = f"还有 {total - len(shown)} 家没列出，发「领取 客户名」直接领。" if total > len(shown) else "点按钮领取，或发「领取 客户名」。"
     return Card(
         title=f"公海 · {total} 家",
         body=f"这些客户暂时没人负责，领取后由你跟进。{more}",  # in the body: WeCom cards show no footer
         fields=tuple((short_name(c), _about(ctx, c)) for c in shown),
-        buttons=tuple(Button(f"领取{short_name(c)}"[:10], "pool.claim", str(c.id),
-                             style="primary" if i == 0 else "default") for i, c in enumerate(shown)),
+        buttons=tuple(Button(f"领取{short_name(c)}"[:10], "pool.claim", str(c.id), style="primary" if i == 0 else "default",
+                             command=words(c, "领取")) for i, c in enumerate(shown)),
     )
 
 
@@ -55,9 +56,11 @@ def claim_by_name(ctx: Context) -> Card:
                                                  f"不能领取。", buttons=(POOL_BUTTON,))
     if not candidates:
         return Card(title="公海里没找到", body=f"公海里没有「{query}」。发「公海」看看有哪些客户。", buttons=(POOL_BUTTON,))
+    words = customers.namer(ctx.session)
     return Card(title="您要领哪家？", body=f"公海里和「{query}」相近的有：",
                 fields=tuple((f"{i + 1}", c.name[:26]) for i, c in enumerate(candidates)),
-                buttons=tuple(Button(f"领取{c.name}"[:10], "pool.claim", str(c.customer_id), style="primary")
+                buttons=tuple(Button(f"领取{c.name}"[:10], "pool.claim", str(c.customer_id), style="primary",
+                                     command=words(customers.get(ctx.session, c.customer_id), "领取"))
                               for c in candidates[:SHOWN]))
 
 
@@ -80,7 +83,8 @@ def _claim(ctx: Context, customer_id: int) -> Card:
         body=f"{short_name(customer)}现在是你的客户了。{customer.tier}级客户每 {days} 天至少跟进一次，"
              f"跟进后发「拜访 {short_name(customer)} 聊了什么」。",
         fields=(("客户", customer.name[:26]), ("等级", f"{customer.tier}级")),
-        buttons=(Button("查看", "customer.show", str(customer.id), style="primary"), POOL_BUTTON),
+        buttons=(Button("查看", "customer.show", str(customer.id), style="primary",
+                        command=customers.words_naming(ctx.session, customer, "查看")), POOL_BUTTON),
     )
 
 

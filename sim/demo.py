@@ -21,7 +21,7 @@ from bot.runtime import Runtime
 from sim.actions import Actions
 from sim.clock import SimClock
 from sim.feed import Feed
-from sim.platforms import DINGTALK_PREFIX, TENANT, WECOM_PREFIX, Platforms, demo_settings, make_platforms
+from sim.platforms import DINGTALK_PREFIX, TENANT, WECOM_PREFIX, DingTalkCards, Platforms, demo_settings, make_platforms
 
 DEMO_DB = "banli-demo.db"
 THREADS = 16  # Banli's worker thread calls the stand-ins on this same server while a callback waits
@@ -35,6 +35,7 @@ class Demo:
     feed: Feed
     actions: Actions
     wsgi: Any
+    dingtalk_cards: DingTalkCards
     embedded: Embedded | None = None
 
     def start(self) -> "Demo":
@@ -82,15 +83,19 @@ def build_demo(*, base_url: str, database_url: str, queue_name: str = "banli", t
                                dingtalk_users=directory_users("dingtalk"), departments=DEPARTMENTS)
     feed = Feed(platforms, clock)
     actions = Actions(base_url, platforms, feed)
+    cards = DingTalkCards(runtime)
     app = create_app(runtime=runtime)
     app.register_blueprint(make_blueprint(feed=feed, actions=actions, clock=clock, ring=runtime.ring,
-                                          people=PEOPLE))
+                                          people=PEOPLE, dingtalk_cards=cards))
     wsgi = DispatcherMiddleware(app, {WECOM_PREFIX: platforms.wecom.app, DINGTALK_PREFIX: platforms.dingtalk.app})
-    return Demo(runtime=runtime, clock=clock, platforms=platforms, feed=feed, actions=actions, wsgi=wsgi)
+    return Demo(runtime=runtime, clock=clock, platforms=platforms, feed=feed, actions=actions, wsgi=wsgi,
+                dingtalk_cards=cards)
 
 
-def run_demo(*, port: int, host: str = "127.0.0.1", reset: bool = False, database_url: str | None = None) -> int:
-    """Seed if needed and serve the demo with gunicorn until interrupted."""
+def run_demo(*, port: int, host: str = "127.0.0.1", reset: bool = False, database_url: str | None = None,
+             dingtalk_cards: bool = False) -> int:
+    """Seed if needed and serve the demo with gunicorn until interrupted. `dingtalk_cards`: 钉钉
+    starts with interactive cards rather than markdown (the page switches between them)."""
     if database_url is None:
         if reset:
             _delete_sqlite(Path(DEMO_DB))
@@ -101,7 +106,7 @@ def run_demo(*, port: int, host: str = "127.0.0.1", reset: bool = False, databas
     # Banli calls the stand-ins, and the simulator calls Banli, on this server through loopback.
     inside = f"http://{_loopback(host)}:{port}"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    _serve(host, port, lambda: build_demo(base_url=inside, database_url=database_url),
+    _serve(host, port, lambda: build_demo(base_url=inside, database_url=database_url, dingtalk_cards=dingtalk_cards),
            public=f"http://{shown}:{port}/sim")
     return 0
 

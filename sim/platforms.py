@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from banli.settings import DingTalkSettings, Settings, WeComSettings
 from bot.dingtalk.standin import DingTalkPeer, DingTalkStandin
@@ -76,3 +76,23 @@ def make_platforms(settings: Settings, base_url: str, *, wecom_users: dict, ding
                              agent_id=AGENT_ID),
         dingtalk_peer=DingTalkPeer(app_secret=DINGTALK_APP_SECRET, robot_code=app_key, standin=dingtalk),
     )
+
+
+class DingTalkCards:
+    """The demo's 钉钉 message switch: interactive cards (the card template, as a company with one
+    configured gets them) or the markdown fallback with tap-to-send links (a company without one).
+    Flipping it swaps the template id in the running DingTalk client's settings, so the next message
+    Banli sends shows the other way; cards already on screen stay as they were, and taps on either
+    keep working (a card tap comes back to /dingtalk/card, a link sends its words)."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def on(self) -> bool:
+        return bool(self.runtime.clients["dingtalk"].settings.card_template_id)
+
+    def set(self, on: bool) -> bool:
+        client = self.runtime.clients["dingtalk"]
+        client.settings = replace(client.settings, card_template_id=CARD_TEMPLATE_ID if on else "")
+        return self.on

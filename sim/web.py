@@ -22,7 +22,7 @@ JUMPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 def make_blueprint(*, feed: Feed, actions: Actions, clock: SimClock, ring: Callable[[], None],
-                   people: Iterable[Any]) -> Blueprint:
+                   people: Iterable[Any], dingtalk_cards: Any) -> Blueprint:
     people_list = [asdict(p) for p in people]
     by_key = {p["key"]: p for p in people_list}
     bp = Blueprint("sim", __name__, url_prefix="/sim", template_folder="templates", static_folder="static")
@@ -49,7 +49,8 @@ def make_blueprint(*, feed: Feed, actions: Actions, clock: SimClock, ring: Calla
         platform, user = who()
         known = request.args.get("version", type=int)
         feed.sync()
-        answer: dict[str, Any] = {"version": feed.version, "clock": clock.describe()}
+        answer: dict[str, Any] = {"version": feed.version, "clock": clock.describe(),
+                                  "dingtalk_cards": dingtalk_cards.on}
         if known != feed.version:
             answer["messages"] = feed.conversation(platform, user)
         answer["unread"] = _unread_by_person(feed, platform, people_list)
@@ -93,6 +94,14 @@ def make_blueprint(*, feed: Feed, actions: Actions, clock: SimClock, ring: Calla
             return answered(actions.tap_wecom(user, card_id, str(data.get("key", "")), label))
         return answered(actions.tap_dingtalk_card(user, card_id, str(data.get("action", "")),
                                                   str(data.get("value", "")), label))
+
+    @bp.post("/api/dingtalk-cards")
+    def switch_dingtalk_cards() -> Response:
+        """钉钉 messages from now on as interactive cards (on) or markdown with tap-to-send links (off)."""
+        on = (request.get_json(silent=True) or {}).get("on")
+        if not isinstance(on, bool):
+            return jsonify(error="请选择互动卡片或 markdown"), 400
+        return jsonify(dingtalk_cards=dingtalk_cards.set(on))
 
     @bp.post("/api/clock")
     def move_clock() -> Response:

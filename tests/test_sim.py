@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -154,6 +156,58 @@ def test_dingtalk_template_cards_are_shown_as_cards_and_taps_go_to_the_card_call
     assert _title(sim.wait_bot("dingtalk", REP.key, 2)[1]) == "报销"
     inbound = _outbox(sim.demo, "inbound")
     assert inbound[-1]["payload"]["reply"] == {"out_track_id": menu["card_id"]}  # it came in via /dingtalk/card
+
+
+def test_the_page_switches_dingtalk_between_markdown_and_interactive_cards_and_both_taps_work(sim):
+    assert sim.chat("dingtalk", REP.key)["dingtalk_cards"] is False  # a company without a card template
+    sim.send("dingtalk", REP.key, "帮助")
+    markdown = sim.wait_bot("dingtalk", REP.key, 1)[0]
+    assert markdown["kind"] == "markdown"
+
+    assert sim._post("/sim/api/dingtalk-cards", on=True) == {"dingtalk_cards": True}
+    sim.send("dingtalk", REP.key, "帮助")
+    card = sim.wait_bot("dingtalk", REP.key, 2)[1]
+    assert card["kind"] == "dt_card" and _title(card) == "办理 · 主菜单"
+    assert sim.chat("dingtalk", REP.key)["dingtalk_cards"] is True
+    button = next(b for b in json.loads(card["card"]["buttons"]) if b["text"] == "报销")
+    sim.tap("dingtalk", REP.key, card_id=card["card_id"], action=button["action"], value=button["value"], label="报销")
+    assert _title(sim.wait_bot("dingtalk", REP.key, 3)[2]) == "报销"  # a card tap, through /dingtalk/card
+
+    assert sim._post("/sim/api/dingtalk-cards", on=False) == {"dingtalk_cards": False}
+    sim.send("dingtalk", REP.key, "帮助")
+    again = sim.wait_bot("dingtalk", REP.key, 4)[3]
+    assert again["kind"] == "markdown" and markdown["kind"] == "markdown"
+    sim.send("dingtalk", REP.key, "请假")  # what the markdown menu's 请假 link sends
+    assert _title(sim.wait_bot("dingtalk", REP.key, 5)[4]) == "请假"
+    assert requests.post(sim.url + "/sim/api/dingtalk-cards", json={"on": "yes"}, timeout=10).status_code == 400
+
+
+def _link_words(markdown_message: dict) -> dict[str, str]:
+    """{label: what the page's tap-to-send button sends as the person} for a DingTalk markdown message."""
+    links = re.findall(r"\[([^\]]+)\]\((dtmd://dingtalkclient/sendMessage\?[^)]+)\)", markdown_message["text"])
+    return {label: parse_qs(urlsplit(url).query)["content"][0] for label, url in links}
+
+
+def test_on_dingtalk_markdown_a_managers_agree_shows_in_the_chat_as_words_he_could_have_typed(sim):
+    sim.send("dingtalk", MANAGER.key, "帮助")  # he uses DingTalk: his approval cards come there
+    sim.wait_bot("dingtalk", MANAGER.key, 1)
+    sim.send("dingtalk", REP.key, "报销 出租车 86.5")
+    confirm = sim.wait_bot("dingtalk", REP.key, 1)[0]
+    submit = _link_words(confirm)["提交"]
+    assert submit.startswith("提交 R-")
+    sim.send("dingtalk", REP.key, submit)  # what the page's 提交 button sends, as DingTalk does
+    number = submit.split()[1]
+    card = wait_for(lambda: [m for m in sim.bot_messages("dingtalk", MANAGER.key)
+                             if m["kind"] == "markdown" and "待你审批" in m["title"]] or None)[0]
+    agree = _link_words(card)["同意"]
+    assert agree == f"同意 {number} 第1步"
+
+    sim.send("dingtalk", MANAGER.key, agree)
+
+    done = wait_for(lambda: [m for m in sim.bot_messages("dingtalk", MANAGER.key) if "已通过" in _title(m)] or None)
+    assert done
+    said = [m["text"] for m in sim.chat("dingtalk", MANAGER.key)["messages"] if m["who"] != "bot"]
+    assert said == ["帮助", agree]  # the manager's side of the chat: the words, no internal code
 
 
 # -- nothing bypasses the webhook routes -----------------------------------------------------------

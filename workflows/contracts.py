@@ -25,6 +25,7 @@ from workflows.approvals import cards as approval_cards
 from workflows.approvals import requests
 from workflows.approvals.parse import Draft
 from workflows.customer_views import amount_text
+from workflows.customers import words_naming
 from workflows.followups import short_name
 from workflows.pushes import push
 
@@ -150,14 +151,14 @@ def contract_decided(session: Session, *, request: ApprovalRequest, approved: bo
         _push(session, deal.owner_id, f"contract:signed:{request.id}", Card(
             title=f"已签约 · {deal.title[:20]}", body="合同审批通过，回款计划已生成：\n" + payments.plan_text(rows),
             footer="到期前3天会提醒你和财务；要分期，发「回款计划 客户名 金额 日期, 金额 日期」",
-            buttons=(Button("查看客户", "customer.show", str(deal.customer_id)),)))
+            buttons=(_customer_button(session, deal),)))
     else:
         reason = _rejection_reason(session, request)
         deals.set_stage_by_system(session, deal, RENEGOTIATE, now=now, reason=f"合同 {request.number} 被拒绝：{reason}",
                                   tz=tz)
         _push(session, deal.owner_id, f"contract:rejected:{request.id}", Card(
             title=f"合同未通过 · {deal.title[:18]}", body=f"原因：{reason}\n商机已退回「{RENEGOTIATE}」，改好后再推进到赢单即可重新发起。",
-            buttons=(Button("查看客户", "customer.show", str(deal.customer_id)),)))
+            buttons=(_customer_button(session, deal),)))
 
 
 def _rejection_reason(session: Session, request: ApprovalRequest) -> str:
@@ -168,3 +169,8 @@ def _rejection_reason(session: Session, request: ApprovalRequest) -> str:
 def _push(session: Session, employee_id: int, key: str, card: Card) -> None:
     push(session, employee_id, key, card)
 
+
+def _customer_button(session: Session, deal: Deal) -> Button:
+    customer = session.get(Customer, deal.customer_id)
+    return Button("查看客户", "customer.show", str(deal.customer_id),
+                  command=words_naming(session, customer, "查看") if customer else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -28,6 +29,30 @@ def find(session: Session, query: str, *, owner_id: int) -> MatchResult:
 def own_ids(session: Session, owner_id: int) -> set[int]:
     """The customers `owner_id` owns: they win ties when a name could be several."""
     return set(session.execute(select(Customer.id).where(Customer.owner_id == owner_id)).scalars())
+
+
+WORDS_MAX_NAME = 30  # a longer "name" would not be read back as one (handlers/customers.LOOKUP_MAX_CHARS)
+
+
+def words_naming(session: Session, customer: Customer, verb: str) -> str:
+    """`拜访 腾讯科技(深圳)有限公司`: typed words that name this customer and no other, for a button that
+    can only send words (DingTalk's tap-to-send links). Its legal name, when the matcher reads that
+    name back as this very customer whoever asks; "" when it cannot — a space in the name, or another
+    customer of the same name — and the button keeps its `#action id` form (docs/dingtalk.md §4.10)."""
+    return namer(session)(customer, verb)
+
+
+def namer(session: Session) -> Callable[[Customer, str], str]:
+    """`words_naming` for many buttons of one card: the index is looked up once."""
+    found_index = index(session)
+
+    def words(customer: Customer, verb: str) -> str:
+        name = customer.name.strip()
+        if not name or len(name) > WORDS_MAX_NAME or any(ch.isspace() for ch in name):
+            return ""
+        found = found_index.match(name)
+        return f"{verb} {name}" if found.decision == "accept" and found.customer_id == customer.id else ""
+    return words
 
 
 def index(session: Session) -> CustomerIndex:

@@ -27,6 +27,7 @@ from cards import Button, Card
 from storage import outbox
 from storage.models import Customer, Employee, FollowUp
 from workflows import audit, rules, signals
+from workflows.customers import words_naming
 from workflows.business_time import push_time
 from workflows.pushes import push
 from workflows.when import When
@@ -246,12 +247,14 @@ def when_text(moment: datetime, tz: str) -> str:
     return f"{day_text(local.date())} {local:%H:%M}"
 
 
-def reminder_card(customer: Customer, followup: FollowUp, tz: str) -> Card:
+def reminder_card(customer: Customer, followup: FollowUp, tz: str, done_words: str = "") -> Card:
+    """`done_words`: what 已跟进 sends where a button can only send words (`拜访 <legal name>`,
+    customers.words_naming); empty keeps `#crm.done <id>`."""
     return Card(
         title=f"跟进提醒 · {short_name(customer)}",
         body=f"约好 {when_text(followup.next_at, tz)} 跟进{short_name(customer)}。\n上次：{followup.content or followup.method}",
         fields=(("客户", customer.name[:26]), ("等级", customer.tier)),
-        buttons=(Button("已跟进", "crm.done", str(followup.id), style="primary"),
+        buttons=(Button("已跟进", "crm.done", str(followup.id), style="primary", command=done_words),
                  Button("推迟1天", "crm.snooze", f"{followup.id}:1d"),
                  Button("推迟到下周", "crm.snooze", f"{followup.id}:nextweek")),
     )
@@ -263,7 +266,12 @@ def short_name(customer: Customer) -> str:
 
 def _schedule_reminder(session: Session, employee: Employee, customer: Customer, followup: FollowUp,
                        due: datetime, tz: str) -> None:
-    push(session, employee.id, reminder_key(followup.id, due), reminder_card(customer, followup, tz), due_at=due)
+    push(session, employee.id, reminder_key(followup.id, due),
+         reminder_card(customer, followup, tz, _done_words(session, customer, followup)), due_at=due)
+
+
+def _done_words(session: Session, customer: Customer, followup: FollowUp) -> str:
+    return words_naming(session, customer, followup.method or "拜访")
 
 
 def _recompute(session: Session, customer: Customer) -> None:
@@ -306,7 +314,7 @@ def _restore_plan(session: Session, customer: Customer, now: datetime, tz: str) 
     owner = session.get(Employee, earlier.employee_id)
     if owner is not None:
         push(session, owner.id, reminder_key(earlier.id, earlier.next_at) + ":restored",
-             reminder_card(customer, earlier, tz), due_at=earlier.next_at)
+             reminder_card(customer, earlier, tz, _done_words(session, customer, earlier)), due_at=earlier.next_at)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from cards import Button, Card
 from storage.models import Customer, Deal, Employee, PaymentPlan
 from workflows import audit, roles
+from workflows.customers import words_naming
 from workflows.followups import day_text, short_name
 from workflows.timers import schedule, timer
 from workflows.pushes import push
@@ -135,7 +136,8 @@ def _tell(session: Session, plan_id: int, kind: str, title: str, says) -> dict[s
     finance = [p.id for p in roles.people_with(session, "finance")]
     card = Card(title=f"{title} · {short_name(customer)}", body=says(row),
                 fields=(("客户", customer.name[:26]), ("商机", deal.title[:26])),
-                buttons=(Button("查看客户", "customer.show", str(customer.id)),))
+                buttons=(Button("查看客户", "customer.show", str(customer.id),
+                                command=words_naming(session, customer, "查看")),))
     told = []
     for person in dict.fromkeys([deal.owner_id, *finance]):
         if push(session, person, f"payment:{kind}:{row.id}:{row.due_date}:to:{person}", card):

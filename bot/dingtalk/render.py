@@ -3,7 +3,9 @@
 
 Without a card template DingTalk buttons only open URLs, so each button becomes a
 `dtmd://dingtalkclient/sendMessage?content=…` link: tapping it makes the user send the button's
-words (`Button.text`) to the bot, and the router treats those words like the tap.
+words (`Button.text`) to the bot, and the router treats those words like the tap. The chat shows them
+as the person's message, so they are words a person could type (`同意 R-1004 第1步`); what each
+button sends and what keeps a stale or forwarded tap harmless: docs/dingtalk.md §4.10.
 
 **Card text is text.** A Card holds plain text (cards/__init__.py); much of it is what someone typed
 (a reason, a comment, a customer's name). This renderer alone adds markup — the `### title`, the

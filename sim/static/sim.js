@@ -53,6 +53,7 @@
     fetch("/sim/api/chat?" + query).then(function (r) { return r.json(); }).then(function (answer) {
       if (asked !== state.platform + "/" + state.person) { return; }  // switched meanwhile
       showClock(answer.clock);
+      showDingTalkMode(answer.dingtalk_cards);
       showUnread(answer.unread || {});
       if (answer.messages) { render(answer.messages); }
       state.version = answer.version;
@@ -78,6 +79,7 @@
     $("person").value = person;
     $("chat-title").textContent = TITLES[platform];
     $("places").hidden = platform !== "wecom";
+    $("dt-mode").hidden = platform !== "dingtalk";
     $("no-location").hidden = platform === "wecom";
     chat.textContent = "";
     poll();
@@ -89,6 +91,13 @@
       var n = unread[option.value];
       option.textContent = p.name + " · " + p.title + " · " + p.department + (n ? "（" + n + "条新消息）" : "");
     });
+  }
+
+  // 钉钉 with a card template (interactive cards) or without (markdown, buttons as tap-to-send links).
+  function showDingTalkMode(cards) {
+    if (typeof cards !== "boolean") { return; }
+    $("dt-cards").setAttribute("aria-checked", String(cards));
+    $("dt-markdown").setAttribute("aria-checked", String(!cards));
   }
 
   function showClock(clock) {
@@ -357,6 +366,13 @@
   });
   Array.prototype.forEach.call(document.querySelectorAll(".chip"), function (b) {
     b.addEventListener("click", function () { sendText(b.dataset.text); });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-cards]"), function (b) {
+    b.addEventListener("click", function () {
+      api("/sim/api/dingtalk-cards", { on: b.dataset.cards === "true" }).then(function (answer) {
+        showDingTalkMode(answer.dingtalk_cards);
+      });
+    });
   });
   Array.prototype.forEach.call(document.querySelectorAll("[data-jump]"), function (b) {
     b.addEventListener("click", function () {

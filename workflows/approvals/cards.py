@@ -18,6 +18,7 @@ from workflows.followups import when_text
 
 STATUS_TEXT = {"draft": "待提交", "pending": "审批中", "approved": "已通过", "rejected": "已拒绝", "withdrawn": "已撤回"}
 REJECT_REASONS = ("金额不对", "缺少发票", "不符合规定")
+KEEP_WORDS = "先不拒绝"  # what 先不拒绝 sends as words (a command of its own: handlers/approvals.keep)
 
 
 def chain_text(session: Session, steps: tuple[Step, ...] | list[Step]) -> str:
@@ -36,20 +37,23 @@ def confirm_card(session: Session, request: ApprovalRequest, chosen: Plan, note:
         chain = chain_text(session, chosen.steps) if chosen.steps else ""
         return Card(title=f"{request.type} · 请确认", body=lead + "这一单有一步由你选审批人，选好后再提交。",
                     fields=_fields(request) + (("预计审批人", (chain + " → " if chain else "") + "（你来选）"),),
-                    buttons=(Button("选审批人", "approval.choose", str(request.id), style="primary"), *picks,
-                             Button("取消", "approval.discard", str(request.id))))
+                    buttons=(Button("选审批人", "approval.choose", str(request.id), style="primary",
+                                    command=f"选审批人 {request.number}"), *picks,
+                             Button("取消", "approval.discard", str(request.id), command=f"取消 {request.number}")))
     return Card(title=f"{request.type} · 请确认", body=lead + "核对一下，没问题就点「提交」。",
                 fields=_fields(request) + (("预计审批人", chain_text(session, chosen.steps)[:26]),),
-                buttons=(Button("提交", "approval.submit", str(request.id), style="primary"), *picks,
-                         Button("取消", "approval.discard", str(request.id))),
+                buttons=(Button("提交", "approval.submit", str(request.id), style="primary",
+                                command=f"提交 {request.number}"), *picks,
+                         Button("取消", "approval.discard", str(request.id), command=f"取消 {request.number}")),
                 footer="说错了就点取消，重新发一条")
 
 
 def submitted_card(session: Session, request: ApprovalRequest, headline: str = "") -> Card:
     return Card(title=f"已提交 · {request.number}", body=headline or f"{request.type}已提交，审批结果会发给你。",
                 fields=_fields(request) + (("审批人", chain_text(session, _steps(request))[:26]),),
-                buttons=(Button("催办", "approval.nudge", str(request.id)),
-                         Button("撤回", "approval.withdraw", str(request.id), style="danger"),
+                buttons=(Button("催办", "approval.nudge", str(request.id), command=f"催办 {request.number}"),
+                         Button("撤回", "approval.withdraw", str(request.id), style="danger",
+                                command=f"撤回 {request.number}"),
                          Button("我的申请", "approval.mine", command="我的申请")))
 
 
@@ -60,16 +64,24 @@ def task_card(session: Session, request: ApprovalRequest, task: ApprovalTask, he
         behalf = f"\n（{session.get(Employee, task.on_behalf_of_id).name}超时未处理，升级给你，可代为审批）"
     body = (headline + "\n" if headline else "") + f"{requester.name}的{request.type}：{request.summary}" + behalf
     # Photos are sent on request, to whoever taps (handlers/approvals.send_photos): a card cannot show them.
-    photos = (Button(photos_label(request), "approval.photos", str(request.id)),) if photo_count(request) else ()
+    photos = ((Button(photos_label(request), "approval.photos", str(request.id),
+                      command=f"{photos_label(request)} {request.number}"),) if photo_count(request) else ())
+    said = step_words(request, task)
     return Card(title=f"待你审批 · {request.type}", body=body,
                 fields=(("单号", request.number), ("申请人", f"{requester.name} {requester.department}".strip()))
                 + _fields(request)[1:],
-                buttons=(Button("同意", "approval.approve", str(task.id), style="primary"),
-                         Button("拒绝", "approval.reject", str(task.id), style="danger"),
-                         Button("转交", "approval.transfer", str(task.id)),
-                         Button("加签", "approval.add_signer", str(task.id)),
-                         Button("退回", "approval.return", str(task.id))) + photos,
+                buttons=(Button("同意", "approval.approve", str(task.id), style="primary", command=f"同意 {said}"),
+                         Button("拒绝", "approval.reject", str(task.id), style="danger", command=f"拒绝 {said}"),
+                         Button("转交", "approval.transfer", str(task.id), command=f"转交 {said}"),
+                         Button("加签", "approval.add_signer", str(task.id), command=f"加签 {said}"),
+                         Button("退回", "approval.return", str(task.id), command=f"退回 {said}")) + photos,
                 footer=deadlines_text(session, request))
+
+
+def step_words(request: ApprovalRequest, task: ApprovalTask) -> str:
+    """`R-1004 第1步`: how a tap-to-send decision names the step it was shown for, so a tap on an old
+    card cannot decide a later step (handlers/approvals.decide_by_words; docs/dingtalk.md §4.10)."""
+    return f"{request.number} 第{task.step + 1}步"
 
 
 def photo_count(request: ApprovalRequest) -> int:
@@ -92,8 +104,10 @@ def deadlines_text(session: Session, request: ApprovalRequest) -> str:
 
 def reject_reason_card(request: ApprovalRequest, task: ApprovalTask) -> Card:
     return Card(title=f"拒绝 {request.number} · 选原因", body="点一个原因，或者直接回复原因，比如「发票抬头不对」。",
-                buttons=tuple(Button(reason, "approval.reject_as", f"{task.id}:{i}", style="danger")
-                              for i, reason in enumerate(REJECT_REASONS)) + (Button("先不拒绝", "approval.keep", str(task.id)),))
+                buttons=tuple(Button(reason, "approval.reject_as", f"{task.id}:{i}", style="danger",
+                                     command=f"拒绝 {step_words(request, task)} {reason}")
+                              for i, reason in enumerate(REJECT_REASONS))
+                + (Button("先不拒绝", "approval.keep", str(task.id), command=KEEP_WORDS),))
 
 
 def status_card(session: Session, request: ApprovalRequest, tz: str, headline: str = "") -> Card:
