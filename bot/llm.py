@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from banli.settings import LanguageModelSettings
+from bot.checks import Check, failed, passed
 
 log = logging.getLogger("banli.llm")
 
@@ -37,24 +38,28 @@ class LanguageModel:
 
     def ask(self, system: str, text: str) -> dict[str, Any] | None:
         """The JSON object the model answers `text` with, under the `system` instructions; None if
-        there is none in time."""
+        there is none in time (one log line says why)."""
+        found, why = self.try_ask(system, text)
+        if found is None:
+            log.warning("language model at %s not used: %s", urlsplit(self.endpoint).netloc, why)
+        return found
+
+    def try_ask(self, system: str, text: str) -> tuple[dict[str, Any] | None, str]:
+        """(the JSON object answered, "") or (None, why not): for `ask`, and for `banli doctor`."""
         started = time.monotonic()
-        status, body = self._post(system, text, self.settings.timeout_seconds)
+        status, body, why = self._post(system, text, self.settings.timeout_seconds)
         if status in (400, 422) and self._json_mode:
             self._json_mode = False  # an older or smaller server: JSON mode is only a nicety
             left = self.settings.timeout_seconds - (time.monotonic() - started)
-            status, body = self._post(system, text, left) if left > 0.5 else (0, None)
-        if status != 200 or body is None:
-            if status:
-                self._note(f"HTTP {status}")
-            return None
+            if left > 0.5:
+                status, body, why = self._post(system, text, left)
+        if status != 200:
+            return None, why or f"HTTP {status}"
         found = json_object_in(content_of(body))
-        if found is None:
-            self._note("the answer holds no JSON object")
-        return found
+        return (found, "") if found is not None else (None, "the answer holds no JSON object")
 
-    def _post(self, system: str, text: str, timeout: float) -> tuple[int, Any]:
-        """(HTTP status, decoded body or None); status 0 when nothing came back in time."""
+    def _post(self, system: str, text: str, timeout: float) -> tuple[int, Any, str]:
+        """(HTTP status, decoded body or None, why it failed); status 0 when nothing came back."""
         request: dict[str, Any] = {
             "model": self.settings.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": text}],
@@ -70,15 +75,26 @@ class LanguageModel:
             response = requests.post(self.endpoint, json=request, headers=headers,
                                      timeout=(min(3.05, timeout), timeout))
         except requests.RequestException as exc:
-            self._note(exc.__class__.__name__)
-            return 0, None
+            return 0, None, exc.__class__.__name__
         try:
-            return response.status_code, response.json()
+            return response.status_code, response.json(), ""
         except ValueError:
-            return response.status_code, None
+            return response.status_code, None, f"HTTP {response.status_code}, not JSON"
 
-    def _note(self, why: str) -> None:
-        log.warning("language model at %s not used: %s", urlsplit(self.endpoint).netloc, why)
+
+def doctor_checks(settings: LanguageModelSettings) -> list[Check]:
+    """One question the rules would answer themselves, asked the way Banli asks: does the model
+    answer, in time, with a JSON object?"""
+    from workflows.model_reading import system_prompt
+
+    title = "语言模型 / language model"
+    started = time.monotonic()
+    found, why = LanguageModel(settings).try_ask(system_prompt(), "帮我看看我的客户有哪些")
+    ms = round((time.monotonic() - started) * 1000)
+    if found is None:
+        return [failed(title, f"{why} ({ms} ms)", "检查 BANLI_LLM_URL（以 /v1 结尾）、BANLI_LLM_MODEL、BANLI_LLM_KEY；"
+                                                  "或不设 BANLI_LLM_URL，办理不需要它")]
+    return [passed(title, f"answered with a JSON object in {ms} ms (intent {str(found.get('intent', ''))[:12]!r})")]
 
 
 def content_of(body: Any) -> str:

@@ -100,7 +100,10 @@ class Outbox(SQLModel, table=True):
       (`photo:<file>:<platform>:<user>:<day>`, so asking twice in a day sends it once);
       directory_sync: read a user off the directory;
     - directory_department: read a department off the directory (a DingTalk org_dept_* event);
-    - cron: one slot of a periodic job (`cron:<name>:<slot>`).
+    - cron: one slot of a periodic job (`cron:<name>:<slot>`);
+    - marker, reading: finished records, never sent — a chat message acted on once
+      (workflows/customer_entry.py), a language model's validated reading of a message kept for
+      the 对 on its card (`reading:<platform>:<event id>`, workflows/model_reading.py).
     """
 
     # Pending rows by key, for cancelling by key prefix (storage.outbox.cancel_many); on PostgreSQL

@@ -212,3 +212,16 @@ def test_without_a_url_the_model_is_never_called(stack_factory, model, caplog):
     model.readings[DINNER] = DINNER_READ
     assert Chat(team, "wecom").say(DINNER).title == "没听明白"
     assert model.calls == [] and not [r for r in caplog.records if r.name == "banli.llm"]
+
+
+def test_a_voice_transcript_the_rules_cannot_place_is_read_too(team, model):
+    said = "嗯，上礼拜陪客户吃饭花了三百二，这钱找谁要。"
+    model.readings[said] = DINNER_READ
+    chat = Chat(team, "wecom")
+    before = len(chat.messages())
+    team.post_wecom(team.wecom_peer.voice("zhangsan", said))
+    wait_for(lambda: len(chat.messages()) > before)
+    card = chat.replies()[before]
+    assert "我理解成：报销 餐费 320，对吗？" in card.text
+    chat.tap(card, "对")
+    assert [(kind, float(amount)) for kind, _, amount, _ in _requests(team)] == [("报销", 320)]
