@@ -39,6 +39,12 @@ def run(settings: Settings, *, public_url: str = "", out: Callable[[str], None] 
     else:
         out(f"\n钉钉 DingTalk — 未配置，跳过 not configured, skipped (set {', '.join(DINGTALK_VARS)}; "
             "optional DINGTALK_ROBOT_CODE, DINGTALK_CARD_TEMPLATE_ID, DINGTALK_MODE)")
+    if settings.language_model:  # optional; unset, nothing to check and nothing said
+        from bot.llm import doctor_checks as model_checks
+
+        m = settings.language_model
+        out(f"\n语言模型 language model (optional) — {m.model} at {m.url}, key {mask(m.key) if m.key else 'none'}")
+        results += _print(model_checks(m), out)
     failures = sum(c.failed for c in results)
     passes = sum(c.status == PASS for c in results)
     out("")

@@ -51,6 +51,19 @@ DINGTALK_MODES = ("http", "stream")
 
 
 @dataclass(frozen=True)
+class LanguageModelSettings:
+    """An OpenAI-compatible chat completions API, asked only about messages the rules cannot place
+    (handlers/model_guess.py). Off unless BANLI_LLM_URL is set."""
+
+    url: str  # the API's base, e.g. https://api.openai.com/v1 or http://llm.intranet:8000/v1
+    model: str
+    key: str = ""  # sent as `Authorization: Bearer …` when set; a local server may need none
+    # Short: the question is asked inside the worker job that answers the message, and a person
+    # waiting for a reply is better served by the plain hint than by a long wait.
+    timeout_seconds: float = 8.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///banli.db"
     redis_url: str = ""  # empty: embedded mode (in-process fakeredis + threads)
@@ -82,6 +95,7 @@ class Settings:
     # largest one accepted (10 MB: also WeCom's limit for sending an image back, docs/wecom.md §5.2).
     files_dir: str = "files"
     files_max_bytes: int = 10 * 1024 * 1024
+    language_model: LanguageModelSettings | None = None  # optional; Banli works fully without it
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +130,7 @@ class Settings:
             public_url=(env.get("BANLI_PUBLIC_URL") or "").rstrip("/"),
             files_dir=env.get("BANLI_FILES_DIR") or "files",
             files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
+            language_model=_language_model_from(env),
         )
 
     def describe(self) -> list[str]:
@@ -132,6 +147,9 @@ class Settings:
                                           + (", interactive cards" if self.dingtalk.card_template_id else
                                              ", markdown cards") + ")"
                                           if self.dingtalk else f"off (set {', '.join(DINGTALK_VARS)})"))
+        model = self.language_model
+        lines.append("语言模型 language model: " + (f"on ({model.model} at {_redact(model.url)}, {model.timeout_seconds:g} s)"
+                                                     if model else "off (optional: set BANLI_LLM_URL, BANLI_LLM_MODEL)"))
         lines.append(f"照片 files: {self.files_dir} (≤{self.files_max_bytes // (1024 * 1024)} MB, JPEG/PNG)")
         return lines
 
@@ -177,6 +195,19 @@ def _dingtalk_from(env: Mapping[str, str]) -> DingTalkSettings | None:
         event_token=env.get("DINGTALK_EVENT_TOKEN", ""),
         event_aes_key=env.get("DINGTALK_EVENT_AES_KEY", ""),
     )
+
+
+def _language_model_from(env: Mapping[str, str]) -> LanguageModelSettings | None:
+    url = (env.get("BANLI_LLM_URL") or "").strip().rstrip("/")
+    if not url:
+        return None
+    model = (env.get("BANLI_LLM_MODEL") or "").strip()
+    if not model:  # every OpenAI-compatible API wants one; better said at start than per message
+        raise ValueError("BANLI_LLM_URL is set: set BANLI_LLM_MODEL too (the model name the API expects)")
+    timeout = float(env.get("BANLI_LLM_TIMEOUT") or 8)
+    if not 0 < timeout <= 60:
+        raise ValueError(f"BANLI_LLM_TIMEOUT must be between 0 and 60 seconds, not {timeout:g}")
+    return LanguageModelSettings(url=url, model=model, key=env.get("BANLI_LLM_KEY", ""), timeout_seconds=timeout)
 
 
 PLATFORMS = ("wecom", "dingtalk")

@@ -117,6 +117,16 @@ class Runtime:
             clients["dingtalk"] = DingTalkClient(self.settings.dingtalk, self.redis)
         return clients
 
+    @cached_property
+    def language_model(self) -> Callable[[str, str], dict | None] | None:
+        """(instructions, a person's message) → the JSON object an OpenAI-compatible API answers;
+        None when BANLI_LLM_URL is not set (the handlers then never ask)."""
+        if self.settings.language_model is None:
+            return None
+        from bot.llm import LanguageModel
+
+        return LanguageModel(self.settings.language_model).ask
+
     def now(self) -> datetime:
         return self.clock()
 

@@ -39,6 +39,9 @@ class Context:
     # An image event's photo as the worker downloaded it, before the handler ran (bot/pipeline.py):
     # the bytes, or why they cannot be kept. None for other events.
     upload: Optional[Upload] = None
+    # (instructions, the person's message) → the JSON object an optional language model answered
+    # (BANLI_LLM_URL, bot/llm.py); None when none is configured. Asked only by handlers/model_guess.py.
+    language_model: Optional[Callable[[str, str], Optional[dict]]] = None
 
 
 class Abandon(Exception):

@@ -9,7 +9,9 @@ text next (handlers/guided.py). Whatever is left comes here and goes, in this or
    for, run by its own handler — or, when that command would file something at once on a guess,
    a card that asks first (记上 / 不是);
 3. a question about a customer (美团的地址在哪, 美团最近谁在跟) → the answer from its card;
-4. a customer's name alone → its card; anything else → a short hint and the menu.
+4. a customer's name alone → its card;
+5. only then, if a company configured one, a language model (handlers/model_guess.py), whose reading
+   is always asked about first (对 / 不是); anything else → a short hint and the menu.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cards import Button, Card
-from handlers import visit
+from handlers import model_guess, visit
 from handlers.customers import customer_card, lookup
 from handlers.menu import MENU_BUTTONS, not_understood
 from handlers.router import Context, Routes
@@ -42,10 +44,16 @@ def understand_or_hint(ctx: Context) -> Card | None:
         return Card(title="办理", body=small_talk_reply(understood.slots["kind"]), buttons=MENU_BUTTONS,
                     shareable=True)
     if understood.intent == "customer.ask":
-        return _answer_question(ctx, understood) or lookup(ctx) or not_understood(ctx)
+        return _answer_question(ctx, understood) or _last_tries(ctx)
     if understood.command:
-        return _run(ctx, understood) or lookup(ctx) or not_understood(ctx)
-    return lookup(ctx) or not_understood(ctx)
+        return _run(ctx, understood) or _last_tries(ctx)
+    return _last_tries(ctx)
+
+
+def _last_tries(ctx: Context) -> Card:
+    """What the rules could not place: a customer's name alone is its card; else the language
+    model's reading, if one is configured (asked about first); else the hint."""
+    return lookup(ctx) or model_guess.guess(ctx) or not_understood(ctx)
 
 
 def read(ctx: Context, text: str) -> Understood:
@@ -69,18 +77,24 @@ def on_voice(ctx: Context) -> Card:
 
 @routes.action("understood.yes")
 def confirmed(ctx: Context) -> Card:
-    """记上 on the "did you mean" card: the original message is understood again and its command run
-    as that message, so a second tap finds the visit already logged instead of logging it twice."""
+    """记上 (or 对) on a "did you mean" card: the command the message was read as is run as that
+    message, so a second tap finds the visit already logged (the draft already made) instead of
+    doing it twice. A language model's reading was kept when it was offered; the rules' reading is
+    simply made again."""
     event_id = ctx.event.value.strip()
-    original = customers.original_text(ctx.session, ctx.event.platform, event_id, ctx.event.sender)
-    understood = read(ctx, original) if original else None
-    if understood is None or not understood.command:
+    command = model_guess.remembered_command(ctx, event_id) or _rules_command(ctx, event_id)
+    if not command:
         return Card(title="这个按钮已失效", body="请重新发一次。", buttons=MENU_BUTTONS)
     if followups.logged_from(ctx.session, visit.source_key(ctx.event.platform, event_id)) is not None:
         return Card(title="已经记过了", body="这条跟进已经记录，不用再点。")
-    source = replace(ctx.event, kind="text", text=understood.command, event_id=event_id, action="", value="")
+    source = replace(ctx.event, kind="text", text=command, event_id=event_id, action="", value="")
     handler, event = ctx.router.resolve(source)
     return handler(replace(ctx, event=event)) if handler is not None else not_understood(ctx)
+
+
+def _rules_command(ctx: Context, event_id: str) -> str:
+    original = customers.original_text(ctx.session, ctx.event.platform, event_id, ctx.event.sender)
+    return read(ctx, original).command if original else ""
 
 
 @routes.action("understood.no")

@@ -104,7 +104,10 @@ class Outbox(SQLModel, table=True):
     - cron: one slot of a periodic job (`cron:<name>:<slot>`);
     - alerted: a record, not work — a customer was found overdue for a period
       (`overdue:<owner|manager>:<customer>:<since>`), written done; `result` names the card that
-      listed it (workflows/overdue.py).
+      listed it (workflows/overdue.py);
+    - marker, reading: finished records, never sent — a chat message acted on once
+      (workflows/customer_entry.py), a language model's validated reading of a message kept for
+      the 对 on its card (`reading:<platform>:<event id>`, workflows/model_reading.py).
     """
 
     # Pending rows by key, for cancelling by key prefix (storage.outbox.cancel_many); on PostgreSQL

@@ -37,10 +37,11 @@ class Clock:
         self.skipped += timedelta(**delta)
 
 
-def sales_team(stack_factory):
-    """张三 (rep, on both platforms) with customers and two earlier follow-ups, 李四, their manager."""
+def sales_team(stack_factory, **settings):
+    """张三 (rep, on both platforms) with customers and two earlier follow-ups, 李四, their manager.
+    `settings`: Settings fields to override (a language model, …)."""
     clock = Clock()
-    stack = stack_factory(clock=clock)
+    stack = stack_factory(clock=clock, **settings)
     stack.clock = clock
     with session_scope(stack.runtime.engine) as session:
         boss = Employee(name="王经理", synced_at=SATURDAY_10AM)

@@ -30,7 +30,7 @@ def doctor(monkeypatch, tmp_path, capsys):
     for name in ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY",
                  "WECOM_API_BASE", "DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_API_BASE",
                  "DINGTALK_OAPI_BASE", "DINGTALK_ROBOT_CODE", "DINGTALK_CARD_TEMPLATE_ID", "DINGTALK_MODE",
-                 "BANLI_PUBLIC_URL"):
+                 "BANLI_PUBLIC_URL", "BANLI_LLM_URL", "BANLI_LLM_MODEL", "BANLI_LLM_KEY", "BANLI_LLM_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
     def run(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -164,3 +164,27 @@ def test_nothing_configured(doctor):
     code, out = doctor({})
     assert code == 1
     assert "WECOM_CORP_ID" in out and "DINGTALK_APP_KEY" in out and "没有配置任何平台" in out
+
+
+def test_a_configured_language_model_is_asked_once_and_must_answer_json(stack, doctor):
+    from tests.llm_standin import LanguageModelStandin
+
+    model = LanguageModelStandin().start()
+    try:
+        model.readings["帮我看看我的客户有哪些"] = {"intent": "我的客户"}
+        env = _env(stack.runtime.settings, BANLI_LLM_URL=model.url, BANLI_LLM_MODEL="qwen-test",
+                   BANLI_LLM_KEY="sk-test-secret-key")
+        code, out = doctor(env)
+        assert code == 0 and "✓" in _line(out, "语言模型 / language model") and "'我的客户'" in out, out
+        assert "sk-test-secret-key" not in out and len(model.calls) == 1
+        model.behaviour = "http401"
+        code, out = doctor(env)
+        line = _line(out, "语言模型 / language model")
+        assert code == 1 and "✗" in line and "HTTP 401" in line and "BANLI_LLM_KEY" in line, out
+    finally:
+        model.stop()
+
+
+def test_no_language_model_configured_says_nothing_about_one(stack, doctor):
+    code, out = doctor(_env(stack.runtime.settings))
+    assert "语言模型" not in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from sqlalchemy import text
 
 from banli import cli
@@ -63,6 +64,24 @@ def test_process_options_come_from_settings():
     assert (settings.worker_concurrency, settings.log_level, settings.access_log) == (5, "DEBUG", True)
     defaults = Settings.from_env({})
     assert (defaults.port, defaults.web_concurrency, defaults.log_level, defaults.access_log) == (8000, 2, "INFO", False)
+
+
+def test_the_language_model_is_off_unless_its_url_is_set():
+    assert Settings.from_env({}).language_model is None
+    assert Settings.from_env({"BANLI_LLM_MODEL": "qwen", "BANLI_LLM_KEY": "sk-1"}).language_model is None
+    on = Settings.from_env({"BANLI_LLM_URL": "http://llm:8000/v1/", "BANLI_LLM_MODEL": "qwen", "BANLI_LLM_KEY": "sk-1"})
+    model = on.language_model
+    assert (model.url, model.model, model.key, model.timeout_seconds) == ("http://llm:8000/v1", "qwen", "sk-1", 8.0)
+    assert Settings.from_env({"BANLI_LLM_URL": "http://llm/v1", "BANLI_LLM_MODEL": "m",
+                              "BANLI_LLM_TIMEOUT": "3"}).language_model.timeout_seconds == 3.0
+    lines = "\n".join(on.describe())
+    assert "语言模型 language model: on (qwen" in lines and "sk-1" not in lines
+    assert "language model: off" in "\n".join(Settings.from_env({}).describe())
+
+
+def test_a_language_model_url_without_a_model_name_stops_the_start():
+    with pytest.raises(ValueError, match="BANLI_LLM_MODEL"):
+        Settings.from_env({"BANLI_LLM_URL": "http://llm/v1"})
 
 
 def test_secrets_are_not_printed_at_start_up():
