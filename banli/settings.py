@@ -82,6 +82,10 @@ class Settings:
     # largest one accepted (10 MB: also WeCom's limit for sending an image back, docs/wecom.md §5.2).
     files_dir: str = "files"
     files_max_bytes: int = 10 * 1024 * 1024
+    # BANLI_SECRET_KEY signs the 后台 (admin console) login links and session cookies. Empty: Banli
+    # generates one on first use and keeps it in the database (workflows/console.py), so every
+    # process and every restart signs with the same key.
+    secret_key: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +120,7 @@ class Settings:
             public_url=(env.get("BANLI_PUBLIC_URL") or "").rstrip("/"),
             files_dir=env.get("BANLI_FILES_DIR") or "files",
             files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
+            secret_key=env.get("BANLI_SECRET_KEY", ""),
         )
 
     def describe(self) -> list[str]:

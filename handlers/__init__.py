@@ -10,13 +10,13 @@ from handlers.router import Context, Router
 
 def build_router() -> Router:
     """A router with every handler module's routes; a route claimed twice raises here."""
-    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, crm,
+    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, console, crm,
                           customer_entry, customers, deals, directory, guided, menu, payments, people, pool,
                           role_admin, visit)
 
     router = Router()
     for module in (menu, guided, customers, crm, visit, checkin, customer_entry, deals, pool, admin_rules,
-                   approvals, approval_actions, approval_rules, people, payments, role_admin, directory):
+                   approvals, approval_actions, approval_rules, people, payments, role_admin, console, directory):
         router.include(module.routes)
     return router
 

@@ -39,6 +39,10 @@ class Context:
     # An image event's photo as the worker downloaded it, before the handler ran (bot/pipeline.py):
     # the bytes, or why they cannot be kept. None for other events.
     upload: Optional[Upload] = None
+    # Where people reach this Banli (BANLI_PUBLIC_URL) and the console's signing key setting
+    # (BANLI_SECRET_KEY, "" = the generated one): the 后台 command builds its one-time link from them.
+    public_url: str = ""
+    secret_key: str = ""
 
 
 class Abandon(Exception):

@@ -1,0 +1,85 @@
+"""The console's pages: / (overview), /admin/login (the one-time link), /admin/logout. Each view
+asks a workflow and renders a template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+
+from bot.admin import auth
+from bot.runtime import Runtime
+from storage.db import session_scope
+from workflows import audit, console
+
+HERE = Path(__file__).parent
+LOGIN_WHY = {"bad": "这个链接不完整或不是办理发的", "unknown": "这个链接不是办理发的",
+             "used": "这个链接已经用过了（每个链接只能用一次）", "expired": "这个链接已经过期了（10分钟内有效）",
+             "not_allowed": console.REFUSAL}
+
+
+def make_blueprint(runtime: Runtime) -> Blueprint:
+    bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder=str(HERE / "templates"),
+                   static_folder=str(HERE / "static"), static_url_path="/static")
+    secure = runtime.settings.public_url.startswith("https://")
+
+    bp.before_request(lambda: auth.load_viewer(runtime))
+    bp.before_request(lambda: auth.check_csrf(runtime))
+
+    @bp.after_request
+    def private(response: Response) -> Response:
+        # Pages show people's data and a login URL carries a token: never cached, never a Referer.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @bp.errorhandler(400)
+    def bad_request(_error):
+        return _problem(400, "请求无效", "表单已过期或不是从后台页面提交的。请刷新页面后再试。")
+
+    @bp.errorhandler(403)
+    def forbidden(_error):
+        return _problem(403, "没有权限", "这个页面只有管理员可以打开。" if g.get("viewer") else console.REFUSAL + "。")
+
+    @bp.get("/")
+    @auth.signed_in(runtime)
+    def home():
+        return render_template("admin/home.html", viewer=g.viewer)
+
+    @bp.get("/login")
+    def login():
+        token = request.args.get("token", "")
+        now = runtime.now()
+        with session_scope(runtime.engine) as session:
+            key = console.signing_key(session, runtime.settings.secret_key)
+            employee, why = console.redeem_login(session, token, key=key, now=now)
+            if not why and console.viewer(session, employee) is None:
+                why = "not_allowed"  # a role taken away since the link was sent
+            if why:
+                audit.refused(session, actor=employee, attempted="console.login", why=why, subject="console",
+                              platform="web", at=now)
+            else:
+                cookie = console.open_session(session, employee, key=key, now=now)
+                audit.record(session, actor=employee, action="console.login", subject="console", platform="web", at=now)
+        if why:
+            return render_template("admin/signed_out.html", why=LOGIN_WHY[why]), 403
+        response = redirect(url_for("admin.home"))
+        response.set_cookie(auth.COOKIE, cookie, httponly=True, samesite="Lax", secure=secure, path="/admin")
+        return response
+
+    @bp.post("/logout")
+    @auth.signed_in(runtime)
+    def logout():
+        with session_scope(runtime.engine) as session:
+            console.end_session(session, g.viewer.session_id, now=runtime.now())
+        response = redirect(url_for("admin.home"))
+        response.delete_cookie(auth.COOKIE, path="/admin")
+        return response
+
+    return bp
+
+
+def _problem(status: int, title: str, text: str):
+    return render_template("admin/problem.html", viewer=g.get("viewer"), title=title, text=text), status
