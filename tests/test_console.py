@@ -4,6 +4,7 @@ audit log page and its CSV, and the queue page — through the chat routes and t
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from bot.app import create_app
 from chat import SATURDAY_10AM, Chat, rows, sales_team
 from storage.db import session_scope
 from storage.models import Employee, Identity
-from workflows import console, roles
+from workflows import audit, console, roles
 
 LINK = re.compile(r"(https?://[^\s)\]]+/admin/login\?token=[0-9a-f.]+)")
 
@@ -41,6 +42,11 @@ def company(stack_factory):
 def web(stack):
     """A browser on the console: Flask's test client on the same runtime (database, clock)."""
     return create_app(runtime=stack.runtime).test_client()
+
+
+def employee(stack, name: str) -> Employee:
+    with session_scope(stack.runtime.engine) as session:
+        return session.execute(select(Employee).where(Employee.name == name)).scalar_one()
 
 
 def link_for(stack, user: str, platform: str = "wecom") -> str:
@@ -93,7 +99,7 @@ def test_a_manager_types_houtai_and_the_link_opens_the_console_once(company):
     home = first.get("/admin/")
     assert home.status_code == 200
     page = home.get_data(as_text=True)
-    assert "王经理" in page and "经理" in page
+    assert "王经理" in page and "审计日志" in page
 
     again = second.get(link.removeprefix(company.url))
     assert again.status_code == 403
@@ -142,11 +148,11 @@ def test_on_dingtalk_the_link_is_a_tappable_markdown_link(company):
 def test_a_session_ends_after_eight_idle_hours(company):
     client = signed_in(company, "zhaozong")
     company.clock.skip(hours=7)
-    assert client.get("/admin/").status_code == 200  # used: the idle clock starts again
+    assert client.get("/admin/audit").status_code == 200  # used: the idle clock starts again
     company.clock.skip(hours=7)
-    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/audit").status_code == 200
     company.clock.skip(hours=8, minutes=1)
-    answer = client.get("/admin/")
+    answer = client.get("/admin/audit")
     assert answer.status_code == 401 and "后台" in answer.get_data(as_text=True)
 
 
@@ -178,5 +184,94 @@ def test_a_post_without_the_form_token_is_refused_and_audited(company):
 
 def test_a_reps_session_gets_403(company):
     rep = session_for(company, "张三")
+    assert rep.get("/admin/audit").status_code == 403
+    assert rep.get("/admin/audit.csv").status_code == 403
     assert rep.get("/admin/").status_code == 403
-    assert any('"why": "not_admin_or_manager"' in d for d in refusals(company, "GET /admin/"))
+    assert any('"why": "not_admin_or_manager"' in d for d in refusals(company, "GET /admin/audit"))
+
+
+# -- the audit log page ------------------------------------------------------------------------------
+
+
+def _audit_rows(stack) -> None:
+    with session_scope(stack.runtime.engine) as session:
+        people = {e.name: e for e in session.execute(select(Employee)).scalars()}
+        at = SATURDAY_10AM - timedelta(days=3)
+        audit.record(session, actor=people["张三"], action="customer.view_phone", subject="customer:1", at=at,
+                     platform="wecom", detail={"reason": "<script>alert(1)</script> **粗体** [同意](dtmd://x)"})
+        audit.record(session, actor=people["孙五"], action="customer.view_phone", subject="customer:9", at=at,
+                     platform="wecom", detail={"reason": "别的团队"})
+        audit.record(session, actor=people["李四"], action="deal.stage", subject="deal:3", platform="dingtalk",
+                     at=at - timedelta(days=10), detail={"note": "=HYPERLINK(\"http://evil\")"})
+        audit.record(session, actor=None, action="customer.pool", subject="customer:5", at=at)
+
+
+def test_a_manager_sees_only_their_teams_rows(company):
+    _audit_rows(company)
+    page = signed_in(company, "wangjl").get("/admin/audit").get_data(as_text=True)
+    assert "customer:1" in page and "deal:3" in page
+    assert "customer:9" not in page and "孙五" not in page  # another team
+    assert "customer:5" not in page  # Banli's own rows: admins only
+    everything = signed_in(company, "zhaozong").get("/admin/audit").get_data(as_text=True)
+    assert "customer:9" in everything and "customer:5" in everything and "办理（系统）" in everything
+
+
+def test_user_text_in_the_audit_log_is_shown_as_text(company):
+    _audit_rows(company)
+    page = signed_in(company, "zhaozong").get("/admin/audit").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<a href=\"dtmd" not in page
+
+
+def test_filters_by_person_object_action_and_date(company):
+    _audit_rows(company)
+    client = signed_in(company, "zhaozong")
+    li = employee(company, "李四")
+
+    def shown(**query) -> set[str]:
+        page = client.get("/admin/audit", query_string=query).get_data(as_text=True)
+        return set(re.findall(r'<td class="nowrap">((?:customer|deal):\d+)</td>', page))
+
+    assert shown() == {"customer:1", "customer:9", "deal:3", "customer:5"}
+    assert shown(person=li.id) == {"deal:3"}
+    assert shown(subject="customer:9") == {"customer:9"}
+    assert shown(subject="deal") == {"deal:3"}
+    assert shown(action="customer.view_phone") == {"customer:1", "customer:9"}
+    day = (SATURDAY_10AM - timedelta(days=3)).date().isoformat()
+    assert shown(since=day, until=day) == {"customer:1", "customer:9", "customer:5"}
+    bad = client.get("/admin/audit", query_string={"since": "昨天"})
+    assert bad.status_code == 200 and "不是日期" in bad.get_data(as_text=True)
+
+
+def test_the_log_is_paginated_newest_first(company):
+    with session_scope(company.runtime.engine) as session:
+        rep = session.execute(select(Employee).where(Employee.name == "张三")).scalar_one()
+        for n in range(60):
+            audit.record(session, actor=rep, action="followup.create", subject=f"customer:{1000 + n}",
+                         at=SATURDAY_10AM - timedelta(minutes=60 - n))
+    client = signed_in(company, "wangjl")
+    first = client.get("/admin/audit", query_string={"action": "followup.create"}).get_data(as_text=True)
+    assert "共 60 条" in first and "第 1 / 2 页" in first
+    assert first.index("customer:1059") < first.index("customer:1058")
+    assert "customer:1009" not in first
+    second = client.get("/admin/audit", query_string={"action": "followup.create", "page": 2}).get_data(as_text=True)
+    assert "customer:1009" in second and "customer:1000" in second and "customer:1059" not in second
+    assert "action=followup.create" in second  # the pager keeps the filter
+
+
+def test_csv_export_of_the_filtered_rows_opens_in_excel(company):
+    _audit_rows(company)
+    client = signed_in(company, "wangjl")
+    answer = client.get("/admin/audit.csv", query_string={"action": "deal.stage"})
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    body = answer.data
+    assert body.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
+    text = body.decode("utf-8-sig")
+    lines = text.strip().splitlines()
+    assert lines[0] == "时间,操作人,代谁操作,平台,动作,对象,详情"
+    assert len(lines) == 2 and "李四" in lines[1] and "商机阶段" in lines[1]
+    assert "'note：=HYPERLINK" not in text and "=HYPERLINK" in text  # not first in its cell: harmless
+    team_only = client.get("/admin/audit.csv").data.decode("utf-8-sig")
+    assert "孙五" not in team_only and "张三" in team_only

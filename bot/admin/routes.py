@@ -1,16 +1,17 @@
-"""The console's pages: / (overview), /admin/login (the one-time link), /admin/logout. Each view
-asks a workflow and renders a template."""
+"""The console's pages: / (overview), /admin/login (the one-time link), /admin/logout, /admin/audit
+(+ .csv). Each view asks a workflow and renders a template."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from bot.admin import auth
 from bot.runtime import Runtime
 from storage.db import session_scope
-from workflows import audit, console
+from workflows import audit, audit_view, console
 
 HERE = Path(__file__).parent
 LOGIN_WHY = {"bad": "这个链接不完整或不是办理发的", "unknown": "这个链接不是办理发的",
@@ -78,7 +79,59 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         response.delete_cookie(auth.COOKIE, path="/admin")
         return response
 
+    @bp.get("/audit")
+    @auth.signed_in(runtime)
+    def audit_log():
+        wanted, errors = _audit_filter()
+        number = request.args.get("page", "1")
+        number = int(number) if number.isdigit() and int(number) > 0 else 1
+        with session_scope(runtime.engine) as session:
+            rows, total = audit_view.page(session, wanted, team=g.viewer.team, tz=runtime.settings.timezone,
+                                          number=number)
+            people = audit_view.people(session, g.viewer.team)
+            actions = audit_view.actions(session)
+        pages = max((total + audit_view.PAGE_SIZE - 1) // audit_view.PAGE_SIZE, 1)
+        return render_template("admin/audit.html", viewer=g.viewer, rows=rows, total=total, page=number, pages=pages,
+                               wanted=wanted, errors=errors, people=people, actions=actions,
+                               action_names=audit_view.ACTION_NAMES, query=_query_without_page())
+
+    @bp.get("/audit.csv")
+    @auth.signed_in(runtime)
+    def audit_csv():
+        wanted, errors = _audit_filter()
+        if errors:
+            return _problem(400, "筛选条件有误", "；".join(errors))
+        with session_scope(runtime.engine) as session:
+            body = audit_view.csv_bytes(session, wanted, team=g.viewer.team, tz=runtime.settings.timezone)
+        stamp = runtime.now().strftime("%Y%m%d-%H%M")
+        return Response(body, mimetype="text/csv", headers={
+            "Content-Disposition": f"attachment; filename=banli-audit-{stamp}.csv"})
+
     return bp
+
+
+def _audit_filter() -> tuple[audit_view.AuditFilter, list[str]]:
+    """The filter from the query string; bad values are named and left out."""
+    args, errors = request.args, []
+    person = args.get("person", "")
+    dates = {}
+    for name, label in (("since", "开始日期"), ("until", "结束日期")):
+        try:
+            dates[name] = date.fromisoformat(args[name]) if args.get(name) else None
+        except ValueError:
+            errors.append(f"{label}「{args[name]}」不是日期（例如 2026-11-21）")
+            dates[name] = None
+    if dates["since"] and dates["until"] and dates["since"] > dates["until"]:
+        errors.append("开始日期晚于结束日期")
+    return audit_view.AuditFilter(person_id=int(person) if person.isdigit() else None,
+                                  subject=args.get("subject", "").strip()[:64], action=args.get("action", "")[:48],
+                                  **dates), errors
+
+
+def _query_without_page() -> str:
+    from urllib.parse import urlencode
+
+    return urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "page"])
 
 
 def _problem(status: int, title: str, text: str):
