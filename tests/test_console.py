@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from chat import SATURDAY_10AM, Chat, rows, sales_team
+from storage import outbox
 from storage.db import session_scope
-from storage.models import Employee, Identity
+from storage.models import Employee, Identity, Outbox
 from workflows import audit, console, roles
 
 LINK = re.compile(r"(https?://[^\s)\]]+/admin/login\?token=[0-9a-f.]+)")
@@ -99,7 +100,7 @@ def test_a_manager_types_houtai_and_the_link_opens_the_console_once(company):
     home = first.get("/admin/")
     assert home.status_code == 200
     page = home.get_data(as_text=True)
-    assert "王经理" in page and "审计日志" in page
+    assert "王经理" in page and "审计日志" in page and "发送队列" not in page  # a manager: no queue page
 
     again = second.get(link.removeprefix(company.url))
     assert again.status_code == 403
@@ -182,12 +183,14 @@ def test_a_post_without_the_form_token_is_refused_and_audited(company):
     assert any('"why": "csrf_missing"' in d for d in whys) and any('"why": "csrf_wrong"' in d for d in whys)
 
 
-def test_a_reps_session_gets_403(company):
+def test_a_reps_session_gets_403_and_a_manager_is_kept_out_of_the_queue(company):
     rep = session_for(company, "张三")
     assert rep.get("/admin/audit").status_code == 403
-    assert rep.get("/admin/audit.csv").status_code == 403
     assert rep.get("/admin/").status_code == 403
-    assert any('"why": "not_admin_or_manager"' in d for d in refusals(company, "GET /admin/audit"))
+    manager = signed_in(company, "wangjl")
+    assert manager.get("/admin/queue").status_code == 403
+    whys = refusals(company, "GET /admin/audit") + refusals(company, "GET /admin/queue")
+    assert any('"why": "not_admin_or_manager"' in d for d in whys) and any('"why": "not_admin"' in d for d in whys)
 
 
 # -- the audit log page ------------------------------------------------------------------------------
@@ -275,3 +278,51 @@ def test_csv_export_of_the_filtered_rows_opens_in_excel(company):
     assert "'note：=HYPERLINK" not in text and "=HYPERLINK" in text  # not first in its cell: harmless
     team_only = client.get("/admin/audit.csv").data.decode("utf-8-sig")
     assert "孙五" not in team_only and "张三" in team_only
+
+
+# -- the queue page ----------------------------------------------------------------------------------
+
+
+def _failed_row(stack, key: str, error: str) -> int:
+    with session_scope(stack.runtime.engine) as session:
+        outbox.add(session, key=key, kind="message", payload={"card": {"title": "x"}}, platform="wecom",
+                   recipient="zhangsan")
+        session.flush()
+        row = session.execute(select(Outbox).where(Outbox.key == key)).scalar_one()
+        row.status, row.attempts, row.last_error = "dead", 8, error
+        return row.id
+
+
+def test_queue_page_shows_failures_and_an_admin_retries_and_discards(stack_factory):
+    stack = sales_team(stack_factory)
+    stack.stop_workers()  # nothing sends: what the page shows stays put
+    with session_scope(stack.runtime.engine) as session:
+        boss = session.execute(select(Employee).where(Employee.name == "王经理")).scalar_one()
+        roles.grant(session, boss, "admin", source="env")
+    retry_id = _failed_row(stack, "test:fail:1", "errcode 60020 <b>not allow to access from your ip</b>")
+    drop_id = _failed_row(stack, "test:fail:2", "errcode 81013 user not found")
+    with session_scope(stack.runtime.engine) as session:
+        outbox.add(session, key="test:late", kind="message", payload={}, due_at=stack.runtime.now() - timedelta(minutes=7))
+    client = session_for(stack, "王经理")
+
+    page = client.get("/admin/queue").get_data(as_text=True)
+    assert "errcode 60020 &lt;b&gt;not allow" in page and "81013" in page
+    assert re.search(r"消息<br><small>message</small></td>\s*<td class=\"num\">1</td>\s*"
+                     r"<td class=\"num late\">7分钟</td>\s*<td class=\"num\">0</td>\s*<td class=\"num late\">2</td>", page)
+    token = csrf_of(page.encode())
+
+    assert client.post(f"/admin/queue/{retry_id}/retry").status_code == 400  # no form token
+    assert client.post(f"/admin/queue/{retry_id}/retry", data={"csrf": token}).status_code == 302
+    assert client.post(f"/admin/queue/{drop_id}/discard", data={"csrf": token}).status_code == 302
+    again = client.post(f"/admin/queue/{drop_id}/discard", data={"csrf": token}, follow_redirects=True)
+    assert "已经不是失败状态" in again.get_data(as_text=True)
+
+    status = dict(rows(stack, f"SELECT id, status FROM outbox WHERE id IN ({retry_id}, {drop_id})"))
+    assert status == {retry_id: "pending", drop_id: "cancelled"}
+    assert rows(stack, f"SELECT attempts FROM outbox WHERE id = {retry_id}")[0][0] == 0
+    with session_scope(stack.runtime.engine) as session:
+        changes = audit.entries(session, subject=f"outbox:{retry_id}") + audit.entries(session, subject=f"outbox:{drop_id}")
+    assert [c.action for c in changes] == ["outbox.retry", "outbox.discard"]
+    assert '"before": {"status": "dead", "attempts": 8' in changes[0].detail
+    assert '"after": {"status": "pending", "attempts": 0}' in changes[0].detail
+    assert '"after": {"status": "cancelled"}' in changes[1].detail

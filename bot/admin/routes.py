@@ -1,5 +1,5 @@
 """The console's pages: / (overview), /admin/login (the one-time link), /admin/logout, /admin/audit
-(+ .csv). Each view asks a workflow and renders a template."""
+(+ .csv) and /admin/queue (+ retry / discard). Each view asks a workflow and renders a template."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from bot.admin import auth
 from bot.runtime import Runtime
 from storage.db import session_scope
-from workflows import audit, audit_view, console
+from workflows import audit, audit_view, console, queue_health
 
 HERE = Path(__file__).parent
 LOGIN_WHY = {"bad": "这个链接不完整或不是办理发的", "unknown": "这个链接不是办理发的",
@@ -24,6 +24,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
                    static_folder=str(HERE / "static"), static_url_path="/static")
     secure = runtime.settings.public_url.startswith("https://")
 
+    bp.add_app_template_filter(_age, "age")
     bp.before_request(lambda: auth.load_viewer(runtime))
     bp.before_request(lambda: auth.check_csrf(runtime))
 
@@ -107,6 +108,26 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": f"attachment; filename=banli-audit-{stamp}.csv"})
 
+    @bp.get("/queue")
+    @auth.signed_in(runtime, admin_only=True)
+    def queue():
+        with session_scope(runtime.engine) as session:
+            kinds = queue_health.summary(session, now=runtime.now())
+            failed = queue_health.failed(session)
+        return render_template("admin/queue.html", viewer=g.viewer, kinds=kinds, failed=failed,
+                               done=request.args.get("done", ""))
+
+    @bp.post("/queue/<int:row_id>/<any(retry, discard):verb>")
+    @auth.signed_in(runtime, admin_only=True)
+    def queue_change(row_id: int, verb: str):
+        change = queue_health.retry if verb == "retry" else queue_health.discard
+        with session_scope(runtime.engine) as session:
+            changed = change(session, row_id, actor=g.viewer.employee, now=runtime.now())
+        if changed and verb == "retry":
+            runtime.ring()  # after the commit: the dispatcher offers it now
+        done = f"{row_id}:{verb}" if changed else f"{row_id}:gone"
+        return redirect(url_for("admin.queue", done=done))
+
     return bp
 
 
@@ -126,6 +147,16 @@ def _audit_filter() -> tuple[audit_view.AuditFilter, list[str]]:
     return audit_view.AuditFilter(person_id=int(person) if person.isdigit() else None,
                                   subject=args.get("subject", "").strip()[:64], action=args.get("action", "")[:48],
                                   **dates), errors
+
+
+def _age(seconds: int | None) -> str:
+    """12 → 12秒, 300 → 5分钟, 7200 → 2小时, None → —."""
+    if seconds is None:
+        return "—"
+    for unit, name in ((86400, "天"), (3600, "小时"), (60, "分钟")):
+        if seconds >= unit:
+            return f"{seconds // unit}{name}"
+    return f"{seconds}秒"
 
 
 def _query_without_page() -> str:
