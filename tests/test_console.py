@@ -326,3 +326,12 @@ def test_queue_page_shows_failures_and_an_admin_retries_and_discards(stack_facto
     assert '"before": {"status": "dead", "attempts": 8' in changes[0].detail
     assert '"after": {"status": "pending", "attempts": 0}' in changes[0].detail
     assert '"after": {"status": "cancelled"}' in changes[1].detail
+
+
+def test_a_card_link_is_only_ever_a_web_address_banli_built():
+    from cards import Button, Card
+
+    with pytest.raises(ValueError):
+        Card(title="x", link="javascript:alert(1)")
+    with pytest.raises(ValueError):  # WeCom makes an address tappable only in a text message
+        Card(title="x", link="https://banli.example.com/admin", buttons=(Button("帮助", "help"),))
