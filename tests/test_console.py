@@ -335,3 +335,25 @@ def test_a_card_link_is_only_ever_a_web_address_banli_built():
         Card(title="x", link="javascript:alert(1)")
     with pytest.raises(ValueError):  # WeCom makes an address tappable only in a text message
         Card(title="x", link="https://banli.example.com/admin", buttons=(Button("帮助", "help"),))
+
+
+def test_without_a_configured_key_one_is_generated_once_and_kept(company):
+    """Restarts and other processes sign alike: a link from before a restart still opens."""
+    link = link_for(company, "zhaozong").removeprefix(company.url)
+    assert company.count("console_secret") == 1
+    restarted = create_app(runtime=type(company.runtime)(company.runtime.settings, clock=company.runtime.clock))
+    assert restarted.test_client().get(link).status_code == 302
+    assert company.count("console_secret") == 1
+    restarted.extensions["banli"].close()
+
+
+def test_a_configured_key_is_used_and_nothing_is_generated(company):
+    company.runtime.settings = company.runtime.settings.with_(secret_key="s3cret-from-the-environment")
+    link = link_for(company, "zhaozong").removeprefix(company.url)
+    assert company.count("console_secret") == 0
+    configured = company.runtime.settings
+    company.runtime.settings = configured.with_(secret_key="another-key")  # rotated: old links are void
+    refused = web(company).get(link)
+    assert refused.status_code == 403 and "不是办理发的" in refused.get_data(as_text=True)
+    company.runtime.settings = configured
+    assert web(company).get(link).status_code == 302  # the refusal did not use it up

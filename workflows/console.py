@@ -80,8 +80,12 @@ def signing_key(session: Session, configured: str) -> bytes:
     """BANLI_SECRET_KEY, or the generated key in the database (made by whichever process asks first)."""
     if configured:
         return configured.encode()
-    insert_ignore(session, ConsoleSecret, {"id": 1, "value": secrets.token_hex(32)}, ["id"])
-    return session.execute(select(ConsoleSecret.value).where(ConsoleSecret.id == 1)).scalar_one().encode()
+    stored = select(ConsoleSecret.value).where(ConsoleSecret.id == 1)
+    value = session.execute(stored).scalar()
+    if value is None:  # read first: every console request asks, and only the first may write
+        insert_ignore(session, ConsoleSecret, {"id": 1, "value": secrets.token_hex(32)}, ["id"])
+        value = session.execute(stored).scalar_one()
+    return value.encode()
 
 
 def _sign(key: bytes, nonce: str) -> str:
