@@ -96,6 +96,10 @@ class Settings:
     files_dir: str = "files"
     files_max_bytes: int = 10 * 1024 * 1024
     language_model: LanguageModelSettings | None = None  # optional; Banli works fully without it
+    # BANLI_SECRET_KEY signs the 后台 (admin console) login links and session cookies. Empty: Banli
+    # generates one on first use and keeps it in the database (workflows/console.py), so every
+    # process and every restart signs with the same key.
+    secret_key: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -131,6 +135,7 @@ class Settings:
             files_dir=env.get("BANLI_FILES_DIR") or "files",
             files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
             language_model=_language_model_from(env),
+            secret_key=env.get("BANLI_SECRET_KEY", ""),
         )
 
     def describe(self) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from banli import logs
 from banli.settings import Settings
 from banli.wiring import wire
+from bot.admin.routes import make_blueprint as make_console
 from bot.runtime import Runtime
 
 # Real callbacks are a few KB; anything near this is garbage or an attack (answered 413).
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         from bot.dingtalk.routes import make_blueprint as make_dingtalk
 
         app.register_blueprint(make_dingtalk(runtime))
+
+    app.register_blueprint(make_console(runtime))  # the web console (后台), on whatever platforms
 
     @app.get("/healthz")
     def health():

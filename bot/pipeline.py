@@ -68,7 +68,8 @@ def act(runtime: Runtime, session: Session, event: InboundEvent, *, last_attempt
                               at=runtime.now())
     ctx = Context(session=session, employee=employee, event=event, now=runtime.now(),
                   timezone=runtime.settings.timezone, first_contact=first, reply_key=reply_key(event),
-                  upload=upload, language_model=runtime.language_model)
+                  upload=upload, language_model=runtime.language_model, public_url=runtime.settings.public_url,
+                  secret_key=runtime.settings.secret_key)
     if not employee.active:  # marked as departed: a polite answer, nothing run
         audit.refused(session, actor=employee, attempted=event.action or "message", why="departed",
                       platform=event.platform, at=ctx.now)

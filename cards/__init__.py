@@ -84,8 +84,17 @@ class Card:
     # What a card with no buttons says where its buttons were, when it replaces a card that had some
     # (e.g. "已通过"; WeCom greys its button bar out with this). Empty: "已处理".
     status: str = ""
+    # A web address Banli built itself (the 后台 one-time link), never text a person typed: each
+    # renderer makes it the one tappable link of the message, with `link_label` as its words.
+    link: str = ""
+    link_label: str = ""
 
     def __post_init__(self) -> None:
+        if self.link and not self.link.startswith(("https://", "http://")):
+            raise ValueError(f"card link must be an http(s) address: {self.link!r}")
+        if self.link and self.buttons:
+            # WeCom shows a tappable address only in a text message, which has no buttons.
+            raise ValueError("a card with a link has no buttons")
         if not self.title or len(self.title) > MAX_TITLE:
             raise ValueError(f"card title must be 1–{MAX_TITLE} characters: {self.title!r}")
         if len(self.buttons) > MAX_BUTTONS:
@@ -112,6 +121,8 @@ class Card:
             footer=data.get("footer", ""),
             shareable=bool(data.get("shareable", False)),
             status=data.get("status", ""),
+            link=data.get("link", ""),
+            link_label=data.get("link_label", ""),
         )
 
     def as_text(self) -> str:
@@ -128,6 +139,8 @@ class Card:
             lines.append("请回复：" + " / ".join(f"「{b.text}」" for b in self.buttons))
         if self.footer:
             lines.append(_text_line(self.footer))
+        if self.link:  # last, on a line of its own: what the platforms turn into a tappable link
+            lines.append(f"{_text_line(self.link_label or '链接')}：{self.link}")
         return "\n".join(lines)
 
 

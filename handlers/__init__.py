@@ -10,14 +10,14 @@ from handlers.router import Context, Router
 
 def build_router() -> Router:
     """A router with every handler module's routes; a route claimed twice raises here."""
-    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, crm,
+    from handlers import (admin_rules, approval_actions, approval_rules, approvals, checkin, console, crm,
                           customer_entry, customers, deals, directory, guided, menu, overdue, payments, people,
                           pool, role_admin, understand, visit)
 
     router = Router()
     for module in (menu, guided, customers, crm, visit, checkin, customer_entry, deals, pool, admin_rules,
-                   approvals, approval_actions, approval_rules, people, payments, role_admin, directory, overdue,
-                   understand):
+                   approvals, approval_actions, approval_rules, people, payments, role_admin, console, directory,
+                   overdue, understand):
         router.include(module.routes)
     return router
 

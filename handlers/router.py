@@ -42,6 +42,10 @@ class Context:
     # (instructions, the person's message) → the JSON object an optional language model answered
     # (BANLI_LLM_URL, bot/llm.py); None when none is configured. Asked only by handlers/model_guess.py.
     language_model: Optional[Callable[[str, str], Optional[dict]]] = None
+    # Where people reach this Banli (BANLI_PUBLIC_URL) and the console's signing key setting
+    # (BANLI_SECRET_KEY, "" = the generated one): the 后台 command builds its one-time link from them.
+    public_url: str = ""
+    secret_key: str = ""
 
 
 class Abandon(Exception):

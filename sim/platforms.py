@@ -58,6 +58,7 @@ def demo_settings(*, base_url: str, database_url: str, queue_name: str = "banli"
         dispatch_interval_seconds=0.5,
         queue_name=queue_name,
         files_dir="banli-demo-files",  # beside banli-demo.db: the photos people send in the simulator
+        public_url=base_url,  # 后台 links point at the demo itself
     )
 
 

@@ -413,3 +413,46 @@ class StoredFile(SQLModel, table=True):
     attached_type: str = Field(default="", max_length=16)
     attached_id: Optional[int] = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- the web console (后台) ----------------------------------------------------------------------
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """A one-time 后台 link sent in chat (workflows/console.py). Only the token's hash is kept; the
+    row is what makes the link single use in every process: redeeming it sets `used_at` once."""
+
+    __tablename__ = "console_login"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: Optional[datetime] = None
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries the token, this row its hash, its form (CSRF) token
+    and when it was last used (sessions end after a spell of idleness, or on 退出)."""
+
+    __tablename__ = "console_session"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    ended_at: Optional[datetime] = None
+
+
+class ConsoleSecret(SQLModel, table=True):
+    """The signing key generated when BANLI_SECRET_KEY is not set: one row (id 1), shared by every
+    process through the database and kept across restarts."""
+
+    __tablename__ = "console_secret"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    value: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -7,6 +7,7 @@ package is missing. With BANLI_SCREENSHOTS=1 the key screens are written to docs
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.seed import PEOPLE
 from test_sim import MANAGER, REP, demo_factory  # noqa: F401 — demo_factory is a fixture used below
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
@@ -146,3 +148,61 @@ def assert_readable(page) -> None:
         .filter(e => e.offsetParent !== null).map(e => [e.textContent, e.getBoundingClientRect().height])""")
     low = [h for h in heights if h[1] < 40]
     assert low == [], low
+
+
+LAPTOP = {"width": 1280, "height": 800}
+ADMIN = next(p for p in PEOPLE if p.role == "admin")
+
+
+def test_an_admin_opens_the_console_from_the_chat_and_reads_the_audit_log(demo_factory, phone, shoot):  # noqa: F811
+    sim = demo_factory()
+    sim.send("wecom", REP.key, "后台")  # refused, and the refusal is in the log the admin reads below
+    assert "只有管理员和经理可以打开后台" in json.dumps(sim.wait_bot("wecom", REP.key, 1)[0], ensure_ascii=False)
+    page = phone
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
+    send(page, "后台")
+    link = page.locator(".md-bubble a", has_text="打开后台")
+    expect(link).to_be_visible()
+    shoot(page, "05-console-link.png")
+    with page.context.expect_page() as opened:  # the link opens a new tab, as a chat app's browser would
+        link.click()
+    console = opened.value
+    console.set_viewport_size(LAPTOP)
+    expect(console.locator("h1")).to_have_text(f"{ADMIN.name}，您好")
+    console.get_by_role("link", name="审计日志").first.click()
+    expect(console.locator("h1")).to_have_text("审计日志")
+    refused = console.locator("table.audit tr", has_text="被拒绝").filter(has_text=REP.name)
+    expect(refused.first).to_contain_text("console.link")
+    expect(console.locator("table.audit tr", has_text="登录后台").filter(has_text=ADMIN.name)).to_have_count(1)
+    shoot(console, "06-console-audit.png")
+    failed = _failed_send(sim, ADMIN)
+    console.get_by_role("link", name="发送队列").click()
+    expect(console.locator("h1")).to_have_text("发送队列")
+    row = console.locator("tr", has_text="60020")
+    expect(row).to_contain_text("not allow to access from your ip")
+    shoot(console, "07-console-queue.png")
+    row.get_by_role("button", name="放弃").click()  # a real form POST with its CSRF token
+    expect(console.locator(".notice")).to_have_text(f"#{failed} 已放弃，不再发送。")
+    expect(console.locator("tr", has_text="60020")).to_have_count(0)
+    # The same link a second time: refused, in words.
+    again = console.context.new_page()
+    again.goto(link.get_attribute("href"))
+    expect(again.locator(".problem")).to_contain_text("已经用过")
+
+
+def _failed_send(sim, person) -> int:
+    """A message the platform refused for good (WeCom's 60020: the server's IP is not trusted)."""
+    from sqlalchemy import select
+
+    from storage import outbox
+    from storage.db import session_scope
+    from storage.models import Outbox
+
+    with session_scope(sim.demo.runtime.engine) as session:
+        outbox.add(session, key="browser-test:failed", kind="message", payload={}, platform="wecom",
+                   recipient=person.wecom_id)
+        session.flush()
+        row = session.execute(select(Outbox).where(Outbox.key == "browser-test:failed")).scalar_one()
+        row.status, row.attempts = "dead", 8
+        row.last_error = "errcode 60020: not allow to access from your ip, hint: [1764000000_12_ab]"
+        return row.id

@@ -95,7 +95,7 @@ def markdown(card: Card) -> tuple[str, str]:
     head = [f"### {escape(card.title)}"]
     body = _body(card)
     fields = _field_lines(card)
-    tail = [dtmd_link(b) for b in card.buttons] + ([escape_line(card.footer)] if card.footer else [])
+    tail = [dtmd_link(b) for b in card.buttons] + _link(card) + ([escape_line(card.footer)] if card.footer else [])
     text = LINE_BREAK.join(head + body + fields + tail)
     if len(text) > MARKDOWN_LIMIT:
         text = _cut_to_fit(head, body, fields, tail)
@@ -108,11 +108,17 @@ def card_params(card: Card) -> dict[str, str]:
     return {
         "title": escape(card.title),
         "source": escape(card.source),
-        "body": LINE_BREAK.join(_body(card)),
+        "body": LINE_BREAK.join(_body(card) + _link(card)),
         "fields": LINE_BREAK.join(_field_lines(card)),
         "buttons": json.dumps(buttons, ensure_ascii=False),
         "footer": escape_line(card.footer),
     }
+
+
+def _link(card: Card) -> list[str]:
+    """Card.link as a markdown link: Banli built the address (never escaped, so it stays tappable);
+    only its label is card text."""
+    return [f"[{escape(card.link_label or '打开链接')}]({card.link})"] if card.link else []
 
 
 def _body(card: Card) -> list[str]:
