@@ -74,7 +74,7 @@ def test_a_rep_and_a_manager_use_banli_in_the_simulator(demo_factory, phone, sho
     page = phone
     page.goto(f"{sim.url}/sim?platform=wecom&person={REP.key}")
     expect(page.locator("#tab-wecom")).to_have_attribute("aria-selected", "true")
-    expect(page.locator(".clock-badge")).to_have_text("模拟时钟")
+    expect(page.locator(".clock-badge", has_text="模拟时钟")).to_be_visible()
 
     # 企业微信: 帮助 → the menu card; tap 报销 → the expense card.
     send(page, "帮助")
