@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import String, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,7 +42,7 @@ from storage.db import no_jit
 from storage import outbox
 from storage.models import Customer, Employee, Outbox
 from storage.sqlexpr import add_days, as_text, last_touch as touched_sql, local_date, per_tier
-from workflows import rules
+from workflows import customers, rules
 from workflows.business_time import push_time_for
 from workflows.followups import short_name
 from workflows.pushes import push
@@ -174,7 +174,8 @@ def card_page(session: Session, *, level: str, person: int, due: str, start: int
     if not mine:
         return None
     earlier = sum(1 for r in rows if r.card not in ("", card_key))
-    return _card(level, mine, min(max(start, 0), len(mine) - 1), earlier=earlier, more=f"{level}:{due}")
+    return _card(level, mine, min(max(start, 0), len(mine) - 1), earlier=earlier, more=f"{level}:{due}",
+                 words=customers.namer(session))
 
 
 class _Line:
@@ -215,11 +216,11 @@ def _card_key(level: str, person: int, due: str) -> str:
     return f"overdue:push:{level}:{person}:{due}"
 
 
-def _card(level: str, rows: list[_Line], start: int, *, earlier: int, more: str) -> Card:
+def _card(level: str, rows: list[_Line], start: int, *, earlier: int, more: str, words: Callable) -> Card:
     lines = page([_line_text(level, r) for r in rows[start:]])
     shown = rows[start:start + len(lines)]
     end = start + len(shown)
-    buttons = tuple(_line_button(level, r, first=n == 0) for n, r in enumerate(shown))
+    buttons = tuple(_line_button(level, r, words, first=n == 0) for n, r in enumerate(shown))
     if end < len(rows):
         buttons += (Button("更多", MORE_ACTION, f"{end}:{more}"),)
     notes = [f"第 {start + 1}–{end} 家，共 {len(rows)} 家"] if len(rows) > len(shown) else []
@@ -236,8 +237,10 @@ def _line_text(level: str, r: _Line) -> str:
     return f"· {who}{short_name(r)}（{r.tier}）{r.idle_days} 天没有跟进"
 
 
-def _line_button(level: str, r: _Line, *, first: bool) -> Button:
+def _line_button(level: str, r: _Line, words: Callable, *, first: bool) -> Button:
+    """On DingTalk markdown a button sends its words (`拜访 <全称>` opens the same visit form)."""
     if level == "owner":
         # 记跟进 opens the visit form on this customer: the next message is the note about it.
-        return Button(f"记跟进·{short_name(r)[:6]}", "customer.visit", str(r.id), style="primary" if first else "default")
-    return Button(f"查看·{short_name(r)[:7]}", "customer.show", str(r.id))
+        return Button(f"记跟进·{short_name(r)[:6]}", "customer.visit", str(r.id), style="primary" if first else "default",
+                      command=words(r, "拜访"))
+    return Button(f"查看·{short_name(r)[:7]}", "customer.show", str(r.id), command=words(r, "查看"))
