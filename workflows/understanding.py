@@ -227,8 +227,8 @@ def _request_phrase(text: str) -> Understood | None:
         rest = " ".join(p.strip(" ，,。") for p in said if p and p.strip(" ，,。"))
         if word == "报销" and not _NEEDS_AMOUNT.search(rest) and "报销" not in text:
             continue  # 报 alone is too common a character: only with an amount is it an expense
-        if word == "采购" and len(rest) < 2:
-            continue
+        if word == "采购" and (len(rest) < 2 or not _NEEDS_AMOUNT.search(rest)):
+            continue  # 我想买点吃的 is not a purchase request: only with a price is it one
         return Understood(word, f"{word} {rest}".strip(), how="phrase")
     return None
 
