@@ -43,15 +43,19 @@ def words_naming(session: Session, customer: Customer, verb: str) -> str:
 
 
 def namer(session: Session) -> Callable[[Customer, str], str]:
-    """`words_naming` for many buttons of one card: the index is looked up once."""
-    found_index = index(session)
+    """`words_naming` for the buttons of one card."""
 
     def words(customer: Customer, verb: str) -> str:
         name = customer.name.strip()
         if not name or len(name) > WORDS_MAX_NAME or any(ch.isspace() for ch in name):
             return ""
-        found = found_index.match(name)
-        return f"{verb} {name}" if found.decision == "accept" and found.customer_id == customer.id else ""
+        # A legal name typed whole is read as the customer of that legal name (the matcher's first,
+        # exact step), so the words are safe when no other customer has it. One indexed count, not the
+        # matcher: logging a follow-up (its reminder's 已跟进) must not load a million names. Two names
+        # that differ only in width or brackets pass here and get the matcher's chooser — a question,
+        # never the wrong customer.
+        same = session.execute(select(func.count(Customer.id)).where(Customer.name == customer.name)).scalar()
+        return f"{verb} {name}" if same == 1 else ""
     return words
 
 
