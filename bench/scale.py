@@ -12,6 +12,9 @@ peak memory is its own:
 - the overdue scan (workflows/overdue.py scan): first run, which marks every overdue customer and
   queues one card timer per person; then a re-run, the steady state of an hourly scan, which must
   mark and queue nothing;
+- the overdue cards going out: every card timer the first run queued fired (workflows/overdue.py
+  send_card, one transaction each, as the worker runs them), then all fired again (a redelivered
+  timer), which must claim and push nothing;
 - the 公海 sweep (workflows/pool.py sweep): first run and an immediate re-run;
 - the 08:00 digest (workflows/digest.py queue_daily_digests): first run and a re-run (0 new);
 - a follow-up logged over that data: workflows.followups.log_followup with the FOLLOWUP_LOGGED
@@ -37,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import Engine, event, text  # noqa: E402
 
 from storage.db import make_engine, session_scope  # noqa: E402
 
@@ -150,7 +153,9 @@ def run_one(url: str, what: str) -> dict:
     statements[0] = 0
     started = time.perf_counter()
     result: object
-    if what == "followup":
+    if what == "cards":
+        result = _send_cards(engine)
+    elif what == "followup":
         times = []
         with session_scope(engine) as session:
             picks = session.execute(text(
@@ -183,6 +188,27 @@ def run_one(url: str, what: str) -> dict:
             "rss_before_mb": baseline_rss}
 
 
+def _send_cards(engine: Engine) -> dict:
+    """Fire every queued overdue card timer at its due moment, one transaction each."""
+    from workflows import overdue
+
+    with session_scope(engine) as session:
+        timers = session.execute(text(
+            "SELECT payload, due_at FROM outbox WHERE key LIKE 'overdue:card:%' ORDER BY key")).all()
+    times, customers, pushed = [], 0, 0
+    for payload, due_at in timers:
+        one = time.perf_counter()
+        with session_scope(engine) as session:
+            done = overdue.send_card(session, json.loads(payload), due_at, TZ)
+        times.append(time.perf_counter() - one)
+        customers += done["customers"]
+        pushed += bool(done["pushed"])
+    times.sort()
+    return {"cards": len(times), "pushed": pushed, "customers": customers,
+            "median_ms": round(1000 * times[len(times) // 2], 1) if times else 0,
+            "max_ms": round(1000 * times[-1], 1) if times else 0}
+
+
 def measured(url: str, what: str, label: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--url", url, "--run", what], capture_output=True, text=True,
                          check=True, cwd=ROOT)
@@ -198,12 +224,12 @@ def counts(url: str) -> dict[str, int]:
     with engine.connect() as conn:
         row = conn.execute(text(
             "SELECT count(*) FILTER (WHERE key LIKE 'overdue:owner:%'), count(*) FILTER (WHERE key LIKE 'overdue:manager:%'),"
-            " count(*) FILTER (WHERE key LIKE 'overdue:card:%'),"
+            " count(*) FILTER (WHERE key LIKE 'overdue:card:%'), count(*) FILTER (WHERE key LIKE 'overdue:push:%'),"
             " count(*) FILTER (WHERE key LIKE 'pool:warn:%'), count(*) FILTER (WHERE key LIKE 'pool:released:%'),"
             " count(*) FILTER (WHERE key LIKE 'digest:%'), count(*) - count(DISTINCT key) FROM outbox")).one()
         pooled = conn.execute(text("SELECT count(*) FROM customer WHERE owner_id IS NULL")).scalar()
     engine.dispose()
-    return dict(zip(("overdue_owner", "overdue_manager", "overdue_cards", "pool_warn", "pool_released", "digest", "duplicate_keys",
+    return dict(zip(("overdue_owner", "overdue_manager", "overdue_cards", "overdue_pushed", "pool_warn", "pool_released", "digest", "duplicate_keys",
                      "pool_customers"), (*row, pooled)))
 
 
@@ -259,6 +285,8 @@ def main() -> None:
         print(f"load {os.getloadavg()[0]:.2f}", flush=True)
         measured(url, "overdue", "overdue scan, first run")
         measured(url, "overdue", "overdue scan, steady state")
+        measured(url, "cards", "overdue cards sent (timers fired)")
+        measured(url, "cards", "overdue cards, timers fired again")
         measured(url, "pool", "公海 sweep, first run")
         measured(url, "pool", "公海 sweep, re-run")
         measured(url, "digest", "08:00 digest, first run")
