@@ -22,6 +22,8 @@ from storage.models import ApprovalRule, Employee, utcnow
 from workflows import audit, roles
 from workflows.identity import employees_named
 from workflows.approvals.chain import AFTER, check_rule, spec_label
+from workflows.approvals.conditions import display
+from workflows.approvals.shadowing import Dead, dead_rules, in_order
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
 _POSITION_WORDS = {"申请人自选": "chosen", "自选": "chosen", "直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
@@ -74,6 +76,55 @@ def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employ
     return rule
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Where a new rule went when the end of the list would have made it useless."""
+    before: ApprovalRule | None  # the rule it was put in front of; None: left at the end
+    dead: Dead | None  # set when no place makes it apply: it is saved, and the admin is told
+
+
+def place(session: Session, rule: ApprovalRule, *, by: Employee, platform: str) -> Placed | None:
+    """A new rule added after the rules that would always beat it (`金额 > 5000` behind `金额 > 1000`)
+    moves up to the latest place where it applies and every rule that applied still does. None when
+    it applies where it is. With no such place it stays last and the answer says why it never applies."""
+    if rule.request_type == "*":
+        return None
+    order = in_order(session, rule.request_type)
+    dead = dead_rules(order, rule.request_type)
+    if rule.id not in dead:
+        return None
+    others = [r for r in order if r.id != rule.id]
+    alive = {r.id for r in others} - set(dead_rules(others, rule.request_type))
+    for k in range(len(others) - 1, -1, -1):
+        trial = others[:k] + [rule] + others[k:]
+        now_dead = dead_rules(trial, rule.request_type)
+        if rule.id not in now_dead and not alive & set(now_dead):
+            _put_before(session, rule, others, k, by=by, platform=platform)
+            return Placed(before=others[k], dead=None)
+    return Placed(before=None, dead=dead[rule.id])
+
+
+def _put_before(session: Session, rule: ApprovalRule, others: list[ApprovalRule], k: int, *, by: Employee,
+                platform: str) -> None:
+    """A priority between others[k-1] and others[k]; when they sit on neighbouring numbers, the rules
+    from k on move down by 10 first (each move audited)."""
+    low = others[k - 1].priority if k else others[k].priority - 10
+    if others[k].priority - low < 2:
+        for later in others[k:]:
+            if later.request_type == rule.request_type:
+                change_rule(session, later, by=by, platform=platform, priority=later.priority + 10)
+    before = snapshot(rule)
+    rule.priority = (low + others[k].priority) // 2 if others[k].priority - low >= 2 else low + 5
+    session.add(rule)
+    audit.record(session, actor=by, action="approval_rule.edit", subject=f"approval_rule:{rule.id}",
+                 platform=platform, detail={"before": before, "after": snapshot(rule), "why": "placed"})
+
+
+def warnings(session: Session, request_type: str) -> dict[int, Dead]:
+    """The rules of this type (and of 通配 *) that never apply, by id."""
+    return dead_rules(in_order(session, request_type), request_type)
+
+
 def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
                 words: RuleText | None = None, active: bool | None = None, priority: int | None = None) -> None:
     before = snapshot(rule)
@@ -102,7 +153,7 @@ def describe(session: Session, rule: ApprovalRule) -> str:
     after_cc = [_spec_name(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
     extra = (f" 抄送{'、'.join(now_cc)}" if now_cc else "") + (f" 通过后抄送{'、'.join(after_cc)}" if after_cc else "")
     off = "（已停用）" if not rule.active else ""
-    return f"#{rule.id} {rule.request_type} {rule.condition or '其他情况'}：{chain}{extra}{off}"
+    return f"#{rule.id} {rule.request_type} {display(rule.condition) or '其他情况'}：{chain}{extra}{off}"
 
 
 def snapshot(rule: ApprovalRule) -> dict[str, Any]:
