@@ -146,11 +146,11 @@ def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform:
 def describe(session: Session, rule: ApprovalRule) -> str:
     """#3 报销 金额 > 1000：直属上级 → 财务"""
     steps = json.loads(rule.steps)
-    chain = " → ".join("、".join(_spec_name(session, s) for s in step["approvers"])
+    chain = " → ".join("、".join(approver_words(session, s) for s in step["approvers"])
                        + ("(会签)" if step.get("mode") == "all" else "") for step in steps)
     cc = json.loads(rule.cc or "[]")
-    now_cc = [_spec_name(session, s) for s in cc if not s.startswith(AFTER)]
-    after_cc = [_spec_name(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
+    now_cc = [approver_words(session, s) for s in cc if not s.startswith(AFTER)]
+    after_cc = [approver_words(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
     extra = (f" 抄送{'、'.join(now_cc)}" if now_cc else "") + (f" 通过后抄送{'、'.join(after_cc)}" if after_cc else "")
     off = "（已停用）" if not rule.active else ""
     return f"#{rule.id} {rule.request_type} {display(rule.condition) or '其他情况'}：{chain}{extra}{off}"
@@ -211,7 +211,7 @@ def _no_approver(session: Session, word: str) -> str:
     return spec
 
 
-def _spec_name(session: Session, spec: str) -> str:
+def approver_words(session: Session, spec: str) -> str:
     if spec.startswith("person:"):
         person = session.get(Employee, int(spec[7:]))
         return person.name if person else "（已删除）"
