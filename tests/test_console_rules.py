@@ -100,3 +100,68 @@ def test_only_admins_open_the_rules_page(company):  # noqa: F811
     assert "/admin/rules" not in manager.get("/admin/").get_data(as_text=True)  # no nav link either
     assert any('"why": "not_admin"' in d for d in refusals(company, "GET /admin/rules"))
     assert "/admin/rules" in signed_in(company, "zhaozong").get("/admin/").get_data(as_text=True)
+
+
+# -- reordering ------------------------------------------------------------------------------------
+
+
+def csrf_of(markup: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', markup).group(1)
+
+
+def chain_labels(stack, number_like: str = "%") -> list[list[str]]:
+    import json
+
+    from chat import rows
+    return [[step["label"] for step in json.loads(chain)]
+            for (chain,) in rows(stack, "SELECT chain FROM approval_request WHERE status = 'pending' ORDER BY id")]
+
+
+def test_moving_a_rule_up_changes_new_requests_but_not_pending_ones(company):  # noqa: F811
+    with_finance(company)
+    zhang = Chat(company, "wecom", "zhangsan")
+    confirm = zhang.say("报销 打车 3000")
+    zhang.tap(confirm, "提交")
+    assert chain_labels(company) == [["直属上级", "财务"]]
+    admin_chat = Chat(company, "wecom", "zhaozong")
+    added = admin_chat.say("审批规则 新增 报销 ：财务")  # no condition: the last 报销 rule, for what has no amount
+    new_id = int(re.search(r"规则#(\d+)", added.title).group(1))
+
+    client = signed_in(company, "zhaozong")
+    for _ in range(2):  # above #2, then above #1
+        token = csrf_of(page(client))
+        answer = client.post(f"/admin/rules/{new_id}/up", data={"csrf": token})
+        assert answer.status_code == 302 and f"#rule-{new_id}" in answer.headers["Location"]
+    shown = text_of(page(client, f"?moved={new_id}:up"))
+    assert f"#{new_id} 已上移一位" in shown
+    section = shown[shown.index("审批路由 报销"):shown.index("审批路由 报销") + 600]
+    assert section.index(f"#{new_id}") < section.index("#1 ") < section.index("#2 ")
+    assert "⚠ 永远不会生效：#" in section  # #1 and #2 now never apply, and the page says so
+
+    assert "财务 钱会计" in zhang.say("谁审批 报销 3000").text and "王经理" not in zhang.say("谁审批 报销 3000").text
+    assert chain_labels(company) == [["直属上级", "财务"]]  # the pending one keeps its pinned chain
+    later = zhang.say("报销 住宿 3000")
+    zhang.tap(later, "提交")
+    assert chain_labels(company) == [["直属上级", "财务"], ["财务"]]
+
+    from chat import rows
+    moves = [d for (d,) in rows(company, "SELECT detail FROM audit_log WHERE action = 'approval_rule.edit' "
+                                         "AND detail LIKE '%\"before\"%' ORDER BY id")]
+    assert len(moves) >= 4  # each move: both rules, each with before and after
+
+
+def test_a_move_without_the_form_token_is_refused_and_changes_nothing(company):  # noqa: F811
+    from chat import rows
+    before = rows(company, "SELECT id, priority FROM approval_rule ORDER BY id")
+    client = signed_in(company, "zhaozong")
+    assert client.post("/admin/rules/2/up", data={}).status_code == 400
+    assert client.post("/admin/rules/2/up", data={"csrf": "0" * 32}).status_code == 400
+    manager = signed_in(company, "wangjl")
+    assert manager.post("/admin/rules/2/up", data={"csrf": csrf_of(manager.get("/admin/").get_data(as_text=True))}
+                        ).status_code == 403
+    assert rows(company, "SELECT id, priority FROM approval_rule ORDER BY id") == before
+    first = client.post("/admin/rules/1/up", data={"csrf": csrf_of(page(client))})  # already first: nothing moves
+    assert "1:stay" in first.headers["Location"]
+    assert rows(company, "SELECT id, priority FROM approval_rule ORDER BY id") == before
+    assert "没有移动" in text_of(page(client, "?moved=1:stay"))
+    assert client.get("/admin/rules?moved=junk").status_code == 200

@@ -120,6 +120,29 @@ def _put_before(session: Session, rule: ApprovalRule, others: list[ApprovalRule]
                  platform=platform, detail={"before": before, "after": snapshot(rule), "why": "placed"})
 
 
+def move(session: Session, rule: ApprovalRule, *, up: bool, by: Employee, platform: str) -> bool:
+    """One place up or down among its type's rules (the order they are tried). False at either end.
+    Each rule whose priority changes is audited with before/after; requests already submitted keep
+    the chain pinned at submission, so only new ones follow the new order."""
+    order = list(session.execute(select(ApprovalRule).where(ApprovalRule.request_type == rule.request_type)
+                                 .order_by(ApprovalRule.priority, ApprovalRule.id)).scalars())
+    i = next(n for n, r in enumerate(order) if r.id == rule.id)
+    j = i - 1 if up else i + 1
+    if not 0 <= j < len(order):
+        return False
+    other = order[j]
+    if other.priority != rule.priority:
+        mine, theirs = rule.priority, other.priority
+        change_rule(session, rule, by=by, platform=platform, priority=theirs)
+        change_rule(session, other, by=by, platform=platform, priority=mine)
+        return True
+    order[i], order[j] = order[j], order[i]  # equal priorities: number the whole list afresh
+    for n, r in enumerate(order, 1):
+        if r.priority != n * 10:
+            change_rule(session, r, by=by, platform=platform, priority=n * 10)
+    return True
+
+
 def warnings(session: Session, request_type: str) -> dict[int, Dead]:
     """The rules of this type (and of 通配 *) that never apply, by id."""
     return dead_rules(in_order(session, request_type), request_type)

@@ -53,13 +53,13 @@ class OtherRule:
 
 
 def routing(session: Session) -> list[tuple[str, list[RuleRow]]]:
-    """Per request type (in the usual order, then 通配 *), its rules first to last; stopped ones last."""
+    """Per request type (in the usual order, then 通配 *), its rules first to last (stopped ones marked)."""
     all_rules = session.execute(select(ApprovalRule).order_by(ApprovalRule.priority, ApprovalRule.id)).scalars().all()
     kinds = [k for k in (*REQUEST_TYPES, "*") if any(r.request_type == k for r in all_rules)]
     groups = []
     for kind in kinds:
         dead = warnings(session, kind)
-        mine = sorted((r for r in all_rules if r.request_type == kind), key=lambda r: (not r.active, r.priority, r.id))
+        mine = [r for r in all_rules if r.request_type == kind]
         groups.append((kind, [row(session, r, n, dead[r.id].text() if r.id in dead else "")
                               for n, r in enumerate(mine, 1)]))
     return groups
