@@ -164,3 +164,17 @@ def test_a_rule_that_can_never_apply_is_named_in_the_answer_and_the_list(admin):
     assert "⚠ #1 永远不会生效：#2 总是先匹配" in said
     listing = _say(admin, "linhao", "审批规则", 4)
     assert "#1 报销 金额 ＜= 1000：直属上级\\n  ⚠ 永远不会生效：#2 总是先匹配" in listing
+
+
+def test_placing_a_rule_between_neighbouring_priorities_moves_the_later_ones_down(admin):
+    _say(admin, "linhao", "审批规则 优先级 2 11", 1)  # #1 at 10, #2 at 11: no number in between
+    said = _say(admin, "linhao", "审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理", 2)
+    assert "排在 #2（金额 > 1000）前面" in said
+    with admin.runtime.engine.connect() as conn:
+        order = conn.execute(text("SELECT id, priority FROM approval_rule WHERE request_type = '报销' "
+                                  "ORDER BY priority, id")).all()
+    new_id = _rules(admin)[-1].id
+    assert [rule_id for rule_id, _ in order] == [1, new_id, 2]
+    assert len({priority for _, priority in order}) == 3
+    assert "总经理 陈总" in _say(admin, "zhangsan", "谁审批 报销 8000", 1)
+    assert "总经理" not in _say(admin, "zhangsan", "谁审批 报销 2000", 2)
