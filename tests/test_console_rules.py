@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import re
 
-from sqlalchemy import select
 
 from chat import Chat
 from storage.db import session_scope
@@ -109,7 +108,7 @@ def csrf_of(markup: str) -> str:
     return re.search(r'name="csrf" value="([0-9a-f]+)"', markup).group(1)
 
 
-def chain_labels(stack, number_like: str = "%") -> list[list[str]]:
+def chain_labels(stack) -> list[list[str]]:
     import json
 
     from chat import rows
