@@ -20,9 +20,9 @@ from cards import Button, Card
 from handlers.menu import MENU_BUTTONS
 from handlers import refusals
 from handlers.router import Context, Routes
-from storage.models import TIERS
+from storage.models import REQUEST_TYPES, TIERS
 from workflows import roles, rules, workdays
-from workflows.rules import InvalidRule, RuleSpec
+from workflows.rules import InvalidRule, RuleSpec, show
 
 routes = Routes()
 
@@ -93,22 +93,14 @@ def parse(spec: RuleSpec, text: str, current: Any) -> Any:
         return _per_tier(spec, text, current)
     if isinstance(default, dict) and "release" in default:
         return _quiet(spec, text)
+    if spec.name == "oa.auto_decide":
+        return _auto_decide(spec, text, current)
+    if spec.name == "oa.working_hours":
+        return _working_hours(spec, text)
     try:
         return json.loads(text)
     except ValueError:
         raise InvalidRule(spec.label, f"看不懂「{text}」") from None
-
-
-def show(spec: RuleSpec, value: Any) -> str:
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, list):
-        return "，".join(value) or "无"
-    if isinstance(value, dict) and set(value) == set(TIERS):
-        return " / ".join(f"{t} {value[t]}天" for t in TIERS)
-    if isinstance(value, dict) and "release" in value:
-        return f"{value['start']}–{value['end']}，{value['release']} 补发"
-    return str(value)
 
 
 def _per_tier(spec: RuleSpec, text: str, current: dict[str, int]) -> dict[str, Any]:
@@ -134,6 +126,40 @@ def _quiet(spec: RuleSpec, text: str) -> dict[str, str]:
     return {"start": start, "end": end, "release": times[2] if len(times) == 3 else end}
 
 
+DECISIONS = {"approve": "approve", "同意": "approve", "自动同意": "approve", "通过": "approve", "自动通过": "approve",
+             "reject": "reject", "拒绝": "reject", "自动拒绝": "reject", "驳回": "reject"}
+OFF = {"关", "关闭", "取消", "不要", "停用", "off", "无"}
+
+
+def _auto_decide(spec: RuleSpec, text: str, current: dict[str, Any]) -> dict[str, Any]:
+    """`通用 72 approve` / `报销 48小时 拒绝; 通用 关` — each type changed, the others kept; `无` clears all."""
+    if text.strip().lower() in OFF:
+        return {}
+    value = dict(current)
+    for part in (p.strip() for p in re.split(r"[;；,，\n]+", text) if p.strip()):
+        words = part.split()
+        kind = words[0]
+        if kind not in REQUEST_TYPES:
+            raise InvalidRule(f"{spec.label} 申请类型", f"不认识「{kind}」，可用 {'、'.join(REQUEST_TYPES)}")
+        if len(words) == 2 and words[1].lower() in OFF:
+            value.pop(kind, None)
+            continue
+        hours = re.fullmatch(r"(\d+)\s*(?:小时|h)?", words[1]) if len(words) == 3 else None
+        if hours is None:
+            raise InvalidRule(spec.label, f"请写成「类型 小时数 同意/拒绝」，如 {_hint(spec)}；收到「{part}」")
+        if words[2].lower() not in DECISIONS:
+            raise InvalidRule(f"{spec.label} {kind} 处理方式", f"应为 同意 或 拒绝，收到「{words[2]}」")
+        value[kind] = {"hours": int(hours.group(1)), "decision": DECISIONS[words[2].lower()]}
+    return value
+
+
+def _working_hours(spec: RuleSpec, text: str) -> dict[str, str]:
+    times = [_hhmm(t) for t in re.findall(r"\d{1,2}[:：]\d{2}", text)]
+    if len(times) != 2:
+        raise InvalidRule(spec.label, f"请写成「上班-下班」，如 {_hint(spec)}，收到「{text}」")
+    return {"start": times[0], "end": times[1]}
+
+
 def _hhmm(text: str) -> str:
     hours, minutes = re.split(r"[:：]", text)
     return f"{int(hours):02d}:{minutes}"
@@ -151,6 +177,10 @@ def _hint(spec: RuleSpec) -> str:
         return ",".join(default)
     if isinstance(default, dict) and "release" in default:
         return "21:00-08:00 08:30"
+    if spec.name == "oa.auto_decide":
+        return "通用 72 同意"
+    if spec.name == "oa.working_hours":
+        return "09:00-18:00"
     return " ".join(f"{t}={default[t]}" for t in TIERS)
 
 

@@ -18,7 +18,9 @@ from handlers import refusals
 from handlers.router import Context, Routes
 from storage.models import REQUEST_TYPES, ApprovalRule
 from workflows import roles
-from workflows.approvals.rule_admin import RuleError, add_rule, change_rule, describe, parse_rule_text
+from workflows.approvals.conditions import display
+from workflows.approvals.rule_admin import (RuleError, add_rule, change_rule, describe, parse_rule_text, place,
+                                            warnings)
 
 routes = Routes()
 
@@ -63,7 +65,9 @@ def approval_rules(ctx: Context) -> Card:
 def _listing(ctx: Context) -> Card:
     rules = ctx.session.execute(select(ApprovalRule).order_by(ApprovalRule.request_type, ApprovalRule.priority,
                                                               ApprovalRule.id)).scalars().all()
-    lines = [describe(ctx.session, rule) for rule in rules]
+    dead = {n: d for kind in {r.request_type for r in rules} for n, d in warnings(ctx.session, kind).items()}
+    lines = [describe(ctx.session, rule) + (f"\n  ⚠ {dead[rule.id].text()}" if rule.id in dead else "")
+             for rule in rules]
     return Card(title=f"审批规则 · {len(rules)}条", body="\n".join(lines) + "\n\n同类型按顺序匹配，第一条符合的生效。",
                 footer="改法：审批规则 修改 编号 条件：审批人 → 审批人")
 
@@ -74,7 +78,12 @@ def _add(ctx: Context, rest: str) -> Card:
         raise RuleError(f"类型：不认识「{request_type}」，可用 {'、'.join(REQUEST_TYPES)}")
     rule = add_rule(ctx.session, request_type, parse_rule_text(ctx.session, text), by=ctx.employee,
                     platform=ctx.event.platform)
-    return _saved(ctx, rule, "已新增")
+    placed = place(ctx.session, rule, by=ctx.employee, platform=ctx.event.platform)
+    note = ""
+    if placed and placed.before is not None:
+        note = (f"排在 #{placed.before.id}（{display(placed.before.condition) or '其他情况'}）前面："
+                f"放在最后的话，前面的规则总是先匹配，这条永远用不上。")
+    return _saved(ctx, rule, "已新增", note)
 
 
 def _numbered(ctx: Context, rest: str) -> tuple[ApprovalRule, str]:
@@ -85,8 +94,12 @@ def _numbered(ctx: Context, rest: str) -> tuple[ApprovalRule, str]:
     return rule, rest[match.end():]
 
 
-def _saved(ctx: Context, rule: ApprovalRule, what: str) -> Card:
-    return Card(title=f"{what} · 规则#{rule.id}", body=describe(ctx.session, rule),
+def _saved(ctx: Context, rule: ApprovalRule, what: str, note: str = "") -> Card:
+    dead = warnings(ctx.session, rule.request_type)
+    lines = [describe(ctx.session, rule), note] + [
+        f"⚠ #{n} {d.text()}" + (f"。调整顺序：审批规则 优先级 {n} 数字（越小越先）" if n == rule.id else "")
+        for n, d in dead.items()]
+    return Card(title=f"{what} · 规则#{rule.id}", body="\n".join(line for line in lines if line),
                 footer="已提交的申请仍按提交时的审批人走；新申请按新规则。",
                 buttons=(Button("全部规则", "approval.rules", command="审批规则"),))
 

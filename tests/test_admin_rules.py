@@ -58,6 +58,11 @@ def test_the_listing_shows_every_rule_with_its_value(office):
      ["初步接触", "方案报价", "商务谈判", "赢单", "输单"]),
     ("规则 crm.owner_cap 100", "crm.owner_cap", 100),
     ("规则 owner_cap 120家", "crm.owner_cap", 120),
+    ("规则 oa.auto_decide 通用 72 approve", "oa.auto_decide", {"通用": {"hours": 72, "decision": "approve"}}),
+    ("规则 oa.auto_decide 报销 48小时 拒绝；请假 24 同意", "oa.auto_decide",
+     {"报销": {"hours": 48, "decision": "reject"}, "请假": {"hours": 24, "decision": "approve"}}),
+    ("规则 oa.auto_decide 无", "oa.auto_decide", {}),
+    ("规则 工作时间 8:30-17:30", "oa.working_hours", {"start": "08:30", "end": "17:30"}),
 ])
 def test_friendly_forms_are_stored_and_audited(office, words, name, value):
     stack, chat = office
@@ -75,6 +80,12 @@ def test_friendly_forms_are_stored_and_audited(office, words, name, value):
     ("规则 crm.skip_weekends 也许", "crm.skip_weekends", "周末和节假日不推送提醒：应为 是/否"),
     ("规则 免打扰时段 晚上", "crm.quiet_hours", "免打扰时段："),
     ("规则 免打扰时段 25:00-07:00", "crm.quiet_hours", "免打扰时段 start：时间格式应为 HH:MM"),
+    ("规则 oa.auto_decide 报账 72 同意", "oa.auto_decide", "到期自动处理的申请类型 申请类型：不认识「报账」"),
+    ("规则 oa.auto_decide 通用 72", "oa.auto_decide", "请写成「类型 小时数 同意/拒绝」，如 通用 72 同意"),
+    ("规则 oa.auto_decide 通用 72 也许", "oa.auto_decide", "到期自动处理的申请类型 通用 处理方式：应为 同意 或 拒绝"),
+    ("规则 oa.auto_decide 通用 9999 同意", "oa.auto_decide", "通用 hours：应为 1–720 之间的整数"),
+    ("规则 oa.working_hours 18:00-09:00", "oa.working_hours", "工作时间（提醒只在此时段发）：上班时间要早于下班时间"),
+    ("规则 oa.working_hours 九点", "oa.working_hours", "请写成「上班-下班」，如 09:00-18:00"),
 ])
 def test_a_bad_value_names_the_field_and_stores_nothing(office, words, name, says):
     stack, chat = office
@@ -98,3 +109,12 @@ def test_an_unknown_rule_is_named_back(office):
     reply = _ask(chat, "admin01", "规则 不存在的规则 5")
     assert reply["title"] == "没有这条规则" and "不存在的规则" in reply["text"]
     assert stack.count("rule") == 0
+
+
+def test_auto_decide_reads_back_in_words_in_the_listing(office):
+    stack, chat = office
+    reply = _ask(chat, "admin01", "规则 oa.auto_decide 通用 72 approve")
+    assert "通用 72小时未处理自动同意" in reply["text"]
+    listing = _ask(chat, "admin01", "规则")
+    assert "到期自动处理的申请类型：通用 72小时未处理自动同意" in listing["text"]
+    assert "工作时间（提醒只在此时段发）：09:00–18:00" in listing["text"]

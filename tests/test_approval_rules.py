@@ -42,17 +42,19 @@ def _rules(stack):
 
 def test_the_list_shows_every_rule_in_words(admin):
     said = _say(admin, "linhao", "审批规则", 1)  # a WeCom text: < and > arrive full-width, as ＜ ＞
-    assert "#1 报销 amount ＜= 1000：直属上级" in said
-    assert "#2 报销 amount ＞ 1000：直属上级 → 财务" in said
-    assert "#6 请假 days ＞ 3：直属上级 → 部门负责人" in said
+    # Seeded `amount <= 1000` and typed `金额 > 5000` read the same way: in Chinese.
+    assert "#1 报销 金额 ＜= 1000：直属上级" in said
+    assert "#2 报销 金额 ＞ 1000：直属上级 → 财务" in said
+    assert "#6 请假 天数 ＞ 3：直属上级 → 部门负责人" in said
+    assert "amount" not in said and "days" not in said
 
 
 def test_an_admin_adds_a_rule_in_words_and_the_next_request_follows_it(admin):
     said = _say(admin, "linhao", "审批规则 新增 采购 金额 > 50000：直属上级 → 财务(会签) → 总经理 抄送 法务", 1)
     assert "已新增" in said and "直属上级 → 财务(会签) → 总经理 抄送法务" in said
-    # Added after the existing 采购 rules, so "amount > 5000" still wins until the admin reorders.
+    # Behind "amount > 5000" it could never apply, so it goes in front of it (the answer says so).
     new_id = _rules(admin)[-1].id
-    _say(admin, "linhao", f"审批规则 优先级 {new_id} 5", 2)
+    assert "排在 #9（金额 > 5000）前面" in said
     said = _say(admin, "zhangsan", "谁审批 采购 服务器 80000", 1)
     assert "王经理 → 财务 钱会计/郑出纳(会签) → 总经理 陈总" in said
     with admin.runtime.engine.connect() as conn:
@@ -133,3 +135,46 @@ def test_a_step_of_the_requesters_choice(admin):
     said = _say(admin, "zhangsan", "李四", 3)
     assert "预计审批人" in said and "李四" in said and "提交" in said
     assert admin.count("approval_request", "WHERE status = 'draft'") == 1
+
+
+def test_a_narrower_rule_is_put_before_the_one_that_would_always_win(admin):
+    """`金额 > 5000` added after `金额 > 1000` would never apply: it goes in front, and the answer says so."""
+    said = _say(admin, "linhao", "审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理", 1)
+    new_id = _rules(admin)[-1].id
+    assert f"已新增 · 规则#{new_id}" in said and "排在 #2（金额 > 1000）前面" in said
+    assert "⚠" not in said
+    assert "总经理 陈总" in _say(admin, "zhangsan", "谁审批 报销 8000", 1)
+    assert "总经理" not in _say(admin, "zhangsan", "谁审批 报销 3000", 2)  # #2 still takes 1000–5000
+    listing = _say(admin, "linhao", "审批规则", 2)
+    assert listing.index(f"#{new_id} 报销") < listing.index("#2 报销") and "⚠" not in listing
+    with admin.runtime.engine.connect() as conn:
+        placed = conn.execute(text("SELECT detail FROM audit_log WHERE subject = :s AND action = 'approval_rule.edit'"),
+                              {"s": f"approval_rule:{new_id}"}).scalar_one()
+    assert json.loads(placed)["before"]["priority"] > json.loads(placed)["after"]["priority"]
+
+
+def test_a_rule_that_can_never_apply_is_named_in_the_answer_and_the_list(admin):
+    said = _say(admin, "linhao", "审批规则 新增 报销 金额 > 5000 且 金额 < 3000：财务", 1)
+    new_id = _rules(admin)[-1].id
+    assert f"⚠ #{new_id} 永远不会生效：条件不可能成立" in said and f"审批规则 优先级 {new_id}" in said
+    # Moving #2 (金额 > 1000) in front of #1 takes every small expense from #1: both the answer and the list say so.
+    said = _say(admin, "linhao", "审批规则 优先级 2 5", 2)
+    assert "⚠ #1 永远不会生效：#2 总是先匹配" not in said  # #2 > 1000 and #1 <= 1000 do not overlap
+    said = _say(admin, "linhao", "审批规则 修改 2 ：直属上级 → 财务", 3)  # no condition: takes everything
+    assert "⚠ #1 永远不会生效：#2 总是先匹配" in said
+    listing = _say(admin, "linhao", "审批规则", 4)
+    assert "#1 报销 金额 ＜= 1000：直属上级\\n  ⚠ 永远不会生效：#2 总是先匹配" in listing
+
+
+def test_placing_a_rule_between_neighbouring_priorities_moves_the_later_ones_down(admin):
+    _say(admin, "linhao", "审批规则 优先级 2 11", 1)  # #1 at 10, #2 at 11: no number in between
+    said = _say(admin, "linhao", "审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理", 2)
+    assert "排在 #2（金额 > 1000）前面" in said
+    with admin.runtime.engine.connect() as conn:
+        order = conn.execute(text("SELECT id, priority FROM approval_rule WHERE request_type = '报销' "
+                                  "ORDER BY priority, id")).all()
+    new_id = _rules(admin)[-1].id
+    assert [rule_id for rule_id, _ in order] == [1, new_id, 2]
+    assert len({priority for _, priority in order}) == 3
+    assert "总经理 陈总" in _say(admin, "zhangsan", "谁审批 报销 8000", 1)
+    assert "总经理" not in _say(admin, "zhangsan", "谁审批 报销 2000", 2)

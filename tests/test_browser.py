@@ -57,9 +57,9 @@ def shoot(tmp_path):
     folder = SHOTS if os.environ.get("BANLI_SCREENSHOTS") == "1" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
 
-    def save(page, name: str) -> None:
+    def save(page, name: str, clip: dict | None = None) -> None:
         page.wait_for_timeout(300)  # let the last re-render and scroll settle
-        page.screenshot(path=str(folder / name))
+        page.screenshot(path=str(folder / name), full_page=clip is not None, clip=clip)
 
     return save
 
@@ -206,3 +206,36 @@ def _failed_send(sim, person) -> int:
         row.status, row.attempts = "dead", 8
         row.last_error = "errcode 60020: not allow to access from your ip, hint: [1764000000_12_ab]"
         return row.id
+
+
+def test_an_admin_reads_the_rules_dry_runs_and_reorders(demo_factory, phone, shoot):  # noqa: F811
+    sim = demo_factory()
+    sim.send("wecom", ADMIN.key, "审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理")
+    added = json.dumps(sim.wait_bot("wecom", ADMIN.key, 1)[0], ensure_ascii=False)
+    new_id = re.search(r"规则#(\d+)", added).group(1)
+    assert "前面" in added  # put before 金额 > 1000, which would always win
+    page = phone
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
+    send(page, "后台")
+    link = page.locator(".md-bubble a", has_text="打开后台")
+    console = page.context.new_page()
+    console.set_viewport_size(LAPTOP)
+    console.goto(link.get_attribute("href"))
+    console.get_by_role("link", name="规则").first.click()
+    expect(console.locator("h1")).to_have_text("规则")
+    row = console.locator(f"#rule-{new_id}")
+    expect(row).to_contain_text("申请人 → 直属上级 → 财务 → 总经理")
+    row.get_by_role("button", name=f"下移 #{new_id}").click()  # behind 金额 > 1000: it can never apply now
+    expect(console.locator(".notice")).to_contain_text(f"#{new_id} 已下移一位")
+    expect(console.locator(f"#rule-{new_id}")).to_contain_text("永远不会生效")
+    console.select_option("select[name=type]", "报销")
+    console.fill("input[name=amount]", "8000")
+    console.select_option("select[name=requester]", label=f"{REP.name}（{REP.department}）")
+    console.get_by_role("button", name="试算").click()
+    result = console.locator(".result")
+    expect(result).to_contain_text(f"审批人：{MANAGER.name} → 财务")
+    expect(result).not_to_contain_text("总经理")
+    # The dry run and the 报销 rules, warning included: the top of a page taller than the screen.
+    bottom = console.evaluate("[...document.querySelectorAll('h3')].find(h => h.textContent === '请假')"
+                              ".getBoundingClientRect().top + window.scrollY")
+    shoot(console, "08-console-rules.png", clip={"x": 0, "y": 0, "width": LAPTOP["width"], "height": bottom})

@@ -163,6 +163,24 @@ SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in (
 )}
 
 
+def show(spec: RuleSpec, value: Any) -> str:
+    """A rule's value in the words an admin reads (chat and console)."""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "，".join(value) or "无"
+    if isinstance(value, dict) and set(value) == set(TIERS):
+        return " / ".join(f"{t} {value[t]}天" for t in TIERS)
+    if isinstance(value, dict) and "release" in value:
+        return f"{value['start']}–{value['end']}，{value['release']} 补发"
+    if spec.name == "oa.working_hours":
+        return f"{value['start']}–{value['end']}"
+    if spec.name == "oa.auto_decide":
+        return "；".join(f"{kind} {v['hours']}小时未处理自动{'同意' if v['decision'] == 'approve' else '拒绝'}"
+                        for kind, v in value.items()) or "无（都等人审批）"
+    return str(value)
+
+
 def get(session: Session, name: str) -> Any:
     """The rule's current value: the admin's, or the default."""
     row = _row(session, name)

@@ -1,5 +1,5 @@
 """The console's pages: / (overview), /admin/login (the one-time link), /admin/logout, /admin/audit
-(+ .csv) and /admin/queue (+ retry / discard). Each view asks a workflow and renders a template."""
+(+ .csv), /admin/queue (+ retry / discard) and /admin/rules (routing rules, dry run, reorder, the other rules). Each view asks a workflow and renders a template."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from bot.admin import auth
 from bot.runtime import Runtime
 from storage.db import session_scope
+from storage.models import REQUEST_TYPES, ApprovalRule
 from workflows import audit, audit_view, console, queue_health
+from workflows.approvals import rule_admin, rule_view
 
 HERE = Path(__file__).parent
 LOGIN_WHY = {"bad": "这个链接不完整或不是办理发的", "unknown": "这个链接不是办理发的",
@@ -127,6 +129,28 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             runtime.ring()  # after the commit: the dispatcher offers it now
         done = f"{row_id}:{verb}" if changed else f"{row_id}:gone"
         return redirect(url_for("admin.queue", done=done))
+
+    @bp.get("/rules")
+    @auth.signed_in(runtime, admin_only=True)
+    def rules_page():
+        wanted, problems = rule_view.parse_dry_run(request.args) if "type" in request.args else ({}, [])
+        with session_scope(runtime.engine) as session:
+            result = rule_view.dry_run(session, wanted) if wanted and not problems else None
+            if isinstance(result, str):
+                problems, result = [result], None
+            return render_template("admin/rules.html", viewer=g.viewer, groups=rule_view.routing(session),
+                                   others=rule_view.others(session), people=rule_view.people(session),
+                                   types=REQUEST_TYPES, asked=request.args, problems=problems, result=result,
+                                   moved=request.args.get("moved", ""))
+
+    @bp.post("/rules/<int:rule_id>/<any(up, down):way>")
+    @auth.signed_in(runtime, admin_only=True)
+    def rules_move(rule_id: int, way: str):
+        with session_scope(runtime.engine) as session:
+            rule = session.get(ApprovalRule, rule_id)
+            moved = rule is not None and rule_admin.move(session, rule, up=way == "up", by=g.viewer.employee,
+                                                         platform="web")
+        return redirect(url_for("admin.rules_page", moved=f"{rule_id}:{way if moved else 'stay'}") + f"#rule-{rule_id}")
 
     return bp
 

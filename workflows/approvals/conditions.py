@@ -55,6 +55,39 @@ def matches(text: str, facts: dict[str, Any]) -> bool:
     return True if tree is None else bool(_eval(tree.body, facts))
 
 
+_OP_WORDS = {ast.Eq: "==", ast.NotEq: "!=", ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=",
+             ast.In: "in", ast.NotIn: "not in"}
+
+
+def display(text: str) -> str:
+    """A condition written one way, in Chinese, however it was typed or seeded:
+    `amount <= 1000` and `金额<=1000` both read `金额 <= 1000`; `and`/`or`/`not` read 且/或/非."""
+    try:
+        tree = compile_condition(text)
+    except BadCondition:
+        return text.strip()
+    return "" if tree is None else _words(tree.body, top=True)
+
+
+def _words(node: ast.AST, top: bool = False) -> str:
+    if isinstance(node, ast.BoolOp):
+        joined = f" {'且' if isinstance(node.op, ast.And) else '或'} ".join(_words(v) for v in node.values)
+        return joined if top else f"({joined})"
+    if isinstance(node, ast.UnaryOp):
+        return f"非 {_words(node.operand)}"
+    if isinstance(node, ast.Compare):
+        parts = [_words(node.left)]
+        for op, right in zip(node.ops, node.comparators):
+            parts += [_OP_WORDS[type(op)], _words(right)]
+        return " ".join(parts)
+    if isinstance(node, ast.Name):
+        return FIELDS.get(node.id, node.id)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return "[" + ", ".join(_words(e) for e in node.elts) + "]"
+    value = node.value
+    return f'"{value}"' if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _normalise(text: str) -> str:
     """Chinese words and punctuation → Python syntax, outside quoted text only."""
     source = text.strip().replace("“", '"').replace("”", '"')

@@ -22,6 +22,8 @@ from storage.models import ApprovalRule, Employee, utcnow
 from workflows import audit, roles
 from workflows.identity import employees_named
 from workflows.approvals.chain import AFTER, check_rule, spec_label
+from workflows.approvals.conditions import display
+from workflows.approvals.shadowing import Dead, dead_rules, in_order
 
 ARROWS = re.compile(r"\s*(?:→|->|=>|＞＞|>>|，然后|然后)\s*")
 _POSITION_WORDS = {"申请人自选": "chosen", "自选": "chosen", "直属上级": "manager", "上级": "manager", "经理": "manager", "主管": "manager",
@@ -74,6 +76,78 @@ def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employ
     return rule
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Where a new rule went when the end of the list would have made it useless."""
+    before: ApprovalRule | None  # the rule it was put in front of; None: left at the end
+    dead: Dead | None  # set when no place makes it apply: it is saved, and the admin is told
+
+
+def place(session: Session, rule: ApprovalRule, *, by: Employee, platform: str) -> Placed | None:
+    """A new rule added after the rules that would always beat it (`金额 > 5000` behind `金额 > 1000`)
+    moves up to the latest place where it applies and every rule that applied still does. None when
+    it applies where it is. With no such place it stays last and the answer says why it never applies."""
+    if rule.request_type == "*":
+        return None
+    order = in_order(session, rule.request_type)
+    dead = dead_rules(order, rule.request_type)
+    if rule.id not in dead:
+        return None
+    others = [r for r in order if r.id != rule.id]
+    alive = {r.id for r in others} - set(dead_rules(others, rule.request_type))
+    for k in range(len(others) - 1, -1, -1):
+        trial = others[:k] + [rule] + others[k:]
+        now_dead = dead_rules(trial, rule.request_type)
+        if rule.id not in now_dead and not alive & set(now_dead):
+            _put_before(session, rule, others, k, by=by, platform=platform)
+            return Placed(before=others[k], dead=None)
+    return Placed(before=None, dead=dead[rule.id])
+
+
+def _put_before(session: Session, rule: ApprovalRule, others: list[ApprovalRule], k: int, *, by: Employee,
+                platform: str) -> None:
+    """A priority between others[k-1] and others[k]; when they sit on neighbouring numbers, the rules
+    from k on move down by 10 first (each move audited)."""
+    low = others[k - 1].priority if k else others[k].priority - 10
+    if others[k].priority - low < 2:
+        for later in others[k:]:
+            if later.request_type == rule.request_type:
+                change_rule(session, later, by=by, platform=platform, priority=later.priority + 10)
+    before = snapshot(rule)
+    rule.priority = (low + others[k].priority) // 2 if others[k].priority - low >= 2 else low + 5
+    session.add(rule)
+    audit.record(session, actor=by, action="approval_rule.edit", subject=f"approval_rule:{rule.id}",
+                 platform=platform, detail={"before": before, "after": snapshot(rule), "why": "placed"})
+
+
+def move(session: Session, rule: ApprovalRule, *, up: bool, by: Employee, platform: str) -> bool:
+    """One place up or down among its type's rules (the order they are tried). False at either end.
+    Each rule whose priority changes is audited with before/after; requests already submitted keep
+    the chain pinned at submission, so only new ones follow the new order."""
+    order = list(session.execute(select(ApprovalRule).where(ApprovalRule.request_type == rule.request_type)
+                                 .order_by(ApprovalRule.priority, ApprovalRule.id)).scalars())
+    i = next(n for n, r in enumerate(order) if r.id == rule.id)
+    j = i - 1 if up else i + 1
+    if not 0 <= j < len(order):
+        return False
+    other = order[j]
+    if other.priority != rule.priority:
+        mine, theirs = rule.priority, other.priority
+        change_rule(session, rule, by=by, platform=platform, priority=theirs)
+        change_rule(session, other, by=by, platform=platform, priority=mine)
+        return True
+    order[i], order[j] = order[j], order[i]  # equal priorities: number the whole list afresh
+    for n, r in enumerate(order, 1):
+        if r.priority != n * 10:
+            change_rule(session, r, by=by, platform=platform, priority=n * 10)
+    return True
+
+
+def warnings(session: Session, request_type: str) -> dict[int, Dead]:
+    """The rules of this type (and of 通配 *) that never apply, by id."""
+    return dead_rules(in_order(session, request_type), request_type)
+
+
 def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
                 words: RuleText | None = None, active: bool | None = None, priority: int | None = None) -> None:
     before = snapshot(rule)
@@ -95,14 +169,14 @@ def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform:
 def describe(session: Session, rule: ApprovalRule) -> str:
     """#3 报销 金额 > 1000：直属上级 → 财务"""
     steps = json.loads(rule.steps)
-    chain = " → ".join("、".join(_spec_name(session, s) for s in step["approvers"])
+    chain = " → ".join("、".join(approver_words(session, s) for s in step["approvers"])
                        + ("(会签)" if step.get("mode") == "all" else "") for step in steps)
     cc = json.loads(rule.cc or "[]")
-    now_cc = [_spec_name(session, s) for s in cc if not s.startswith(AFTER)]
-    after_cc = [_spec_name(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
+    now_cc = [approver_words(session, s) for s in cc if not s.startswith(AFTER)]
+    after_cc = [approver_words(session, s[len(AFTER):]) for s in cc if s.startswith(AFTER)]
     extra = (f" 抄送{'、'.join(now_cc)}" if now_cc else "") + (f" 通过后抄送{'、'.join(after_cc)}" if after_cc else "")
     off = "（已停用）" if not rule.active else ""
-    return f"#{rule.id} {rule.request_type} {rule.condition or '其他情况'}：{chain}{extra}{off}"
+    return f"#{rule.id} {rule.request_type} {display(rule.condition) or '其他情况'}：{chain}{extra}{off}"
 
 
 def snapshot(rule: ApprovalRule) -> dict[str, Any]:
@@ -160,7 +234,7 @@ def _no_approver(session: Session, word: str) -> str:
     return spec
 
 
-def _spec_name(session: Session, spec: str) -> str:
+def approver_words(session: Session, spec: str) -> str:
     if spec.startswith("person:"):
         person = session.get(Employee, int(spec[7:]))
         return person.name if person else "（已删除）"
