@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth
+from bot.admin import auth, export_routes
 from bot.runtime import Runtime
 from storage.db import session_scope
 from workflows import audit, audit_view, console, queue_health
@@ -128,6 +128,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         done = f"{row_id}:{verb}" if changed else f"{row_id}:gone"
         return redirect(url_for("admin.queue", done=done))
 
+    export_routes.add_routes(bp, runtime)
     return bp
 
 
