@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth, export_routes
+from bot.admin import auth, customer_routes, export_routes
 from bot.runtime import Runtime
 from storage.db import session_scope
 from workflows import audit, audit_view, console, queue_health
@@ -129,6 +129,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         return redirect(url_for("admin.queue", done=done))
 
     export_routes.add_routes(bp, runtime)
+    customer_routes.add_routes(bp, runtime)
     return bp
 
 
