@@ -5,13 +5,16 @@ moves to the kept one in one transaction; the chat then finds it by either old n
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import Session
 
 from chat import SATURDAY_10AM, Chat, rows
+from conftest import TEST_DB
 from storage.db import session_scope
 from storage.models import (ApprovalRequest, AuditLog, Contact, Conversation, Customer, Deal, DealStageChange,
                             Employee, FollowUp, OwnershipChange, PaymentPlan, StoredFile)
@@ -108,6 +111,8 @@ def test_an_admin_finds_the_twins_previews_and_merges_them(duplicate):
         assert json.loads(form.data)["customer_id"] == kept_id
         photo = session.execute(select(StoredFile)).scalar_one()  # still on its follow-up, now the kept one's
         assert session.get(FollowUp, photo.attached_id).customer_id == kept_id
+    again = client.post("/admin/customers/merge", data={"csrf": csrf_of(preview.data), "keep": kept_id, "gone": twin_id})
+    assert again.status_code == 400 and f"客户 #{twin_id} 不存在" in again.get_data(as_text=True)  # a second tab
     (detail,) = [d for (d,) in rows(duplicate, "SELECT detail FROM audit_log WHERE action = 'customer.merge'")]
     logged = json.loads(detail)
     assert logged["before"]["merged"]["name"] == DUPLICATE and logged["before"]["kept"]["short_names"] == "腾讯"
@@ -177,3 +182,32 @@ def test_merging_twice_follows_the_chain(duplicate):
         customer_merge.merge(session, kept_id, twin_id, actor=admin)
         customer_merge.merge(session, third.id, kept_id, actor=admin)
         assert customers.get(session, twin_id).id == third.id
+
+
+@pytest.mark.skipif(not TEST_DB.startswith("postgresql"), reason="real concurrency needs PostgreSQL")
+def test_two_admins_merging_the_same_pair_at_once_merge_it_once(duplicate):
+    kept_id, twin_id = duplicate.ids
+    engine = duplicate.runtime.engine
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def merge() -> None:
+        with Session(engine) as session:
+            admin = session.execute(select(Employee).where(Employee.name == "赵总")).scalar_one()
+            barrier.wait()
+            try:
+                customer_merge.merge(session, kept_id, twin_id, actor=admin)
+                session.commit()
+                results.append("merged")
+            except customer_merge.MergeRefused:
+                session.rollback()
+                results.append("refused")
+
+    threads = [threading.Thread(target=merge) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["merged", "refused"]
+    assert counts(duplicate, kept_id)["followups"] == 1 + 2  # its own earlier one + the twin's two, once
+    assert len(rows(duplicate, "SELECT id FROM audit_log WHERE action = 'customer.merge'")) == 1

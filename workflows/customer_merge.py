@@ -67,6 +67,10 @@ def merge(session: Session, keep_id: int, gone_id: int, *, actor: Employee, plat
     """Merge `gone_id` into `keep_id` (the caller commits; a failure rolls all of it back)."""
     if not may_merge(session, actor):
         raise MergeRefused("只有管理员可以合并客户")
+    # Both rows locked, in id order: a second admin merging the same pair waits, then finds the
+    # duplicate gone (a refusal, not a half-done merge); opposite pairs cannot deadlock.
+    session.execute(select(Customer.id).where(Customer.id.in_((keep_id, gone_id))).order_by(Customer.id)
+                    .with_for_update())
     plan = preview(session, keep_id, gone_id)
     keep, gone = plan.keep, plan.gone
     before = {"kept": _snapshot(keep), "merged": _snapshot(gone)}
