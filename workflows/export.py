@@ -191,6 +191,9 @@ def _xlsx_cell(sheet, value: Cell):
     XLSX cannot hold (control characters) are dropped rather than failing the whole file."""
     if not isinstance(value, str):
         return value
-    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if not value.startswith("="):  # only what openpyxl would take for a formula needs a typed cell
+        return value
+    cell = WriteOnlyCell(sheet, value=value)
     cell.data_type = "s"
     return cell
