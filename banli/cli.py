@@ -11,6 +11,7 @@
     banli admins list | grant USERID [--platform P] | revoke USERID [--platform P]   who is 管理员
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
     banli import customers FILE [--dry-run]     the customer list from Excel (CSV or XLSX; see README)
+    banli export customers|followups|deals|requests|audit --format csv|xlsx --out FILE   everything, for Excel
     banli doctor [--public-url URL]  check each configured platform for real; exit 1 on any failure
 """
 
@@ -100,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     customers.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
     customers.add_argument("--allow-duplicates", action="store_true", help="create likely duplicates too")
     customers.set_defaults(run=run_import_customers)
+
+    export = sub.add_parser("export", help="customers, follow-ups, deals, requests or the audit log as CSV / XLSX")
+    export.add_argument("what", choices=("customers", "followups", "deals", "requests", "audit"))
+    export.add_argument("--format", choices=("csv", "xlsx"), help="default: from --out's extension")
+    export.add_argument("--out", required=True, metavar="FILE", help="where to write it (- : standard output, CSV)")
+    export.set_defaults(run=run_export)
 
     dingtalk = sub.add_parser("dingtalk", help="DingTalk set-up commands")
     ding_sub = dingtalk.add_subparsers(required=True, metavar="action")
@@ -386,6 +393,41 @@ def run_import_customers(settings: Settings, args) -> int:
         return 1
     skipped = f"，跳过疑似重复 {len(plan.duplicates)} 行" if plan.duplicates and not args.allow_duplicates else ""
     print(f"已导入 {len(created)} 个客户{skipped}" + (f"，跳过有问题的 {len(plan.bad)} 行" if plan.bad else ""))
+    return 0
+
+
+def run_export(settings: Settings, args) -> int:
+    """Exit 0: written; 2: the format cannot be told or the file cannot be written. Everything is
+    exported (whoever runs this on the server can read the database anyway); audited as the CLI's."""
+    from storage.db import make_engine, session_scope
+    from workflows import export
+
+    fmt = args.format or os.path.splitext(args.out)[1].lstrip(".").lower()
+    if args.out == "-":
+        fmt = args.format or "csv"
+    if fmt not in export.FORMATS:
+        print("请用 --format csv 或 --format xlsx 指定格式 give --format csv or --format xlsx")
+        return 2
+    if args.out == "-" and fmt != "csv":
+        print("XLSX 不能写到标准输出，请用 --out 文件名 XLSX needs a file: --out FILE")
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
+    except OSError as exc:
+        print(f"无法写入 cannot write {args.out}: {exc.strerror}")
+        return 2
+    try:
+        with session_scope(engine) as session:
+            count = export.write(session, args.what, fmt, out, team=None, tz=settings.timezone)
+        with session_scope(engine) as session:
+            export.record(session, actor=None, kind=args.what, fmt=fmt, rows=count, team=None, platform="cli")
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        engine.dispose()
+    if args.out != "-":
+        print(f"已导出{export.KINDS[args.what].name} {count} 行 → {args.out}")
     return 0
 
 

@@ -239,3 +239,53 @@ def test_an_admin_reads_the_rules_dry_runs_and_reorders(demo_factory, phone, sho
     bottom = console.evaluate("[...document.querySelectorAll('h3')].find(h => h.textContent === '请假')"
                               ".getBoundingClientRect().top + window.scrollY")
     shoot(console, "08-console-rules.png", clip={"x": 0, "y": 0, "width": LAPTOP["width"], "height": bottom})
+
+
+def test_an_admin_merges_two_duplicate_customers_and_sees_the_export_page(demo_factory, phone, shoot):  # noqa: F811
+    sim = demo_factory()
+    twin = _duplicate_of_tencent(sim)
+    page = phone
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
+    send(page, "后台")
+    link = page.locator(".md-bubble a", has_text="打开后台")
+    with page.context.expect_page() as opened:
+        link.click()
+    console = opened.value
+    console.set_viewport_size(LAPTOP)
+    console.get_by_role("link", name="客户").first.click()
+    console.fill("input[name=q]", "鹅厂")
+    console.get_by_role("button", name="查找").click()
+    expect(console.locator("table tr", has_text="深圳市腾讯计算机系统有限公司")).to_have_count(1)
+    console.fill("input[name=keep]", str(twin["kept"]))
+    console.fill("input[name=gone]", str(twin["gone"]))
+    console.get_by_role("button", name="预览合并").click()
+    expect(console.locator("h1")).to_have_text("合并客户")
+    expect(console.locator("li", has_text="跟进记录")).to_have_text("跟进记录：1 条")
+    shoot(console, "09-console-merge.png")
+    console.get_by_role("button", name="确认合并").click()  # a real form POST with its CSRF token
+    expect(console.locator(".notice")).to_contain_text(f"#{twin['kept']} 腾讯科技(深圳)有限公司")
+    console.get_by_role("link", name="导出").first.click()
+    expect(console.locator("h1")).to_have_text("导出")
+    expect(console.locator("a[href$='/admin/export/customers.xlsx']")).to_be_visible()
+    shoot(console, "10-console-export.png")
+    send(page, "鹅厂")  # the chat now opens the kept customer by the duplicate's name
+    expect(page.locator(".bubble", has_text="腾讯科技(深圳)有限公司").last).to_be_visible()
+
+
+def _duplicate_of_tencent(sim) -> dict[str, int]:
+    """腾讯 entered twice: a second row under its other legal name, 简称 鹅厂, with one visit."""
+    from sqlalchemy import select
+
+    from storage.db import session_scope
+    from storage.models import Customer, Employee, FollowUp
+    from workflows.matching import refresh_forms
+
+    with session_scope(sim.demo.runtime.engine) as session:
+        kept = session.execute(select(Customer).where(Customer.name == "腾讯科技(深圳)有限公司")).scalar_one()
+        rep = session.execute(select(Employee).where(Employee.name == REP.name)).scalars().first()
+        twin = Customer(name="深圳市腾讯计算机系统有限公司", short_names="鹅厂", owner_id=rep.id)
+        refresh_forms(twin)
+        session.add(twin)
+        session.flush()
+        session.add(FollowUp(customer_id=twin.id, employee_id=rep.id, content="鹅厂那边的拜访"))
+        return {"kept": kept.id, "gone": twin.id}

@@ -29,7 +29,7 @@ ACTION_NAMES = {
     "approval.withdraw": "撤回", "approval.transfer": "转交", "approval.escalate": "升级", "approval.remind": "提醒",
     "role.grant": "授予角色", "role.revoke": "去掉角色", "rule.edit": "修改规则", "approval_rule.edit": "修改审批规则",
     "approval_rule.create": "新增审批规则", "employee.depart": "离职交接", "console.login": "登录后台",
-    "outbox.retry": "重试发送", "outbox.discard": "放弃发送",
+    "outbox.retry": "重试发送", "outbox.discard": "放弃发送", "export": "导出", "customer.merge": "合并客户",
 }
 CSV_HEADER = ("时间", "操作人", "代谁操作", "平台", "动作", "对象", "详情")
 

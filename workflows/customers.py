@@ -13,7 +13,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from storage.models import Customer, Employee, Outbox
+from storage.models import AuditLog, Customer, Employee, Outbox
 from workflows import roles
 from workflows.matching import CustomerIndex, MatchResult, load_index
 
@@ -73,8 +73,29 @@ def index(session: Session) -> CustomerIndex:
     return built
 
 
-def get(session: Session, customer_id: int) -> Customer:
-    return session.get(Customer, customer_id)
+def get(session: Session, customer_id: int) -> Customer | None:
+    """The customer, or the one it was merged into (a card or form may still name a merged id)."""
+    return session.get(Customer, customer_id) or redirect(session, customer_id)
+
+
+MERGED_INTO = "customer.merged_into"  # the audit row a merge leaves under the merged customer's subject
+REDIRECT_HOPS = 5  # A into B, later B into C: an old id follows the chain this far
+
+
+def redirect(session: Session, customer_id: int) -> Customer | None:
+    """The customer `customer_id` was merged into (following later merges), or None if it never was
+    (workflows/customer_merge.py)."""
+    for _ in range(REDIRECT_HOPS):
+        detail = session.execute(select(AuditLog.detail).where(AuditLog.subject == f"customer:{customer_id}",
+                                                               AuditLog.action == MERGED_INTO)
+                                 .order_by(AuditLog.id.desc()).limit(1)).scalar()
+        if detail is None:
+            return None
+        customer_id = int(json.loads(detail)["into"])
+        found = session.get(Customer, customer_id)
+        if found is not None:
+            return found
+    return None
 
 
 def may_log(session: Session, employee: Employee, customer: Customer) -> bool:

@@ -274,6 +274,11 @@ def _done_words(session: Session, customer: Customer, followup: FollowUp) -> str
     return words_naming(session, customer, followup.method or "拜访")
 
 
+def recompute_times(session: Session, customer: Customer) -> None:
+    """Set the customer's last / next follow-up times from its follow-up rows (after a merge moved some)."""
+    _recompute(session, customer)
+
+
 def _recompute(session: Session, customer: Customer) -> None:
     latest = session.execute(select(FollowUp).where(FollowUp.customer_id == customer.id)
                              .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())).scalars().first()

@@ -50,6 +50,9 @@ def check_csrf(runtime: Runtime) -> None:
         return
     sent = request.form.get("csrf", "")
     viewer = g.get("viewer")
+    if viewer is None and g.get("viewer_refused"):
+        # A rep's session has no form token worth checking: the answer is "not yours" (403), as for a GET.
+        refuse(runtime, 403, attempted=f"POST {request.path}", why="not_admin_or_manager", actor=g.get("signed_in"))
     if viewer is None or not sent or not hmac.compare_digest(sent, viewer.csrf):
         refuse(runtime, 400, attempted=f"POST {request.path}", why="csrf_missing" if not sent else "csrf_wrong",
                actor=viewer.employee if viewer else g.get("signed_in"))

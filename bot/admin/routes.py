@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth
+from bot.admin import auth, customer_routes, export_routes
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -152,6 +152,8 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
                                                          platform="web")
         return redirect(url_for("admin.rules_page", moved=f"{rule_id}:{way if moved else 'stay'}") + f"#rule-{rule_id}")
 
+    export_routes.add_routes(bp, runtime)
+    customer_routes.add_routes(bp, runtime)
     return bp
 
 
