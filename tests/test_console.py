@@ -316,6 +316,9 @@ def test_queue_page_shows_failures_and_an_admin_retries_and_discards(stack_facto
     assert client.post(f"/admin/queue/{drop_id}/discard", data={"csrf": token}).status_code == 302
     again = client.post(f"/admin/queue/{drop_id}/discard", data={"csrf": token}, follow_redirects=True)
     assert "已经不是失败状态" in again.get_data(as_text=True)
+    for mangled in ("12", "x:retry", "12:<b>"):  # a hand-edited address: the page, without a notice
+        shown = client.get("/admin/queue", query_string={"done": mangled})
+        assert shown.status_code == 200 and "notice" not in shown.get_data(as_text=True)
 
     status = dict(rows(stack, f"SELECT id, status FROM outbox WHERE id IN ({retry_id}, {drop_id})"))
     assert status == {retry_id: "pending", drop_id: "cancelled"}

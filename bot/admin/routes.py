@@ -116,8 +116,9 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         with session_scope(runtime.engine) as session:
             kinds = queue_health.summary(session, now=runtime.now())
             failed = queue_health.failed(session)
-        return render_template("admin/queue.html", viewer=g.viewer, kinds=kinds, failed=failed,
-                               done=request.args.get("done", ""))
+        done_id, _, verb = request.args.get("done", "").partition(":")
+        done = (done_id, verb) if done_id.isdigit() and verb in ("retry", "discard", "gone") else None
+        return render_template("admin/queue.html", viewer=g.viewer, kinds=kinds, failed=failed, done=done)
 
     @bp.post("/queue/<int:row_id>/<any(retry, discard):verb>")
     @auth.signed_in(runtime, admin_only=True)
