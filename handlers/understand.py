@@ -126,6 +126,8 @@ def _ask_first(ctx: Context, understood: Understood) -> Card | None:
     if said.found.decision == "choose":
         return _choose_then_log(ctx, said)
     customer = customers.get(ctx.session, said.found.customer_id)
+    if not customers.may_log(ctx.session, ctx.employee, customer):
+        return visit.record(ctx, customer, said.method, said.content)  # says whose it is, audited; logs nothing
     return Card(title=f"记一条{said.method}？", body="我是这样理解的，对的话点「记上」：",
                 fields=(("客户", customer.name[:26]), ("方式", said.method), ("内容", (said.content or "（无）")[:26])),
                 buttons=(Button("记上", "understood.yes", ctx.event.event_id, style="primary"),

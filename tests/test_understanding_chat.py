@@ -143,3 +143,12 @@ def test_a_voice_transcript_is_understood_like_text(team):
 def test_what_is_not_understood_gets_a_hint_and_buttons(team, platform):
     reply = Chat(team, platform).say("今天天气不错")
     assert reply.title == "没听明白" and "报销" in reply.buttons
+
+
+def test_a_story_about_someone_elses_customer_is_refused_not_asked(team):
+    """李四 tells of a visit to 腾讯 (张三's): no 「记上」 card to tap in vain — the refusal, audited."""
+    reply = Chat(team, "wecom", user="lisi").say("今天去了腾讯 聊了报价")
+    assert reply.title == "不是你的客户" and "记上" not in reply.buttons
+    assert visits(team) == []
+    (refused,), = rows(team, "SELECT COUNT(*) FROM audit_log WHERE action = 'refused'")
+    assert refused == 1
