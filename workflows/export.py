@@ -87,12 +87,17 @@ def _customers(session: Session, team: frozenset[int] | None, tz: str) -> Iterat
                    _when(c.last_followup_at, tz), _when(c.next_followup_at, tz), _when(c.created_at, tz)]
 
 
-def _followups(session: Session, team: frozenset[int] | None, tz: str) -> Iterator[list[Cell]]:
-    names = _names(session)
-    query = select(FollowUp, Customer.name).join(Customer, Customer.id == FollowUp.customer_id)
+def _with_customer(session: Session, model: type, team: frozenset[int] | None):
+    """Batches of (row, its customer's name) of a table hanging off customers, the team's only."""
+    query = select(model, Customer.name).join(Customer, Customer.id == model.customer_id)
     if team is not None:
         query = query.where(Customer.owner_id.in_(team))
-    for batch in _batches(session, query, FollowUp):
+    return _batches(session, query, model)
+
+
+def _followups(session: Session, team: frozenset[int] | None, tz: str) -> Iterator[list[Cell]]:
+    names = _names(session)
+    for batch in _with_customer(session, FollowUp, team):
         for f, customer in batch:
             yield [f.id, customer, names.get(f.employee_id, ""), f.method, f.content, _when(f.happened_at, tz),
                    _when(f.next_at, tz), f.place]
@@ -100,10 +105,7 @@ def _followups(session: Session, team: frozenset[int] | None, tz: str) -> Iterat
 
 def _deals(session: Session, team: frozenset[int] | None, tz: str) -> Iterator[list[Cell]]:
     names = _names(session)
-    query = select(Deal, Customer.name).join(Customer, Customer.id == Deal.customer_id)
-    if team is not None:
-        query = query.where(Customer.owner_id.in_(team))
-    for batch in _batches(session, query, Deal):
+    for batch in _with_customer(session, Deal, team):
         for d, customer in batch:
             yield [d.id, customer, d.title, d.amount, d.stage, names.get(d.owner_id, ""),
                    d.expected_close.isoformat() if d.expected_close else "", _when(d.created_at, tz)]
