@@ -35,6 +35,8 @@ def test_warned_then_released_then_claimed_by_someone_else(stack_factory, platfo
 
     warning = wait_for(lambda: [m for m in chat.messages("zhangsan") if m["title"] == "即将退回公海 · 腾讯"])[0]
     assert "11月23日(周一)将退回公海" in warning["text"]
+    if platform == "dingtalk":  # 记跟进 sends words a person could type, not `#customer.visit 12`
+        assert "#customer" not in warning["text"] and "content=%E6%8B%9C%E8%AE%BF" in warning["text"]
     clock.set(sh(21, 10, 30))  # Saturday's sweep: no second warning
     wait_for(lambda: stack.count("outbox", "WHERE key LIKE 'cron:pool:%-21T02:15%' AND status = 'sent'"))
     settle(0.5)

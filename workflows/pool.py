@@ -14,7 +14,7 @@ no owner, so of two people tapping 领取 at once exactly one gets it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, tuple_, type_coerce, update
@@ -26,7 +26,7 @@ from storage import outbox
 from storage.db import no_jit
 from storage.models import Customer, Employee, Identity, Outbox, OwnershipChange
 from storage.sqlexpr import as_text, iso_utc, last_touch as touched_sql, per_tier
-from workflows import audit, rules
+from workflows import audit, customers, rules
 from workflows.business_time import push_time_for
 from workflows.followups import day_text, short_name
 from workflows.overdue import last_touch
@@ -64,9 +64,10 @@ def sweep(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     pusher = Pusher(session)
     shown_at = push_time_for(session, now, tz)
     releases = []
+    words = customers.namer(session)  # one indexed count per warning: at most a few per owner a night
     for row in _due(session, now=now, pool_days=pool_days, warn_days=warn_days):
         if row.warnable:  # `_due` checked the owner is reachable and has no such warning yet
-            _warn(pusher, row, shown_at=shown_at, tz=tz, warn_days=warn_days)
+            _warn(pusher, row, words, shown_at=shown_at, tz=tz, warn_days=warn_days)
         elif row.release_due:
             releases.append(row)
     counts["warned"] = len(pusher.flush())
@@ -258,20 +259,22 @@ def _taken(session: Session, customer: Customer, employee: Employee) -> str:
     return f"{short_name(customer)}已被{owner.name if owner else '别人'}领走了，看看公海里的其他客户吧。"
 
 
-def _warn(pusher: Pusher, row: Any, *, shown_at: datetime, tz: str, warn_days: int) -> None:
+def _warn(pusher: Pusher, row: Any, words: Callable, *, shown_at: datetime, tz: str, warn_days: int) -> None:
     release_at = row.touched + timedelta(days=row.release_days)
     release_day = max(release_at, shown_at + timedelta(days=warn_days)).astimezone(ZoneInfo(tz)).date()
-    pusher.queue(row.owner_id, row.key, _warn_card(row, day_text(release_day)), due_at=shown_at)
+    pusher.queue(row.owner_id, row.key, _warn_card(row, day_text(release_day), words), due_at=shown_at)
 
 
-def _warn_card(customer: Customer, release_day: str) -> Card:
+def _warn_card(customer: Customer, release_day: str, words: Callable) -> Card:
+    """On DingTalk markdown its buttons send `拜访 <全称>` / `查看 <全称>`, words a person could type."""
     name = short_name(customer)
     return Card(
         title=f"即将退回公海 · {name}",
         body=f"{name}很久没有跟进了，{release_day}将退回公海，别人就能领走。\n跟进一次就能留住，比如发「拜访 {name} 聊了什么」。",
         fields=(("客户", customer.name[:26]), ("等级", f"{customer.tier}级")),
-        buttons=(Button("记跟进", "customer.visit", str(customer.id), style="primary"),
-                 Button("查看", "customer.show", str(customer.id))),
+        buttons=(Button("记跟进", "customer.visit", str(customer.id), style="primary",
+                        command=words(customer, "拜访")),
+                 Button("查看", "customer.show", str(customer.id), command=words(customer, "查看"))),
     )
 
 
