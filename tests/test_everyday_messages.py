@@ -72,10 +72,18 @@ def team(stack_factory):
     return team
 
 
-@pytest.mark.parametrize("name", ["everyday_messages.tsv", "held_out_messages.tsv"])
+# bench/understanding.py --set FILE measures a new blind set once, before any rule is tuned for it:
+# it is reported, not held to the target (that is what the first run is for).
+MEASURED_ONLY = os.environ.get("BANLI_EVERYDAY_EXTRA", "")
+
+
+@pytest.mark.parametrize("name", ["everyday_messages.tsv", "held_out_messages.tsv"]
+                         + ([MEASURED_ONLY] if MEASURED_ONLY else []))
 def test_everyday_messages_are_understood(team, name):
     chat = Chat(team, "wecom")
-    results = [(case, _send(team, chat, case)) for case in cases(Path(__file__).with_name(name))]
+    path = Path(name) if name == MEASURED_ONLY else Path(__file__).with_name(name)
+    name = path.name
+    results = [(case, _send(team, chat, case)) for case in cases(path)]
     misses = [(c, o) for c, o in results if not _matches(c, o)]
     wrong = [(c, o) for c, o in misses if o.filed]
     share = 1 - len(misses) / len(results)
@@ -85,6 +93,8 @@ def test_everyday_messages_are_understood(team, name):
     if os.environ.get("BANLI_EVERYDAY_REPORT"):
         Path(os.environ["BANLI_EVERYDAY_REPORT"] + "." + name + ".json").write_text(json.dumps(report, ensure_ascii=False, indent=1))
     print(json.dumps(report, ensure_ascii=False, indent=1))
+    if path.name == Path(MEASURED_ONLY).name:
+        return
     assert len(results) >= (150 if name == "everyday_messages.tsv" else 80)
     assert not wrong, f"wrong actions: {report['misses']}"
     assert share >= TARGET, f"{share:.1%} understood; misses: {report['misses']}"
