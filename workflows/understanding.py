@@ -33,10 +33,10 @@ from pypinyin import Style, pinyin
 COMMAND_WORDS = {
     "报销": "报销", "请假": "请假", "出差": "出差", "采购": "采购", "拜访": "拜访", "电话": "电话",
     "审批": "我的审批", "跟进": "拜访", "公海": "公海", "帮助": "帮助", "菜单": "帮助", "领取": "领取",
-    "撤销": "撤销", "催办": "催办", "客户": "我的客户", "申请": "申请",
+    "撤销": "撤销", "催办": "催办", "客户": "我的客户", "申请": "申请", "微信": "微信",
 }
 # A mistyped word that then files something at once is confirmed before it acts.
-ACTS_AT_ONCE = frozenset({"拜访", "电话", "领取", "撤销", "催办"})
+ACTS_AT_ONCE = frozenset({"拜访", "电话", "微信", "领取", "撤销", "催办"})
 INITIALS = {"bx": "报销", "qj": "请假", "cc": "出差", "cg": "采购", "bf": "拜访", "sp": "审批", "bz": "帮助"}
 
 SMALL_TALK = {
@@ -62,7 +62,7 @@ _TAIL_PARTICLES = "啊呀呢吧哦哈啦嘛哇~～!！。.,，?？ "
 LIST_PHRASES: tuple[tuple[str, re.Pattern], ...] = tuple((intent, re.compile(p)) for intent, p in (
     ("我的客户", r"^(?:帮我)?(?:查|看|看看|查查|查一下|看一下|列一下|列出)?(?:一下)?(?:我的|我)(?:全部|所有)?客户"
              r"(?:有哪些|有哪几家|有几个|有多少|都有谁|都有哪些|都是谁|是哪些|列表|名单|呢|都有啥)?[吗呢]?$"),
-    ("我的客户", r"^我(?:有|负责|跟的|手上有|手里有)(?:哪些|几个|多少|哪几家|什么)客户[吗呢]?$"),
+    ("我的客户", r"^我(?:名下|手上|手里)?(?:都|一共|总共)?(?:有|负责|跟的|手上有|手里有)(?:哪些|几个|多少|哪几家|什么)客户[吗呢]?$"),
     ("我的审批", r"^(?:有|还有)?(?:没有|什么|哪些|啥|几个|多少)?(?:要|需要|等|待)我?(?:审批|批|审|签字|签)的?"
              r"(?:吗|不|没|单子|申请|东西)?[吗呢]?$"),
     ("我的审批", r"^(?:待|等)(?:我)?(?:审批|批|审)的?(?:有哪些|单子|申请)?[吗呢]?$"),
@@ -72,23 +72,28 @@ LIST_PHRASES: tuple[tuple[str, re.Pattern], ...] = tuple((intent, re.compile(p))
              r"批下来了吗|审批到哪了?|进度|怎么样了|通过了吗|通过没有?)[吗呢]?$"),
     ("今天跟进", r"^今天(?:我)?(?:要|该|需要|得)?(?:跟进|联系|拜访|跟)(?:谁|哪些|哪几家|什么|哪个)(?:客户)?[吗呢]?$"),
     ("今天跟进", r"^今天(?:有)?(?:什么|哪些|啥)?(?:要|该|需要)(?:跟进|联系|拜访)的?(?:客户)?[吗呢]?$"),
-    ("本周拜访", r"^(?:我)?(?:这周|本周|这星期|这个星期|这礼拜|这个礼拜)(?:我)?(?:拜访|跟进|去|见|跑)了?(?:哪些|几家|多少|几个)"
+    ("本周拜访", r"^(?:我)?(?:这周|本周|这星期|这个星期|这礼拜|这个礼拜)(?:我)?(?:都)?(?:拜访|跟进|去|见|跑)了?(?:哪些|哪几家|几家|多少|几个)"
              r"(?:家)?(?:客户)?[吗呢]?$"),
-    ("公海", r"^公海(?:里)?(?:有|有哪些|有什么|都有啥)?(?:客户)?(?:可以领|能领|可领)?(?:的)?[吗呢]?$"),
+    ("公海", r"^公海(?:里)?(?:还有|有|有哪些|有什么|都有啥)?(?:客户)?(?:可以领|能领|可领)?(?:的)?[吗呢]?$"),
     ("帮助", r"^(?:这个|这)?(?:怎么用|怎么弄|怎么操作|如何操作|怎么办理|咋弄|咋操作|如何使用|咋用|你能做什么|你能干什么|你会什么|你会干什么|能干什么|能做什么|"
            r"有什么功能|不会用|教教我|使用说明|说明书|操作说明)[吗呢啊]?$"),
 ))
 
 # A request said in words: the lead before the thing asked for, and the request word it stands for.
-_LEAD = r"(?:我|你|帮我|帮忙|麻烦|麻烦你|请|请帮我|想|要|需要|得|能不能|可以|我想|我要|我需要|我得|我能|\s)*"
+_LEAD = r"(?:我|你|帮我|帮忙|麻烦|麻烦你|请|请帮我|想|要|需要|得|能不能|可以|我想|我要|我需要|我得|我能|我们|咱们|部门|公司|\s)*"
 REQUEST_PHRASES: tuple[tuple[str, re.Pattern], ...] = tuple((word, re.compile(p)) for word, p in (
     # 我要报一下上周出差的住宿费 480 · 帮我报个打车费 30 · 报下餐费 120
     ("报销", _LEAD + r"(?:报销|报一下|报个|报下|报了|报)(?:一下|下)?(?P<rest>.*)$"),
+    # 帮我把这个月的话费报了 一百九十九
+    ("报销", _LEAD + r"把(?P<pre>.+?)(?:报销|报)(?:了|一下|掉)?(?P<rest>.*)$"),
     # 打车费 30 能报吗 · 住宿费480报销一下
     ("报销", r"^(?P<rest>.+?)(?:要|想|能|可以|怎么)?(?:报销|报)(?:一下|吗|不|么)?$"),
     # 想请个假 下周二 孩子开家长会 · 明天请一天假 · 我下周一想请假
     ("请假", r"^(?P<pre>.*?)" + _LEAD + r"(?:请个|请一下|请[一两二三四五六七八九十半\d]{1,2}天(?:的)?|请|休个|休)(?P<kind>年|病|事|婚|产|丧|调休)?假"
              r"(?P<rest>.*)$"),
+    # 病假 礼拜一 发烧了 · 想请下周一到周二的事假
+    ("请假", r"^(?P<kind>年|病|事|婚|产|丧|调休)假(?P<rest>.*)$"),
+    ("请假", r"^(?P<pre>.*?)" + _LEAD + r"请(?P<rest>.{2,20}?)的?(?P<kind>年|病|事|婚|产|丧|调休)假$"),
     # 下周二去上海出差 · 要出差 北京 周三到周五
     ("出差", r"^(?P<pre>.*?)" + _LEAD + r"(?:去|到)(?P<place>[\u4e00-\u9fff]{2,6}?)出(?:个|一趟|趟)?差(?P<rest>.*)$"),
     ("出差", r"^(?P<pre>.*?)" + _LEAD + r"出(?:个|一趟|趟)?差(?P<rest>.*)$"),
@@ -115,8 +120,8 @@ QUESTION_PHRASES: tuple[tuple[str, re.Pattern], ...] = tuple((ask, re.compile(p)
     ("address", r"^(?P<name>.+?)的?(?:地址|在哪里|在哪儿|在哪|位置)(?:在哪|是啥|是什么|在哪里|多少)?[吗呢]?$"),
     ("owner", r"^(?P<name>.+?)(?:最近|现在|目前)?(?:是)?(?:谁在跟|谁跟|谁负责|谁的客户|归谁|谁跟进|谁管|是谁的)"
               r"(?:的|进)?(?:客户)?[吗呢]?$"),
-    ("phone", r"^(?P<name>.+?)的?(?:电话|手机|联系方式|联系人)(?:号码)?(?:是|多少|是多少|有吗|号码|是谁|是哪位|发我一下|发我|给我一下|给我)?[吗呢]?$"),
-    ("status", r"^(?P<name>.+?)(?:那边|那里)?(?:现在|最近|目前)?(?:怎么样了|怎么样|进展如何|进展|跟到哪了|跟得怎么样|情况|什么情况|啥情况)[吗呢]?$"),
+    ("phone", r"^(?P<name>.+?)的?(?:电话|手机|联系方式|联系人)(?:号码)?(?:是|多少|是多少|有吗|号码|是谁|是哪位|发我一下|发我下|发一下|发我|给我一下|给我)?[吗呢]?$"),
+    ("status", r"^(?P<name>.+?)(?:那边|那里)?(?:现在|最近|目前)?(?:怎么样了|怎么样|进展如何|进展|什么进度|啥进度|进度如何|进度怎么样|跟到哪了|跟得怎么样|情况|什么情况|啥情况)[吗呢]?$"),
 ))
 
 
@@ -140,7 +145,7 @@ def understand(text: str) -> Understood:
     plain = _plain(text)
     if not plain:
         return NOT_UNDERSTOOD
-    for reading in (_small_talk, _list_phrase, _typo, _request_phrase, _visit_story, _question):
+    for reading in (_small_talk, _list_phrase, _cleaned_command, _typo, _request_phrase, _visit_story, _question):
         found = reading(plain)
         if found is not None:
             return found
@@ -163,7 +168,7 @@ def small_talk_reply(kind: str) -> str:
 
 def _small_talk(text: str) -> Understood | None:
     """A line of small talk, or a few run together (好的收到, 收到谢谢): the last one is answered."""
-    kinds = _small_talk_words(text.rstrip(_TAIL_PARTICLES) or text)
+    kinds = _small_talk_words(text) or _small_talk_words(text.rstrip(_TAIL_PARTICLES) or text)
     return Understood("small_talk", how="small_talk", slots={"kind": kinds[-1]}) if kinds else None
 
 
@@ -185,11 +190,19 @@ def _small_talk_words(text: str) -> list[str]:
 
 
 def _list_phrase(text: str) -> Understood | None:
-    bare = text.rstrip("?？。.!！ ")
+    bare = text.rstrip(_TAIL_PARTICLES) or text
     for intent, pattern in LIST_PHRASES:
         if pattern.match(bare):
             return Understood(intent, intent, how="phrase")
     return None
+
+
+def _cleaned_command(text: str) -> Understood | None:
+    """A command once the fillers are gone (嗯拜访一下华为，…): the person's own words, so it is sure."""
+    word = next((w for w in sorted(COMMAND_WORDS, key=len, reverse=True) if text.startswith(w)), None)
+    if word is None or COMMAND_WORDS[word] != word:
+        return None  # 客户…, 审批… alone are other commands' words, read elsewhere
+    return Understood(word, text, how="cleaned")
 
 
 def _typo(text: str) -> Understood | None:
@@ -249,8 +262,11 @@ def _question(text: str) -> Understood | None:
     bare = text.rstrip("?？。.!！ ")
     for ask, pattern in QUESTION_PHRASES:
         m = pattern.match(bare)
-        if m and 1 < len(m.group("name")) <= 20:
-            return Understood("customer.ask", how="question", slots={"name": m.group("name").strip(), "ask": ask})
+        name = m.group("name").strip() if m else ""
+        for _ in range(3):  # 华为那个联系人 → 华为
+            name = re.sub(r"(?:那边|那里|那个|这边|这个|的|联系人|负责人)$", "", name)
+        if 1 < len(name) <= 20:  # 抖音那边是谁负责的: the name is 抖音
+            return Understood("customer.ask", how="question", slots={"name": name, "ask": ask})
     return None
 
 

@@ -683,7 +683,7 @@ def _range_end(s: str, pos: int, start: _Piece, ctx: _Ctx) -> tuple[int, _Piece]
     return None
 
 
-_LOOSE_CONNECTOR = re.compile(r"\s*(走|出发|、|和|)\s*")
+_LOOSE_CONNECTOR = re.compile(r"[\s，,]*(走|出发|、|和|)[\s，,]*")
 _WEEKDAY_DIGITS = "一二三四五六日"
 
 
