@@ -61,9 +61,11 @@ def read(ctx: Context, text: str) -> Understood:
     customer list — a customer's name followed by a report of talking to them (美团聊了续约下周再联系),
     read as a visit to ask about."""
     understood = understand(text)
-    if understood.intent or not _reports_a_contact(ctx, text.strip()):
+    said = None if understood.intent else _reported_contact(ctx, text.strip())
+    if said is None:
         return understood
-    return Understood("拜访", f"拜访 {text.strip()}", sure=False, how="story")
+    # The split is kept: asking about it needs the same customer, not a second pass of the matcher.
+    return Understood("拜访", f"拜访 {text.strip()}", sure=False, how="story", slots={"said": said})
 
 
 @routes.kind("voice")
@@ -120,7 +122,7 @@ def _run(ctx: Context, understood: Understood) -> Card | None:
 
 def _ask_first(ctx: Context, understood: Understood) -> Card | None:
     """A visit read from a story or a mistyped word: say what would be logged, log it on 记上."""
-    said = visit_text.split(ctx.session, understood.command, owner_id=ctx.employee.id)
+    said = understood.slots.get("said") or visit_text.split(ctx.session, understood.command, owner_id=ctx.employee.id)
     if said.found is None or said.found.decision == "create":
         return None  # 今天去了趟银行: nobody we know
     if said.found.decision == "choose":
@@ -143,11 +145,12 @@ def _choose_then_log(ctx: Context, said: visit_text.VisitText) -> Card:
                 buttons=buttons + (Button("不是", "understood.no", ctx.event.event_id),))
 
 
-def _reports_a_contact(ctx: Context, text: str) -> bool:
+def _reported_contact(ctx: Context, text: str) -> visit_text.VisitText | None:
+    """美团聊了续约…: the split, when the text starts with a customer's name and reports talking to them."""
     if not any(word in text for word in TALK_WORDS):
-        return False
+        return None
     said = visit_text.split(ctx.session, text, owner_id=ctx.employee.id)
-    return said.found is not None and said.found.decision == "accept" and bool(said.content)
+    return said if said.found is not None and said.found.decision == "accept" and said.content else None
 
 
 def _answer_question(ctx: Context, understood: Understood) -> Card | None:

@@ -136,7 +136,7 @@ class Understood:
     command: str = ""
     sure: bool = True  # False: ask before acting (a guess that would file something at once)
     how: str = ""  # command | typo | phrase | story | question | small_talk
-    slots: dict = field(default_factory=dict)  # small_talk: kind; customer.ask: name, ask
+    slots: dict = field(default_factory=dict)  # small_talk: kind; customer.ask: name, ask; a story: name (or said, the split)
 
 
 NOT_UNDERSTOOD = Understood("")
