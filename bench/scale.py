@@ -223,7 +223,8 @@ def counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     with engine.connect() as conn:
         row = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE key LIKE 'overdue:owner:%'), count(*) FILTER (WHERE key LIKE 'overdue:manager:%'),"
+            "SELECT (SELECT count(*) FROM overdue_mark WHERE level = 'owner'),"
+            " (SELECT count(*) FROM overdue_mark WHERE level = 'manager'),"
             " count(*) FILTER (WHERE key LIKE 'overdue:card:%'), count(*) FILTER (WHERE key LIKE 'overdue:push:%'),"
             " count(*) FILTER (WHERE key LIKE 'pool:warn:%'), count(*) FILTER (WHERE key LIKE 'pool:released:%'),"
             " count(*) FILTER (WHERE key LIKE 'digest:%'), count(*) - count(DISTINCT key) FROM outbox")).one()
@@ -260,6 +261,7 @@ def main() -> None:
     parser.add_argument("--database", default="banli_scale")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=("overdue",), help="seed, then measure only the overdue scan")
     args = parser.parse_args()
     if args.run == "explain":  # on a kept database: --url postgresql://…/banli_scale --run explain
         explain_cancel(args.url)
@@ -285,6 +287,9 @@ def main() -> None:
         print(f"load {os.getloadavg()[0]:.2f}", flush=True)
         measured(url, "overdue", "overdue scan, first run")
         measured(url, "overdue", "overdue scan, steady state")
+        if args.only == "overdue":
+            print(f"outbox: {counts(url)}; load {os.getloadavg()[0]:.2f}", flush=True)
+            return
         measured(url, "cards", "overdue cards sent (timers fired)")
         measured(url, "cards", "overdue cards, timers fired again")
         measured(url, "pool", "公海 sweep, first run")

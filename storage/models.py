@@ -90,6 +90,22 @@ class Identity(SQLModel, table=True):
     left_at: Optional[datetime] = None
 
 
+class OverdueMark(SQLModel, table=True):
+    """"Told about this period": a customer found overdue (workflows/overdue.py), keyed
+    `overdue:<owner|manager>:<customer>:<since>`; `card` names the card that listed it ("" until
+    one does). Its own narrow table, not outbox rows: the first scan over a big company writes one
+    per overdue customer (~400,000 at 1,000,000 customers), and each outbox row would also pay for
+    the outbox's five indexes and wide columns though it is never sent."""
+
+    __tablename__ = "overdue_mark"
+
+    key: str = Field(primary_key=True, max_length=96)
+    level: str = Field(max_length=8)  # owner | manager
+    person: Optional[int] = None  # who was told; None on rows carried over from the outbox
+    card: str = Field(default="", max_length=96)
+    marked_at: datetime = Field(default_factory=utcnow)
+
+
 class Outbox(SQLModel, table=True):
     """Deferred work with a unique key, written in the same transaction as its cause; the dispatcher
     leases due rows and rings RQ. Kinds:
@@ -102,9 +118,6 @@ class Outbox(SQLModel, table=True):
     - directory_department: read a department off the directory (a DingTalk org_dept_* event);
     - directory_tags: read tags / role groups again for the roles they map to (a tag change event);
     - cron: one slot of a periodic job (`cron:<name>:<slot>`);
-    - alerted: a record, not work — a customer was found overdue for a period
-      (`overdue:<owner|manager>:<customer>:<since>`), written done; `result` names the card that
-      listed it (workflows/overdue.py);
     - marker, reading: finished records, never sent — a chat message acted on once
       (workflows/customer_entry.py), a language model's validated reading of a message kept for
       the 对 on its card (`reading:<platform>:<event id>`, workflows/model_reading.py).

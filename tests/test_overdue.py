@@ -119,7 +119,7 @@ def test_a_clock_jump_gives_one_card_worst_first_with_more_and_visit_buttons(sta
     wait_for(lambda: stack.count("outbox", "WHERE key LIKE 'cron:overdue:%T11:05%' AND status = 'sent'"))
     settle(0.8)
     assert len(chat.messages("zhangsan")) == sent_before
-    assert stack.count("outbox", "WHERE key LIKE 'overdue:owner:%'") == 13  # one record per customer
+    assert stack.count("overdue_mark", "WHERE key LIKE 'overdue:owner:%'") == 13  # one record per customer
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

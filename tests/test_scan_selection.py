@@ -28,8 +28,10 @@ NOW = sh(24, 10)  # Tuesday 10:00
 
 
 def _keys(stack, prefix: str) -> list[str]:
+    """Keys under `prefix`: the overdue records' own table, or the outbox for everything else."""
+    table = "overdue_mark" if prefix.startswith(("overdue:owner:", "overdue:manager:")) else "outbox"
     with stack.runtime.engine.connect() as conn:
-        return list(conn.execute(text("SELECT key FROM outbox WHERE key LIKE :p ORDER BY key"), {"p": prefix + "%"})
+        return list(conn.execute(text(f"SELECT key FROM {table} WHERE key LIKE :p ORDER BY key"), {"p": prefix + "%"})
                     .scalars())
 
 
@@ -144,15 +146,15 @@ def test_pool_warns_five_per_owner_across_owners_and_releases_a_departed_owners_
                           since=NOW - timedelta(days=2), last_followup=old)
     with session_scope(stack.runtime.engine) as session:
         session.get(Employee, team["rep0"]).active = False  # departed: nobody to warn
-        # an overdue alert held for one of the departed rep's customers: withdrawn on release
-        outbox.add(session, key=f"overdue:manager:{gone[0]}:2026-10-01", kind="message", payload={},
+        # a pool warning still held for one of the departed rep's customers: withdrawn on release
+        outbox.add(session, key=f"pool:warn:{gone[0]}:2026-10-01", kind="message", payload={},
                    due_at=NOW + timedelta(hours=1))
     with session_scope(stack.runtime.engine) as session:
         assert pool.sweep(session, now=NOW, tz=TZ) == {"warned": 10, "released": 4}
     assert stack.count("customer", f"WHERE owner_id IS NULL AND id IN ({','.join(map(str, gone))})") == 4
     assert stack.count("ownership_change", "WHERE reason = 'pool' AND to_owner_id IS NULL") == 4
     assert stack.count("audit_log", "WHERE action = 'customer.pool' AND actor_id IS NULL") == 4
-    assert stack.count("outbox", f"WHERE key = 'overdue:manager:{gone[0]}:2026-10-01' AND status = 'cancelled'") == 1
+    assert stack.count("outbox", f"WHERE key = 'pool:warn:{gone[0]}:2026-10-01' AND status = 'cancelled'") == 1
     assert stack.count("outbox", "WHERE key LIKE 'pool:released:%'") == 0  # the departed hear nothing
     assert recent not in _customer_ids(stack, "pool:warn:")  # claimed two days ago: a fresh clock
     with session_scope(stack.runtime.engine) as session:  # later that night: each owner's sixth

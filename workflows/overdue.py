@@ -7,11 +7,11 @@ dozens of customers overdue at once, and thirteen cards in a row bury everything
 So the hourly scan works in three steps, all set-based (one pass over owned customers, never every
 customer in Python):
 
-1. **mark** — each newly overdue customer gets an `alerted` outbox row keyed
+1. **mark** — each newly overdue customer gets an `overdue_mark` row keyed
    `overdue:<owner|manager>:<customer id>:<overdue since>` (the local date it became overdue). The
    key is the "told about this period" record: a scan that runs twice, every hour, or after a
-   restart finds it and marks nothing; a follow-up starts a new period (a new key). The row needs no
-   sending, so it is written as done (status `sent`).
+   restart finds it and marks nothing; a follow-up starts a new period (a new key). One INSERT …
+   SELECT … RETURNING writes them and says who has something new.
 2. **one card timer per person** with something new, due at `business_time.push_time`, so quiet
    hours and days off hold it. Scans while it is held share it (its key names the release moment).
 3. **the card, built when it goes out** (the timer fires): the person's customers marked but not
@@ -27,7 +27,7 @@ the tap. Each owner line has 记跟进 (the visit form about that customer), eac
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -40,7 +40,7 @@ from cards import Button, Card
 from cards.pages import page
 from storage.db import no_jit
 from storage import outbox
-from storage.models import Customer, Employee, Outbox
+from storage.models import Customer, Employee, OverdueMark
 from storage.sqlexpr import add_days, as_text, last_touch as touched_sql, local_date, per_tier
 from workflows import customers, rules
 from workflows.business_time import push_time_for
@@ -51,8 +51,7 @@ from workflows.timers import timer
 LEVELS = ("owner", "manager")
 CARD_TIMER = "overdue.card"
 MORE_ACTION = "overdue.more"
-MARKED = "alerted"  # the outbox kind of a "told about this period" row
-NOT_ON_A_CARD = "{}"  # a marked row's `result` until a card lists it
+NOT_ON_A_CARD = ""  # a marked row's `card` until a card lists it
 
 
 def last_touch(customer: Customer) -> datetime:
@@ -72,19 +71,17 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     no_jit(session)
     grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
     fresh = alerts(session, now=now, tz=tz, grace=grace, unmarked=True)
-    people = session.execute(select(fresh.c.level, fresh.c.person, func.count())
-                             .group_by(fresh.c.level, fresh.c.person)).all()
+    people = _mark(session, fresh, now)
     counts = {"owner": 0, "manager": 0, "cards": 0}
     if not people:
         return counts
-    _mark(session, fresh, now)
     due_at = push_time_for(session, now, tz)
     due = f"{due_at.astimezone(timezone.utc):%Y%m%d%H%M}"  # names the card: short, for its 更多 button
     timers = [outbox.row_values(key=f"overdue:card:{level}:{person}:{due}", kind="timer", due_at=due_at,
                                 payload={"name": CARD_TIMER, "level": level, "person": person, "due": due})
-              for level, person, _ in people]
+              for level, person in people]
     counts["cards"] = len(outbox.add_many(session, timers))
-    for level, _, n in people:
+    for (level, _), n in people.items():
         counts[level] += n
     return counts
 
@@ -110,7 +107,9 @@ def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmark
         where.append(c.c.owner_id == person)
     elif person is not None:
         where.append(c.c.owner_id.in_(select(Employee.id).where(Employee.manager_id == person)))
-    cand = (select(c.c.id, c.c.owner_id, c.c.name, c.c.short_names, c.c.tier, touched.label("touched"),
+    # The scan itself needs no names: leaving them out keeps the materialised candidates narrow.
+    names = () if unmarked else (c.c.name, c.c.short_names)
+    cand = (select(c.c.id, c.c.owner_id, *names, c.c.tier, touched.label("touched"),
                    days.label("days"), add_days(dialect, touched, days).label("since"))
             .where(*where).cte("overdue_candidate"))
     period = local_date(dialect, cand.c.since, tz)
@@ -118,8 +117,9 @@ def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmark
 
     def told(name: str, who: Any, *conditions: Any) -> Any:
         key = literal(f"overdue:{name}:", String()) + as_text(cand.c.id) + ":" + period
-        new = (~exists().where(Outbox.key == key),) if unmarked else ()
-        return (select(*cand.c, owner.c.name.label("owner_name"), literal(name, String()).label("level"),
+        new = (~exists().where(OverdueMark.key == key),) if unmarked else ()
+        owner_name = () if unmarked else (owner.c.name.label("owner_name"),)
+        return (select(*cand.c, *owner_name, literal(name, String()).label("level"),
                        who.label("person"), key.label("key"))
                 .where(owner.c.id == cand.c.owner_id, *conditions, *new))
 
@@ -132,19 +132,24 @@ def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmark
     return (union_all(*chosen) if len(chosen) > 1 else chosen[0]).subquery("alert")
 
 
-def _mark(session: Session, fresh: Any, now: datetime) -> None:
-    """One INSERT … SELECT of the marked rows (done already: they are records, not messages)."""
-    at = literal(now, UTCDateTime())
-    values = {"key": fresh.c.key, "kind": literal(MARKED), "platform": literal(""), "recipient": literal(""),
-              "conversation": literal(""), "payload": literal("{}"), "status": literal("sent"), "due_at": at,
-              "attempts": literal(0), "lease_token": literal(""), "last_error": literal(""),
-              "result": literal(NOT_ON_A_CARD), "card_ref": literal(""), "created_at": at, "sent_at": at}
+def _mark(session: Session, fresh: Any, now: datetime) -> Counter:
+    """One INSERT … SELECT … RETURNING of the marked rows; how many each person has new. The
+    written rows are counted rather than grouped by a second SELECT: the selection is most of the
+    scan's cost, so it runs once."""
+    values = {"key": fresh.c.key, "level": fresh.c.level, "person": fresh.c.person,
+              "card": literal(NOT_ON_A_CARD), "marked_at": literal(now, UTCDateTime())}
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    mark = OverdueMark.__table__
     # The WHERE is for SQLite: without one it reads INSERT … SELECT … ON CONFLICT as a join's ON.
     rows = select(*values.values()).where(fresh.c.key.is_not(None))
-    session.execute(insert(Outbox.__table__).from_select(list(values), rows)
-                    .on_conflict_do_nothing(index_elements=["key"]))
+    written = (insert(mark).from_select(list(values), rows).on_conflict_do_nothing(index_elements=["key"])
+               .returning(mark.c.level, mark.c.person))
+    if dialect != "postgresql":  # SQLite has no INSERT inside a WITH: count the returned rows here
+        return Counter(tuple(row) for row in session.execute(written))
+    new = written.cte("written")  # PostgreSQL counts them itself: ~400,000 rows stay in the database
+    return Counter({(level, person): n for level, person, n in session.execute(
+        select(new.c.level, new.c.person, func.count()).group_by(new.c.level, new.c.person))})
 
 
 # -- the card ---------------------------------------------------------------------------------------
@@ -186,16 +191,16 @@ class _Line:
         self.owner_name, self.key, self.since = row.owner_name, row.key, row.since
         self.idle_days = (now - row.touched).days
         self.overdue_days = (now - row.since).days
-        self.card = json.loads(row.result or "{}").get("card", "")
+        self.card = row.card
 
 
 def _listing(session: Session, level: str, person: int, now: datetime, tz: str) -> list[_Line]:
     """The person's customers at `level` still overdue and marked for this period: one person's
-    list (their customers, or their team's), through the outbox's key index."""
+    list (their customers, or their team's), through the marks' key."""
     grace = timedelta(days=rules.get(session, "crm.overdue_grace_days"))
     told = alerts(session, now=now, tz=tz, grace=grace, level=level, person=person)
-    rows = session.execute(select(told, Outbox.result).join(Outbox, Outbox.key == told.c.key)
-                           .where(told.c.person == person, Outbox.kind == MARKED))
+    rows = session.execute(select(told, OverdueMark.card).join(OverdueMark, OverdueMark.key == told.c.key)
+                           .where(told.c.person == person))
     return [_Line(row, now) for row in rows]
 
 
@@ -203,12 +208,10 @@ def _claim(session: Session, keys: list[str], card_key: str) -> set[str]:
     """Record that these marked rows are on card `card_key`; returns those still free (a row is on
     one card only, whichever claims it first)."""
     claimed: set[str] = set()
-    tag = json.dumps({"card": card_key}, ensure_ascii=False)
     for start in range(0, len(keys), 500):
         claimed.update(session.execute(
-            update(Outbox).where(Outbox.key.in_(keys[start:start + 500]), Outbox.kind == MARKED,
-                                 Outbox.result == NOT_ON_A_CARD)
-            .values(result=tag).returning(Outbox.key)).scalars())
+            update(OverdueMark).where(OverdueMark.key.in_(keys[start:start + 500]), OverdueMark.card == NOT_ON_A_CARD)
+            .values(card=card_key).returning(OverdueMark.key)).scalars())
     return claimed
 
 

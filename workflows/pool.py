@@ -159,8 +159,9 @@ def release_many(session: Session, customers: list[Any], *, now: datetime, tz: s
         dict(customer_id=row.id, from_owner_id=row.owner_id, to_owner_id=None, reason="pool", at=now) for row in gone])
     audit.record_many(session, action="customer.pool", entries=[
         (f"customer:{row.id}", {"from_owner_id": row.owner_id, "reason": "no follow-up"}) for row in gone])
-    outbox.cancel_many(session, [f"{prefix}:{row.id}:" for row in gone
-                                 for prefix in ("overdue:owner", "overdue:manager", "pool:warn")])
+    # Only the pool warnings are messages of their own; an overdue card is built when it goes out and
+    # leaves a released customer off by itself.
+    outbox.cancel_many(session, [f"pool:warn:{row.id}:" for row in gone])
     own_pusher = pusher is None
     pusher = pusher or Pusher(session)
     wait = rules.get(session, "crm.reclaim_wait_days")
