@@ -314,6 +314,21 @@ class ApprovalRule(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class ApprovalRuleVersion(SQLModel, table=True):
+    """One saved state of a routing rule, kept for its history page and diff: every save of a rule
+    (console form, chat, reorder, import) adds one. `data` is the whole rule as JSON (rule_admin.snapshot)."""
+
+    __tablename__ = "approval_rule_version"
+    __table_args__ = (UniqueConstraint("rule_id", "version", name="uq_approval_rule_version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="approval_rule.id", index=True)
+    version: int
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    by_id: Optional[int] = Field(default=None, foreign_key="employee.id")
+    at: datetime = Field(default_factory=utcnow)
+
+
 class ApprovalRequest(SQLModel, table=True):
     """One request (报销, 请假, …). `chain` is the resolved approvers, pinned at submission."""
 

@@ -13,7 +13,7 @@ from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
 from workflows import audit, audit_view, console, queue_health
-from workflows.approvals import rule_admin, rule_view
+from workflows.approvals import rule_admin, rule_history, rule_view
 
 HERE = Path(__file__).parent
 LOGIN_WHY = {"bad": "这个链接不完整或不是办理发的", "unknown": "这个链接不是办理发的",
@@ -152,6 +152,16 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             moved = rule is not None and rule_admin.move(session, rule, up=way == "up", by=g.viewer.employee,
                                                          platform="web")
         return redirect(url_for("admin.rules_page", moved=f"{rule_id}:{way if moved else 'stay'}") + f"#rule-{rule_id}")
+
+    @bp.get("/rules/<int:rule_id>/history")
+    @auth.signed_in(runtime, admin_only=True)
+    def rules_history(rule_id: int):
+        with session_scope(runtime.engine) as session:
+            rule = session.get(ApprovalRule, rule_id)
+            if rule is None:
+                return _problem(404, "没有这条规则", f"规则 #{rule_id} 不存在（可能已删除）。")
+            return render_template("admin/rule_history.html", viewer=g.viewer, rule=rule_view.row(session, rule),
+                                   versions=rule_history.versions(session, rule_id))
 
     export_routes.add_routes(bp, runtime)
     customer_routes.add_routes(bp, runtime)

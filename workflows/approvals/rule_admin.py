@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from storage.models import ApprovalRule, Employee, utcnow
+from storage.models import ApprovalRule, ApprovalRuleVersion, Employee, utcnow
 from workflows import audit, roles
 from workflows.identity import employees_named
 from workflows.approvals.chain import AFTER, check_rule, spec_label
@@ -71,6 +71,7 @@ def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employ
                         no_approver=words.no_approver, updated_by=by.id, updated_at=utcnow())
     session.add(rule)
     session.flush()
+    keep_version(session, rule, by=by)
     audit.record(session, actor=by, action="approval_rule.create", subject=f"approval_rule:{rule.id}",
                  platform=platform, detail={"after": snapshot(rule)})
     return rule
@@ -151,6 +152,7 @@ def warnings(session: Session, request_type: str) -> dict[int, Dead]:
 def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
                 words: RuleText | None = None, active: bool | None = None, priority: int | None = None) -> None:
     before = snapshot(rule)
+    keep_first_version(session, rule)
     if words is not None:
         _validate(rule.request_type, words)
         rule.condition, rule.no_approver = words.condition, words.no_approver
@@ -162,8 +164,28 @@ def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform:
     rule.version += 1
     rule.updated_by, rule.updated_at = by.id, utcnow()
     session.add(rule)
+    keep_version(session, rule, by=by)
     audit.record(session, actor=by, action="approval_rule.edit", subject=f"approval_rule:{rule.id}",
                  platform=platform, detail={"before": before, "after": snapshot(rule)})
+
+
+def keep_version(session: Session, rule: ApprovalRule, *, by: Employee | None) -> None:
+    """The rule as it now is becomes version `rule.version` in its history."""
+    session.add(ApprovalRuleVersion(rule_id=rule.id, version=rule.version, by_id=by.id if by else None,
+                                    at=rule.updated_at or utcnow(),
+                                    data=json.dumps(snapshot(rule), ensure_ascii=False)))
+    session.flush()
+
+
+def keep_first_version(session: Session, rule: ApprovalRule) -> None:
+    """A rule seeded or saved before versions were kept has no history yet: its state before this
+    first change is written as its earliest version, so the diff has something to compare with."""
+    known = session.execute(select(func.count()).select_from(ApprovalRuleVersion)
+                            .where(ApprovalRuleVersion.rule_id == rule.id)).scalar()
+    if not known:
+        session.add(ApprovalRuleVersion(rule_id=rule.id, version=rule.version, by_id=rule.updated_by,
+                                        at=rule.updated_at or utcnow(),
+                                        data=json.dumps(snapshot(rule), ensure_ascii=False)))
 
 
 def describe(session: Session, rule: ApprovalRule) -> str:
