@@ -1,15 +1,15 @@
 """rule versions: every saved state of a routing rule, for its history and diff
 
-Revision ID: 0012_rule_versions
-Revises: 0011_console
+Revision ID: 0013_rule_versions
+Revises: 0012_overdue_marks
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0012_rule_versions'
-down_revision = '0011_console'
+revision = '0013_rule_versions'
+down_revision = '0012_overdue_marks'
 branch_labels = None
 depends_on = None
 
