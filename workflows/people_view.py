@@ -296,7 +296,7 @@ class CustomerPage:
     owner: str
     full: bool  # may see phones, amounts and history (customers.may_see_details)
     may_change_owner: bool
-    followups: list[tuple[FollowUp, str]] = field(default_factory=list)  # with who logged it
+    followups: list[tuple[FollowUp, str, str]] = field(default_factory=list)  # with who logged it, local time
     deals: list[Deal] = field(default_factory=list)
     contacts: list[tuple[Contact, str]] = field(default_factory=list)  # with the phone as shown
     audit_rows: list[dict] = field(default_factory=list)
@@ -317,13 +317,12 @@ def customer_page(session: Session, viewer: Employee, team: frozenset[int] | Non
     for contact in session.execute(select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)).scalars():
         page.contacts.append((contact, contact.phone if contact.id in shown else mask_phone(contact.phone)
                               if contact.phone else ""))
-    names = _names(session)
+    names, zone = _names(session), ZoneInfo(tz)
     for row in session.execute(select(FollowUp).where(FollowUp.customer_id == customer.id)
                                .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc()).limit(HISTORY_ROWS)).scalars():
-        page.followups.append((row, names.get(row.employee_id, "")))
+        page.followups.append((row, names.get(row.employee_id, ""), row.happened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")))
     page.deals.extend(session.execute(select(Deal).where(Deal.customer_id == customer.id)
                                       .order_by(Deal.id.desc()).limit(HISTORY_ROWS)).scalars())
-    zone = ZoneInfo(tz)
     for entry in session.execute(select(AuditLog).where(AuditLog.subject == f"customer:{customer.id}")
                                  .order_by(AuditLog.id.desc()).limit(HISTORY_ROWS)).scalars():
         page.audit_rows.append({"at": entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
