@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth, customer_routes, export_routes
+from bot.admin import auth, customer_routes, export_routes, people_routes
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -42,6 +42,10 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     @bp.errorhandler(400)
     def bad_request(_error):
         return _problem(400, "请求无效", "表单已过期或不是从后台页面提交的。请刷新页面后再试。")
+
+    @bp.errorhandler(404)
+    def not_found(_error):
+        return _problem(404, "找不到", "没有这条记录，或者它不在你的团队里。")
 
     @bp.errorhandler(403)
     def forbidden(_error):
@@ -165,6 +169,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
 
     export_routes.add_routes(bp, runtime)
     customer_routes.add_routes(bp, runtime)
+    people_routes.add_routes(bp, runtime)
     return bp
 
 

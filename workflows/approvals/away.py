@@ -45,7 +45,8 @@ def on_leave(session: Session, person: Employee, day: date) -> bool:
 
 
 def delegate(session: Session, person: Employee, to: Employee, first: date, last: date, *, platform: str,
-             now: datetime) -> Delegation:
+             now: datetime, by: Employee | None = None) -> Delegation:
+    """`by`: an admin setting it for them in the console (the audit names who did it); else themselves."""
     if to.id == person.id or not to.active:
         raise ValueError("请委托给另一位在职同事")
     if last < first:
@@ -53,13 +54,14 @@ def delegate(session: Session, person: Employee, to: Employee, first: date, last
     row = Delegation(employee_id=person.id, delegate_id=to.id, first_day=first, last_day=last, created_at=now)
     session.add(row)
     session.flush()
-    audit.record(session, actor=person, action="approval.delegate", subject=f"employee:{person.id}",
+    audit.record(session, actor=by or person, action="approval.delegate", subject=f"employee:{person.id}",
                  platform=platform, detail={"to": to.id, "first": first, "last": last}, at=now)
     return row
 
 
-def end_delegations(session: Session, person: Employee, today: date, *, platform: str, now: datetime) -> int:
-    """取消委托: every delegation still running or planned ends yesterday."""
+def end_delegations(session: Session, person: Employee, today: date, *, platform: str, now: datetime,
+                    by: Employee | None = None) -> int:
+    """取消委托: every delegation still running or planned ends yesterday. `by`: as for `delegate`."""
     rows = session.execute(select(Delegation).where(Delegation.employee_id == person.id,
                                                     Delegation.last_day >= today)).scalars().all()
     for row in rows:
@@ -69,6 +71,6 @@ def end_delegations(session: Session, person: Employee, today: date, *, platform
             row.last_day = today - timedelta(days=1)
             session.add(row)
     if rows:
-        audit.record(session, actor=person, action="approval.delegate_end", subject=f"employee:{person.id}",
+        audit.record(session, actor=by or person, action="approval.delegate_end", subject=f"employee:{person.id}",
                      platform=platform, detail={"ended": len(rows)}, at=now)
     return len(rows)
