@@ -7,6 +7,7 @@
   var spec = JSON.parse(data.textContent);
   var chart = echarts.init(box);
   chart.setOption({
+    animation: false,  // the numbers at once (and a screenshot shows them, not a bar half grown)
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
     grid: { left: 48, right: 24, top: 48, bottom: 40 },
