@@ -4,6 +4,8 @@ manager's team (never wider than the viewer's own)."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, Response, g, render_template, request
 
 from bot.admin import auth
@@ -35,7 +37,7 @@ def add_routes(bp: Blueprint, runtime: Runtime) -> None:
 def _report(runtime: Runtime, kind: str):
     """(table, "", period) or (None, why, None) for bad filter input."""
     args = request.args
-    today = runtime.now().astimezone(__import__("zoneinfo").ZoneInfo(runtime.settings.timezone)).date()
+    today = runtime.now().astimezone(ZoneInfo(runtime.settings.timezone)).date()
     try:
         when = reports.period(args.get("period", "week"), today, args.get("since", ""), args.get("until", ""))
     except reports.ReportRefused as refused:
