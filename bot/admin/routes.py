@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth, customer_routes, export_routes
+from bot.admin import auth, customer_routes, export_routes, import_routes
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -155,6 +155,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
 
     export_routes.add_routes(bp, runtime)
     customer_routes.add_routes(bp, runtime)
+    import_routes.add_routes(bp, runtime)
     return bp
 
 
