@@ -300,14 +300,15 @@ def _describe(session: Session, customer_id: int, reason: str) -> str:
 # -- writing ----------------------------------------------------------------------------------------
 
 
-def apply(session: Session, planned: Plan, *, source: str) -> list[Customer]:
+def apply(session: Session, planned: Plan, *, source: str, actor: Employee | None = None,
+          platform: str = "cli") -> list[Customer]:
     """Create every planned customer in the caller's transaction; audited per customer and once for
-    the whole import (`source`: the file name)."""
+    the whole import (`source`: the file name; `actor`: the admin, None from the command line)."""
     owners = {e.id: e for e in session.execute(select(Employee)).scalars()}
-    created = [customer_entry.create_validated(session, row.customer, by=None, owner=owners.get(row.owner_id),
-                                               platform="cli", reason="import")
+    created = [customer_entry.create_validated(session, row.customer, by=actor, owner=owners.get(row.owner_id),
+                                               platform=platform, reason="import")
                for row in planned.to_create]
-    audit.record(session, actor=None, action="customer.import", platform="cli",
+    audit.record(session, actor=actor, action="customer.import", platform=platform,
                  detail={"file": source, "rows": planned.rows_read, "created": len(created),
                          "duplicates": len(planned.duplicates), "bad": len(planned.bad)})
     return created
