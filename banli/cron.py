@@ -17,7 +17,7 @@ from croniter import croniter
 from sqlmodel import Session
 
 from storage import outbox
-from workflows import overdue, pool
+from workflows import customer_index, overdue, pool
 from workflows.digest import queue_daily_digests
 
 Run = Callable[[Any, Session], dict[str, Any]]
@@ -36,8 +36,12 @@ class CronJob:
 
 
 def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
-    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback."""
-    return {"outbox": outbox.purge_done(session, before=runtime.now() - timedelta(days=30))}
+    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback —
+    and customer name changes after a day (every process's matcher has applied them by then)."""
+    now = runtime.now()
+    return {"outbox": outbox.purge_done(session, before=now - timedelta(days=30)),
+            "name_changes": customer_index.purge_changes(
+                session, before=now - timedelta(days=customer_index.KEEP_CHANGES_DAYS))}
 
 
 def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:

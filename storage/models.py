@@ -10,8 +10,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Column, Index, Numeric, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, Numeric, Text, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 
 def utcnow() -> datetime:
@@ -178,6 +179,24 @@ class Customer(SQLModel, table=True):
     # How the name may be typed (core/short/brand/简称 + pinyin), JSON written by
     # workflows.matching.refresh_forms on create/rename; "" = not computed yet (recomputed on load).
     match_forms: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class CustomerNameChange(SQLModel, table=True):
+    """A customer was added, renamed (name, 简称, region or stored forms) or removed: one row per change,
+    written by a database trigger (migration 0019_customer_name_changes), so every writer — the ORM, a bulk import, a merge,
+    SQL typed by hand — is seen. Each process's in-memory name matcher reads the rows after the last
+    one it applied instead of fingerprinting the whole customer table on every lookup
+    (workflows/customer_index.py). The nightly purge forgets rows older than a day."""
+
+    __tablename__ = "customer_name_change"
+    # AUTOINCREMENT: SQLite would otherwise hand out a purged top seq again, and a process that had
+    # applied it would skip the new change.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int  # no foreign key: a removed customer's row outlives it
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, server_default=func.now(),
+                                                  index=True))
 
 
 class Contact(SQLModel, table=True):

@@ -1,25 +1,20 @@
 """Customers as the CRM handlers need them: find by what people type, who may act on one.
 
-The matching index is held per process and rebuilt when the customer list changes (new rows or
-renamed ones bump the fingerprint), so a message costs one small query plus a few ms of matching.
+The matching index is held per process and kept up to date from the customer change log
+(workflows/customer_index.py), so a message costs two index probes plus a few ms of matching.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Callable
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from storage.models import AuditLog, Customer, Employee, Outbox
-from workflows import roles
-from workflows.matching import CustomerIndex, MatchResult, load_index
-
-_indexes: dict[str, tuple[tuple, CustomerIndex]] = {}
-_lock = threading.Lock()
-
+from workflows import customer_index, roles
+from workflows.matching import CustomerIndex, MatchResult
 
 def find(session: Session, query: str, *, owner_id: int) -> MatchResult:
     """Match `query`; ties go to the asker's own customers (docs/architecture.md §4)."""
@@ -60,17 +55,8 @@ def namer(session: Session) -> Callable[[Customer, str], str]:
 
 
 def index(session: Session) -> CustomerIndex:
-    key = str(session.get_bind().url)
-    fingerprint = tuple(session.execute(select(func.count(Customer.id), func.max(Customer.id),
-                                               func.sum(func.length(Customer.match_forms)))).one())
-    with _lock:
-        cached = _indexes.get(key)
-        if cached and cached[0] == fingerprint:
-            return cached[1]
-    built = load_index(session)
-    with _lock:
-        _indexes[key] = (fingerprint, built)
-    return built
+    """This process's name matcher for the session's database, up to date (workflows/customer_index.py)."""
+    return customer_index.current(session)
 
 
 def get(session: Session, customer_id: int) -> Customer | None:
