@@ -155,6 +155,8 @@ def run_one(url: str, what: str) -> dict:
     result: object
     if what == "cards":
         result = _send_cards(engine)
+    elif what == "lookup":
+        result = _lookups(engine, statements)
     elif what == "followup":
         times = []
         with session_scope(engine) as session:
@@ -209,6 +211,42 @@ def _send_cards(engine: Engine) -> dict:
             "max_ms": round(1000 * times[-1], 1) if times else 0}
 
 
+def _lookups(engine: Engine, statements: list[int]) -> dict:
+    """A rep's `拜访 <name>`: the matcher's first build in a fresh process, then 40 lookups, with a
+    customer added by another connection halfway (the next lookup must find it)."""
+    from storage.models import Customer
+    from workflows import customers
+    from workflows.matching import refresh_forms
+
+    one = time.perf_counter()
+    with session_scope(engine) as session:
+        customers.find(session, "客户1", owner_id=22)
+    build = time.perf_counter() - one
+    statements[0], refresh, matching, found_new = 0, [], [], False
+    for n in range(40):
+        if n == 20:
+            with session_scope(engine) as session:
+                added = Customer(name="深圳市办理基准新客户有限公司", short_names="办理基准")
+                refresh_forms(added)
+                session.add(added)
+        with session_scope(engine) as session:
+            one = time.perf_counter()
+            index = customers.index(session)  # brought up to date: what every lookup pays first
+            two = time.perf_counter()
+            match = index.match("办理基准" if n >= 20 else f"测试客户{n * 997 + 1}有限公司")
+            refresh.append(two - one)
+            matching.append(time.perf_counter() - two)
+        found_new = found_new or (n >= 20 and match.customer_id is not None)
+    return {"first_build_s": round(build, 1), "lookups": len(refresh),
+            "refresh_median_ms": _ms(sorted(refresh)[20]), "refresh_max_ms": _ms(max(refresh)),
+            "match_median_ms": _ms(sorted(matching)[20]), "match_max_ms": _ms(max(matching)),
+            "statements_each": round(statements[0] / len(refresh), 1), "new_customer_found": found_new}
+
+
+def _ms(seconds: float) -> float:
+    return round(1000 * seconds, 2)
+
+
 def measured(url: str, what: str, label: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--url", url, "--run", what], capture_output=True, text=True,
                          check=True, cwd=ROOT)
@@ -261,7 +299,7 @@ def main() -> None:
     parser.add_argument("--database", default="banli_scale")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--run", help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("overdue",), help="seed, then measure only the overdue scan")
+    parser.add_argument("--only", choices=("overdue", "lookup"), help="seed, then measure only that step")
     args = parser.parse_args()
     if args.run == "explain":  # on a kept database: --url postgresql://…/banli_scale --run explain
         explain_cancel(args.url)
@@ -285,6 +323,9 @@ def main() -> None:
         for step, took in seed(url, args.customers).items():
             print(f"seed {step:<29} {took:>7.2f} s", flush=True)
         print(f"load {os.getloadavg()[0]:.2f}", flush=True)
+        if args.only == "lookup":
+            measured(url, "lookup", "a customer looked up by name (first build, then 40)")
+            return
         measured(url, "overdue", "overdue scan, first run")
         measured(url, "overdue", "overdue scan, steady state")
         if args.only == "overdue":
@@ -297,6 +338,7 @@ def main() -> None:
         measured(url, "digest", "08:00 digest, first run")
         measured(url, "digest", "08:00 digest, re-run")
         measured(url, "followup", "a follow-up logged (40, each)")
+        measured(url, "lookup", "a customer looked up by name (first build, then 40)")
         explain_cancel(url)
         print(f"outbox: {counts(url)}; load {os.getloadavg()[0]:.2f}", flush=True)
     finally:

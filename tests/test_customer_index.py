@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, event, insert, text, update
 from sqlmodel import Session
 
@@ -22,16 +23,28 @@ def _customer(session: Session, name: str, short_names: str = "") -> int:
     return customer.id
 
 
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _indexed(engine, name: str, short_names: str) -> int:
+    """A customer written and committed, and the process's matcher built with it."""
+    with Session(engine) as session:
+        customer_id = _customer(session, name, short_names)
+    assert _found(engine, short_names) == customer_id
+    return customer_id
+
+
 def _found(engine, query: str) -> int | None:
     with Session(engine) as session:
         return customers.index(session).match(query).customer_id
 
 
-def test_a_customer_added_renamed_or_removed_elsewhere_is_matched_at_once(database_url):
-    engine = make_engine(database_url)
-    with Session(engine) as session:
-        tencent = _customer(session, "深圳市腾讯计算机系统有限公司", "腾讯")
-    assert _found(engine, "腾讯") == tencent
+def test_a_customer_added_renamed_or_removed_elsewhere_is_matched_at_once(engine):
+    tencent = _indexed(engine, "深圳市腾讯计算机系统有限公司", "腾讯")
     with Session(engine) as session:  # another process: a bulk insert, no ORM, no refresh_forms
         session.execute(insert(Customer).values(name="杭州飞天狗网络科技有限公司", short_names="飞天狗", tier="B"))
         session.commit()
@@ -47,38 +60,28 @@ def test_a_customer_added_renamed_or_removed_elsewhere_is_matched_at_once(databa
         session.execute(delete(Customer).where(Customer.id == tencent))
         session.commit()
     assert _found(engine, "腾讯") is None
-    engine.dispose()
 
 
-def test_a_lookup_costs_two_small_queries_not_a_table_scan(database_url):
-    engine = make_engine(database_url)
-    with Session(engine) as session:
-        _customer(session, "北京字节跳动科技有限公司", "字节")
-    _found(engine, "字节")  # built
+def test_a_lookup_costs_two_small_queries_not_a_table_scan(engine):
+    _indexed(engine, "北京字节跳动科技有限公司", "字节")
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     assert _found(engine, "字节") is not None
     touching = [s for s in statements if "customer" in s.lower()]
     assert touching and all("customer_name_change" in s for s in touching), touching
     assert not any("count(" in s.lower() or "length(" in s.lower() for s in statements)
-    engine.dispose()
 
 
-def test_an_uncommitted_customer_never_enters_the_shared_matcher(database_url):
-    engine = make_engine(database_url)
-    with Session(engine) as session:
-        _customer(session, "上海米哈游网络科技股份有限公司", "米哈游")
-    assert _found(engine, "米哈游") is not None
+def test_an_uncommitted_customer_never_enters_the_shared_matcher(engine):
+    _indexed(engine, "上海米哈游网络科技股份有限公司", "米哈游")
     with Session(engine) as session:
         session.execute(insert(Customer).values(name="成都幽灵软件有限公司", short_names="幽灵软件"))
         assert customers.index(session).match("幽灵软件").customer_id is None  # not committed yet
         session.rollback()
     assert _found(engine, "幽灵软件") is None
-    engine.dispose()
 
 
-def test_the_nightly_purge_forgets_old_changes_only(database_url):
-    engine = make_engine(database_url)
+def test_the_nightly_purge_forgets_old_changes_only(engine):
     with Session(engine) as session:
         _customer(session, "广州唯品会电子商务有限公司", "唯品会")
         session.execute(update(CustomerNameChange).values(changed_at=utcnow() - timedelta(days=3)))
@@ -88,20 +91,14 @@ def test_the_nightly_purge_forgets_old_changes_only(database_url):
         left = session.execute(text("SELECT count(*) FROM customer_name_change")).scalar()
     assert (gone, left) == (1, 1)
     assert _found(engine, "唯品会") is not None and _found(engine, "苏宁") is not None
-    engine.dispose()
 
 
-def test_a_change_committed_after_a_later_numbered_one_is_still_applied(database_url):
+def test_a_change_committed_after_a_later_numbered_one_is_still_applied(engine, database_url):
     """Change numbers are handed out at write time: a long transaction (an import) can commit its
     lower number after a quick insert's higher one was read. Only PostgreSQL lets two writers overlap."""
     if not database_url.startswith("postgresql"):
-        import pytest
-
         pytest.skip("SQLite runs one writer at a time")
-    engine = make_engine(database_url)
-    with Session(engine) as session:
-        _customer(session, "深圳市大疆创新科技有限公司", "大疆")
-    assert _found(engine, "大疆") is not None
+    _indexed(engine, "深圳市大疆创新科技有限公司", "大疆")
     slow, quick = Session(engine), Session(engine)
     slow.execute(insert(Customer).values(name="北京小米科技有限责任公司", short_names="小米"))  # lower number
     quick.execute(insert(Customer).values(name="杭州网易雷火科技有限公司", short_names="网易雷火"))
@@ -110,4 +107,3 @@ def test_a_change_committed_after_a_later_numbered_one_is_still_applied(database
     slow.commit()
     assert _found(engine, "小米") is not None
     slow.close(), quick.close()
-    engine.dispose()
