@@ -14,7 +14,7 @@
     xAxis: { type: "category", data: spec.categories },
     yAxis: { type: "value", minInterval: 1 },
     series: spec.series.map(function (s) {
-      return { name: s.name, type: "bar", stack: spec.type === "funnel" ? "all" : null, data: s.data };
+      return { name: s.name, type: "bar", stack: spec.type === "funnel" || spec.stack ? "all" : null, data: s.data };
     })
   });
   window.addEventListener("resize", function () { chart.resize(); });
