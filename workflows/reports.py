@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal, select
@@ -22,6 +24,7 @@ from workflows import audit, console, export
 
 PERIODS = {"week": "本周", "month": "本月", "quarter": "本季度", "custom": "自定义"}
 FILTERS = ("period", "since", "until", "team")
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
 MAX_DAYS = 366  # a custom period longer than a year is refused: the week columns would not fit a page
 
 
@@ -160,7 +163,7 @@ def csv_bytes(table: Table) -> bytes:
 def xlsx_bytes(table: Table, name: str) -> bytes:
     """The table as an XLSX workbook, one sheet per table, written as the data exports are."""
     out = io.BytesIO()
-    sheets = [(name if n == 0 else f"{name}{n + 1}", part.header, iter(part.rows))
+    sheets = [(name if n == 0 else f"{name}{n + 1}", part.header, ([_number(v) for v in row] for row in part.rows))
               for n, part in enumerate((table, *table.also))]
     export.write_sheets(sheets, out)
     return out.getvalue()
@@ -171,6 +174,11 @@ def record_export(session: Session, *, actor: Employee, what: str, fmt: str, ask
     """A downloaded report leaves an audit row, as the data exports do: who took which numbers."""
     audit.record(session, actor=actor, action="export", subject="report", platform="web", at=at,
                  detail={"what": f"报表：{what}", "format": fmt, "filters": asked})
+
+
+def _number(cell):
+    """A figure the page shows as text ("1700.00", "4.5") is a number in the spreadsheet, to sum."""
+    return Decimal(cell) if isinstance(cell, str) and NUMBER.fullmatch(cell) else cell
 
 
 # -- whose numbers ---------------------------------------------------------------------------------
