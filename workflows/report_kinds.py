@@ -92,7 +92,7 @@ def payments(session: Session, when: Period, *, team: frozenset[int] | None, tz:
     p = PaymentPlan
     today = now.astimezone(ZoneInfo(tz)).date()
     months = month_starts(when)
-    bucket = case(*[(p.due_date >= m, i) for i, m in reversed(list(enumerate(months)))], else_=0)
+    bucket = reports.bucket_of(p.due_date, months)
     late = case((p.due_date < today, p.amount - p.paid), else_=0)
     query = (select(bucket, func.count(), func.sum(p.amount), func.sum(p.paid), func.sum(late))
              .where(p.due_date >= when.start, p.due_date <= when.end).group_by(bucket))

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal, select
@@ -121,14 +122,25 @@ def week_starts(when: Period) -> list[date]:
     return [first + timedelta(weeks=i) for i in range((when.end - first).days // 7 + 1)]
 
 
+def bucket_of(column: Any, starts: list) -> Any:
+    """The index of the last of `starts` (ascending) at or before `column`, 0 before them all — as
+    nested CASEs that halve the range, so a row costs ~log2(n) comparisons, not n: over a year of
+    follow-ups (53 weeks, a million rows) a flat CASE was most of the report's time."""
+    def node(lo: int, hi: int) -> Any:
+        if hi - lo == 1:
+            return literal(lo)
+        mid = (lo + hi) // 2
+        return case((column >= starts[mid], node(mid, hi)), else_=node(lo, mid))
+    return node(0, len(starts))
+
+
 def followups(session: Session, when: Period, *, team: frozenset[int] | None, tz: str) -> Table:
     """Follow-ups per rep per week (weeks start on Monday, in the company's time zone)."""
     start, end = when.bounds(tz)
     zone = ZoneInfo(tz)
     weeks = week_starts(when)
-    # Week i covers [weeks[i], weeks[i+1]); the CASE tests the latest start first.
-    bucket = case(*[(FollowUp.happened_at >= datetime.combine(w, time(), zone), i)
-                    for i, w in reversed(list(enumerate(weeks)))], else_=0)
+    # Week i covers [weeks[i], weeks[i+1]).
+    bucket = bucket_of(FollowUp.happened_at, [datetime.combine(w, time(), zone) for w in weeks])
     rows = session.execute(
         select(FollowUp.employee_id, bucket.label("week"), func.count())
         .where(and_(FollowUp.happened_at >= start, FollowUp.happened_at < end), in_team(FollowUp.employee_id, team))

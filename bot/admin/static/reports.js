@@ -10,7 +10,7 @@
     animation: false,  // the numbers at once (and a screenshot shows them, not a bar half grown)
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
-    grid: { left: 48, right: 24, top: 48, bottom: 40 },
+    grid: { left: 16, right: 24, top: 48, bottom: 40, containLabel: true },  // room for ¥1,000,000 on the axis
     xAxis: { type: "category", data: spec.categories },
     yAxis: { type: "value", minInterval: 1 },
     series: spec.series.map(function (s) {
