@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, text  # noqa: E402
 
+from scale import drop_database, run_steps  # noqa: E402  (bench/ is the script's folder)
 from storage.db import make_engine, session_scope  # noqa: E402
 
 NOW = datetime(2026, 12, 2, 2, 5, tzinfo=timezone.utc)  # Wednesday 10:05 in Shanghai
@@ -112,17 +113,7 @@ def seed(url: str, customers: int) -> dict[str, float]:
             FROM approval_request r CROSS JOIN generate_series(0, 1) s;
         """),
     ]
-    took: dict[str, float] = {}
-    with engine.begin() as conn:
-        for name, sql in steps:
-            started = time.perf_counter()
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(text(statement), {"now": NOW})
-            took[name] = time.perf_counter() - started
-    started = time.perf_counter()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))
-    took["vacuum analyze"] = time.perf_counter() - started
+    took = run_steps(engine, steps, NOW)
     with engine.connect() as conn:
         sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in
                  ("customer", "follow_up", "deal", "payment_plan", "approval_request", "approval_task")}
@@ -240,8 +231,7 @@ def main() -> None:
         if runtime is not None:
             runtime.close()
         if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+            drop_database(admin, args.database)
         admin.dispose()
 
 
