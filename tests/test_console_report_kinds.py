@@ -12,7 +12,7 @@ from decimal import Decimal
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from chat import SATURDAY_10AM, Chat
+from chat import SATURDAY_10AM, Chat, rows
 from conftest import wait_for
 from storage.db import session_scope
 from storage.models import ApprovalRequest, ApprovalTask, Customer, Deal, Employee, PaymentPlan
@@ -155,12 +155,21 @@ def test_csv_and_xlsx_downloads_open(company):
     client = session_for(company, "赵总")
     book = load_workbook(io.BytesIO(client.get(f"/admin/reports/approvals.xlsx?{WEEK}").get_data()))
     first, second = book.worksheets
-    rows = list(first.iter_rows(values_only=True))
-    assert rows[0] == ("审批人", "报销", "请假", "全部类型", "审批次数")
-    assert ("全部审批人", 4, 10, 5.5, 4) in rows  # numbers, to sum in Excel
+    sheet = list(first.iter_rows(values_only=True))
+    assert sheet[0] == ("审批人", "报销", "请假", "全部类型", "审批次数")
+    assert ("全部审批人", 4, 10, 5.5, 4) in sheet  # numbers, to sum in Excel
     assert [r[0] for r in second.iter_rows(values_only=True)] == ["类型", "报销", "请假"]
     lines = client.get(f"/admin/reports/approvals.csv?{WEEK}").get_data().decode("utf-8-sig").splitlines()
     assert lines[0] == "审批人,报销,请假,全部类型,审批次数" and "按类型：提交到出结果（平均小时）" in lines
+    downloads = rows(company, "SELECT detail FROM audit_log WHERE action = 'export' AND subject = 'report'")
+    assert len(downloads) == 2 and "报表：审批时长" in downloads[0][0]
+
+
+def test_the_login_lands_only_on_a_console_page(company):
+    browser = web(company)
+    browser.set_cookie("banli_next", "//evil.example/admin/", path="/admin")
+    login = browser.get(link_for(company, "wangjl").removeprefix(company.url))
+    assert login.status_code == 302 and login.headers["Location"] == "/admin/"
 
 
 def test_the_digest_links_to_the_team_report_and_the_login_lands_there(company):
