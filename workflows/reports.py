@@ -2,7 +2,8 @@
 and each report as CSV or XLSX (the other reports are in workflows/report_kinds.py).
 
 Every number is counted by the database (GROUP BY), never by loading rows into Python: the tables hold
-millions of follow-ups. Weeks are bucketed by ranges computed here (a CASE over the week starts), not by
+millions of follow-ups. Weeks (and months) are bucketed by ranges computed here (CASEs over their starts,
+`bucket_of`), not by
 a date function, so the same SQL counts alike on SQLite and PostgreSQL and in the company's time zone.
 """
 
