@@ -2,9 +2,9 @@
 and each report as CSV or XLSX (the other reports are in workflows/report_kinds.py).
 
 Every number is counted by the database (GROUP BY), never by loading rows into Python: the tables hold
-millions of follow-ups. Weeks (and months) are bucketed by ranges computed here (CASEs over their starts,
-`bucket_of`), not by
-a date function, so the same SQL counts alike on SQLite and PostgreSQL and in the company's time zone.
+millions of follow-ups. Weeks (and months) are bucketed by ranges computed here (CASEs over their
+starts, `bucket_of`), not by a date function, so the same SQL counts alike on SQLite and PostgreSQL
+and in the company's time zone.
 """
 
 from __future__ import annotations
