@@ -45,7 +45,8 @@ def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
 
 
 def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:
-    return {"queued": queue_daily_digests(session, now=runtime.now(), tz=runtime.settings.timezone)}
+    return {"queued": queue_daily_digests(session, now=runtime.now(), tz=runtime.settings.timezone,
+                                          public_url=runtime.settings.public_url)}
 
 
 def overdue_alerts(runtime: Any, session: Session) -> dict[str, Any]:

@@ -121,17 +121,25 @@ def seed(url: str, customers: int) -> dict[str, float]:
             FROM generate_series(1, {customers // 2}) g;
         """),
     ]
+    took.update(run_steps(engine, steps, NOW))
+    engine.dispose()
+    return took
+
+
+def run_steps(engine: Engine, steps: list[tuple[str, str]], now: datetime) -> dict[str, float]:
+    """Run each named step's SQL (statements split on ';', `:now` bound) in one transaction, then
+    VACUUM ANALYZE so the planner knows the new sizes; returns seconds per step."""
+    took: dict[str, float] = {}
     with engine.begin() as conn:
         for name, sql in steps:
             started = time.perf_counter()
             for statement in filter(str.strip, sql.split(";")):
-                conn.execute(text(statement), {"now": NOW})
+                conn.execute(text(statement), {"now": now})
             took[name] = time.perf_counter() - started
     started = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     took["vacuum analyze"] = time.perf_counter() - started
-    engine.dispose()
     return took
 
 
@@ -292,6 +300,12 @@ def explain_cancel(url: str) -> None:
     engine.dispose()
 
 
+def drop_database(admin: Engine, name: str) -> None:
+    """Drop the bench's own database, whoever is still connected to it."""
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -343,8 +357,7 @@ def main() -> None:
         print(f"outbox: {counts(url)}; load {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+            drop_database(admin, args.database)
         admin.dispose()
 
 

@@ -65,6 +65,13 @@ def iso_utc(dialect: str, moment: ColumnElement) -> ColumnElement:
     return func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS', type_=String()) + micro + "+00:00"
 
 
+def hours_between(dialect: str, start: ColumnElement, end: ColumnElement) -> ColumnElement:
+    """`(end - start)` in hours, as a float (calendar hours, not working ones)."""
+    if dialect == "sqlite":  # julianday reads the stored UTC text, fractions of a second included
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.extract("epoch", end - start) / 3600.0
+
+
 def as_text(value: ColumnElement) -> ColumnElement:
     return cast(value, String())
 

@@ -43,8 +43,9 @@ class Agenda:
         return bool(self.today_count or self.overdue_count)
 
 
-def queue_daily_digests(session: Session, *, now: datetime, tz: str) -> int:
-    """Write today's digest messages; returns how many were new (none on a day off)."""
+def queue_daily_digests(session: Session, *, now: datetime, tz: str, public_url: str = "") -> int:
+    """Write today's digest messages; returns how many were new (none on a day off). With
+    `public_url` (BANLI_PUBLIC_URL) a manager's card links to their team's report page."""
     no_jit(session)
     zone = ZoneInfo(tz)
     today = now.astimezone(zone).date()
@@ -57,7 +58,8 @@ def queue_daily_digests(session: Session, *, now: datetime, tz: str) -> int:
         if employee_id in people:
             _queue(pusher, people[employee_id], today, _owner_card(agenda, today))
     for manager_id, team in _teams(agendas, people).items():
-        _queue(pusher, people[manager_id], today, _team_card(team, people, today), kind="team")
+        link = f"{public_url.rstrip('/')}/admin/reports/followups?team={manager_id}" if public_url else ""
+        _queue(pusher, people[manager_id], today, _team_card(team, people, today, link), kind="team")
     return len(pusher.flush())
 
 
@@ -109,7 +111,7 @@ def _owner_card(agenda: Agenda, today: date) -> Card:
     )
 
 
-def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date) -> Card:
+def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date, link: str) -> Card:
     ranked = sorted(team.items(), key=lambda kv: (-kv[1].overdue_count, people[kv[0]].name))
     fields = tuple((people[eid].name, f"今天{a.today_count} · 逾期{a.overdue_count}") for eid, a in ranked[:6])
     overdue = sum(a.overdue_count for a in team.values())
@@ -117,7 +119,10 @@ def _team_card(team: dict[int, Agenda], people: dict[int, Employee], today: date
         title=f"团队跟进 · {day_text(today)}",
         body=f"团队今天要跟进 {sum(a.today_count for a in team.values())} 家，逾期 {overdue} 家。",
         fields=fields,
-        buttons=(Button("帮助", "help", command="帮助"),),
+        # A card with a link has no buttons (WeCom shows a tappable address only in plain text).
+        buttons=() if link else (Button("帮助", "help", command="帮助"),),
+        link=link,
+        link_label="团队报表",
     )
 
 

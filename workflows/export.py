@@ -19,7 +19,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -34,7 +34,7 @@ from workflows.approvals.cards import STATUS_TEXT
 
 BATCH = 500
 FORMATS = ("csv", "xlsx")
-Cell = str | int | Decimal | None
+Cell = str | int | float | Decimal | None
 
 
 @dataclass(frozen=True)
@@ -163,27 +163,33 @@ def _write_csv(header: tuple[str, ...], rows: Iterator[list[Cell]], out: BinaryI
     writer.writerow(header)
     count = 0
     for row in rows:
-        writer.writerow([_csv_cell(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
         count += 1
     text.flush()
     text.detach()  # leave `out` open for the caller
     return count
 
 
-def _csv_cell(value: Cell) -> str:
+def csv_cell(value: Cell) -> str:
     if value is None:
         return ""
     return audit_view._cell(value) if isinstance(value, str) else str(value)
 
 
 def _write_xlsx(title: str, header: tuple[str, ...], rows: Iterator[list[Cell]], out: BinaryIO) -> int:
+    return write_sheets([(title, header, rows)], out)
+
+
+def write_sheets(sheets: list[tuple[str, Sequence[str], Iterator[Sequence[Cell]]]], out: BinaryIO) -> int:
+    """An XLSX workbook of (title, header, rows) sheets, streamed; returns how many rows in all."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(title)
-    sheet.append(list(header))
     count = 0
-    for row in rows:
-        sheet.append([_xlsx_cell(sheet, v) for v in row])
-        count += 1
+    for title, header, rows in sheets:
+        sheet = book.create_sheet(title)
+        sheet.append(list(header))
+        for row in rows:
+            sheet.append([_xlsx_cell(sheet, v) for v in row])
+            count += 1
     book.save(out)
     return count
 

@@ -31,7 +31,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import String, exists, func, literal, select, union_all, update
+from sqlalchemy import String, and_, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -86,6 +86,13 @@ def scan(session: Session, *, now: datetime, tz: str) -> dict[str, int]:
     return counts
 
 
+def overdue_by(c: Any, limits: dict[str, int], moment: datetime) -> Any:
+    """The customer (a row of table `c`) is overdue at `moment`: owned, and untouched for its tier's
+    days (`limits`, the rule crm.overdue_days). The scan and the 逾期客户 report share this test."""
+    cutoff = {tier: moment - timedelta(days=d) for tier, d in limits.items()}
+    return and_(c.c.owner_id.is_not(None), touched_sql(c) <= per_tier(c.c.tier, cutoff, UTCDateTime()))
+
+
 def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmarked: bool = False,
            level: str | None = None, person: int | None = None) -> Any:
     """The overdue customers, one row per person to tell (a subquery): level, person, key (the
@@ -100,9 +107,8 @@ def alerts(session: Session, *, now: datetime, tz: str, grace: timedelta, unmark
     c = Customer.__table__
     touched = touched_sql(c)
     days = per_tier(c.c.tier, limits)
-    cutoff = {tier: now - timedelta(days=d) for tier, d in limits.items()}
-    manager_cutoff = {tier: when - grace for tier, when in cutoff.items()}
-    where = [c.c.owner_id.is_not(None), touched <= per_tier(c.c.tier, cutoff, UTCDateTime())]
+    manager_cutoff = {tier: now - timedelta(days=d) - grace for tier, d in limits.items()}
+    where = [overdue_by(c, limits, now)]
     if person is not None and level == "owner":
         where.append(c.c.owner_id == person)
     elif person is not None:

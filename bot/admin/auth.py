@@ -7,13 +7,15 @@ import hmac
 from functools import wraps
 from typing import Callable
 
-from flask import abort, g, render_template, request
+from flask import abort, g, make_response, render_template, request
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Employee
 from workflows import audit, console
 
 COOKIE = "banli_console"
+NEXT_COOKIE = "banli_next"  # the page opened signed out (a digest's link): where the login lands
+NEXT_MINUTES = 30
 
 
 def load_viewer(runtime: Runtime) -> None:
@@ -58,6 +60,25 @@ def check_csrf(runtime: Runtime) -> None:
                actor=viewer.employee if viewer else g.get("signed_in"))
 
 
+def signed_out_page():
+    """The 'send 后台 in chat' page (401). It remembers the page asked for (GET only), so the login
+    link that follows lands there rather than on the overview."""
+    response = make_response(render_template("admin/signed_out.html", back=request.method == "GET"), 401)
+    if request.method == "GET":
+        response.set_cookie(NEXT_COOKIE, request.full_path.rstrip("?"), max_age=NEXT_MINUTES * 60, httponly=True,
+                            samesite="Lax", path="/admin")
+    return response
+
+
+def landing(default: str) -> str:
+    """Where a fresh login goes: the remembered console page, else `default`. Only a path inside the
+    console is taken (never another site: `//evil` or `/\\evil` would leave it)."""
+    wanted = request.cookies.get(NEXT_COOKIE, "")
+    if wanted.startswith("/admin/") and "//" not in wanted and "\\" not in wanted and wanted != "/admin/login":
+        return wanted
+    return default
+
+
 def signed_in(runtime: Runtime, *, admin_only: bool = False) -> Callable:
     """A view that needs a session (else the 'ask for a link in chat' page, 401); `admin_only` views
     refuse everyone else with 403."""
@@ -69,7 +90,7 @@ def signed_in(runtime: Runtime, *, admin_only: bool = False) -> Callable:
                 refuse(runtime, 403, attempted=f"{request.method} {request.path}", why="not_admin_or_manager",
                        actor=g.get("signed_in"))
             if viewer is None:
-                return render_template("admin/signed_out.html"), 401
+                return signed_out_page()
             if admin_only and not viewer.admin:
                 refuse(runtime, 403, attempted=f"{request.method} {request.path}", why="not_admin", actor=viewer.employee)
             return view(*args, **kwargs)

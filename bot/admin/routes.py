@@ -73,8 +73,9 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
                 audit.record(session, actor=employee, action="console.login", subject="console", platform="web", at=now)
         if why:
             return render_template("admin/signed_out.html", why=LOGIN_WHY[why]), 403
-        response = redirect(url_for("admin.home"))
+        response = redirect(auth.landing(url_for("admin.home")))
         response.set_cookie(auth.COOKIE, cookie, httponly=True, samesite="Lax", secure=secure, path="/admin")
+        response.delete_cookie(auth.NEXT_COOKIE, path="/admin")
         return response
 
     @bp.post("/logout")

@@ -10,11 +10,11 @@
     animation: false,  // the numbers at once (and a screenshot shows them, not a bar half grown)
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
-    grid: { left: 48, right: 24, top: 48, bottom: 40 },
+    grid: { left: 16, right: 24, top: 48, bottom: 40, containLabel: true },  // room for ¥1,000,000 on the axis
     xAxis: { type: "category", data: spec.categories },
     yAxis: { type: "value", minInterval: 1 },
     series: spec.series.map(function (s) {
-      return { name: s.name, type: "bar", stack: spec.type === "funnel" ? "all" : null, data: s.data };
+      return { name: s.name, type: "bar", stack: spec.type === "funnel" || spec.stack ? "all" : null, data: s.data };
     })
   });
   window.addEventListener("resize", function () { chart.resize(); });
