@@ -217,3 +217,27 @@ def test_only_admins_edit_rules_and_every_post_needs_the_form_token(company):  #
     assert client.get("/admin/rules/999/edit").status_code == 404
     listing = client.get("/admin/rules").get_data(as_text=True)
     assert 'href="/admin/rules/new"' in listing and 'href="/admin/rules/2/edit"' in listing
+
+
+def test_what_the_fields_cannot_hold_stays_in_words_and_means_the_same(company):  # noqa: F811
+    with session_scope(company.runtime.engine) as session:
+        session.add(ApprovalRule(request_type="采购", priority=5,
+                                 condition='department in ["销售部", "财务部"] and (amount > 100 or days > 2) '
+                                           'and amount <= 900 and category == "电脑"',
+                                 steps='[{"approvers": ["manager"], "mode": "any"}]', cc="[]", no_approver="admin"))
+    client = signed_in(company, "zhaozong")
+    rule_id = rows(company, "SELECT max(id) FROM approval_rule")[0][0]
+    markup, data = edit_form(client, rule_id)
+    assert data["more"] == '部门 in ["销售部", "财务部"] 且 (金额 > 100 或 天数 > 2) 且 类别 == "电脑"'
+    assert (data["amount_op0"], data["amount0"]) == ("<=", "900")
+    answer = post(client, rule_id, data, type="所有类型")  # and moved to every type
+    assert answer.status_code == 302, text_of(answer.get_data(as_text=True))
+    with session_scope(company.runtime.engine) as session:
+        rule = session.get(ApprovalRule, rule_id)
+        assert (rule.request_type, rule.version) == ("*", 2)
+        assert rule.condition == '金额 <= 900 且 (部门 in ["销售部", "财务部"] 且 (金额 > 100 或 天数 > 2) 且 类别 == "电脑")'
+    from workflows.approvals.conditions import matches
+    facts = {"department": "销售部", "amount": 500, "days": None, "category": "电脑"}
+    assert matches(rule.condition, facts) and not matches(rule.condition, {**facts, "amount": 50})
+    history = text_of(client.get(f"/admin/rules/{rule_id}/history").get_data(as_text=True))
+    assert "类型：采购 → 所有类型" in history and "顺序（优先级）" in history

@@ -82,8 +82,9 @@ def conjuncts(text: str) -> list[tuple[str, str, Any] | str]:
     for part in parts:
         simple = (isinstance(part, ast.Compare) and len(part.ops) == 1 and isinstance(part.left, ast.Name)
                   and isinstance(part.comparators[0], ast.Constant))
+        # Not top: an 或 keeps its brackets, so the parts can be joined by 且 again as they were.
         out.append((part.left.id, _OP_WORDS[type(part.ops[0])], part.comparators[0].value) if simple
-                   else _words(part, top=True))
+                   else _words(part))
     return out
 
 
