@@ -5,7 +5,6 @@ request then follows the new chain while one submitted before keeps the chain it
 from __future__ import annotations
 
 import json
-import re
 
 from sqlalchemy import select
 
@@ -53,7 +52,7 @@ def test_an_admin_edits_dry_runs_and_publishes_a_rule(demo_factory, phone, shoot
     console.get_by_role("button", name="发布第2版").click()
     expect(console.locator(".notice")).to_contain_text("已发布第2版")
     console.get_by_role("link", name="规则").first.click()
-    expect(console.locator(f"#rule-{rule_id}")).to_contain_text(f"第2版")
+    expect(console.locator(f"#rule-{rule_id}")).to_contain_text("第2版")
     expect(console.locator(f"#rule-{rule_id}")).to_contain_text("财务（会签） → 总经理")
 
     page.goto(f"{sim.url}/sim?platform=dingtalk&person={REP.key}")

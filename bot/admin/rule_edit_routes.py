@@ -41,28 +41,13 @@ def add_routes(bp: Blueprint, runtime: Runtime) -> None:
         form = rule_form.read(request.form.to_dict(flat=False))
         if request.form.get("action") != "发布":  # 试算 (also what Enter in a field does): nothing is stored
             return _page(rule_id, form, trying=True)
-        by, saved = g.viewer.employee, {}
         with session_scope(runtime.engine) as session:
             rule = _rule(session, rule_id) if rule_id else None
-            request_type, words, problems = rule_form.to_rule(session, form)
-            if rule is not None and form.version != rule.version:
-                problems.append(f"这条规则刚被改过（现在是第{rule.version}版）：请刷新页面，在最新版本上修改")
-            if problems:
-                pass  # shown with the admin's input below; nothing was written
-            elif rule is None:
-                rule = rule_admin.add_rule(session, request_type, words, by=by, platform="web", active=form.active)
-                placed = rule_admin.place(session, rule, by=by, platform="web")
-                saved = {"saved": rule.version, "before": placed.before.id if placed and placed.before else ""}
-            elif rule_form.changed(rule, request_type, words, form.active):
-                rule_admin.change_rule(session, rule, by=by, platform="web", words=words, active=form.active,
-                                       request_type=request_type)
-                saved = {"saved": rule.version}
-            else:
-                saved = {"saved": "same"}
-            rule_id = rule.id if rule else None
-        if problems:
-            return _page(rule_id, form, problems=problems, status=400)
-        return redirect(url_for("admin.rule_edit", rule_id=rule_id, **saved))
+            done = rule_form.publish(session, rule, form, by=g.viewer.employee)
+        if done.problems:
+            return _page(rule_id, form, problems=done.problems, status=400)
+        saved = {"saved": "same"} if done.unchanged else {"saved": done.version, "before": done.placed_before or ""}
+        return redirect(url_for("admin.rule_edit", rule_id=done.rule_id, **saved))
 
     @bp.get("/rules/<int:rule_id>/versions/try")
     @auth.signed_in(runtime, admin_only=True)

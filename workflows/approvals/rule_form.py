@@ -22,7 +22,7 @@ from storage.models import REQUEST_TYPES, ApprovalRule, Employee
 from workflows import roles
 from workflows.approvals.chain import AFTER, CHOSEN
 from workflows.approvals.conditions import conjuncts, display
-from workflows.approvals.rule_admin import RuleError, RuleText, validate
+from workflows.approvals.rule_admin import RuleError, RuleText, add_rule, change_rule, place, validate
 
 ALL_TYPES = "所有类型"  # the 通配 rule (request_type "*"), tried for every type
 STEP_ROWS = 6  # rows shown for a new rule; an edit shows its steps plus two empty rows, up to MAX_STEPS
@@ -148,6 +148,34 @@ def to_rule(session: Session, form: RuleForm) -> tuple[str, RuleText, list[str]]
         except RuleError as problem:
             problems.append(str(problem))
     return request_type, words, problems
+
+
+@dataclass(frozen=True)
+class Published:
+    problems: list[str]  # non-empty: nothing was stored
+    rule_id: int | None = None
+    version: int = 0
+    placed_before: int | None = None  # a new rule put in front of this one (rule_admin.place)
+    unchanged: bool = False  # the form said what the rule already says: no new version
+
+
+def publish(session: Session, rule: ApprovalRule | None, form: RuleForm, *, by: Employee) -> Published:
+    """发布: the form as a new rule, or as `rule`'s next version — validated, versioned and audited
+    (with before and after) exactly as a chat edit. A form opened on an older version is refused
+    rather than overwrite what someone saved since."""
+    request_type, words, problems = to_rule(session, form)
+    if rule is not None and form.version != rule.version:
+        problems.append(f"这条规则刚被改过（现在是第{rule.version}版）：请刷新页面，在最新版本上修改")
+    if problems:
+        return Published(problems)
+    if rule is None:
+        rule = add_rule(session, request_type, words, by=by, platform="web", active=form.active)
+        placed = place(session, rule, by=by, platform="web")
+        return Published([], rule.id, rule.version, placed.before.id if placed and placed.before else None)
+    if not changed(rule, request_type, words, form.active):
+        return Published([], rule.id, rule.version, unchanged=True)
+    change_rule(session, rule, by=by, platform="web", words=words, active=form.active, request_type=request_type)
+    return Published([], rule.id, rule.version)
 
 
 def changed(rule: ApprovalRule, request_type: str, words: RuleText, active: bool) -> bool:
