@@ -1,4 +1,4 @@
-"""`审批规则`: admins read and edit who approves what, from the chat (the admin console comes later).
+"""`审批规则`: admins read and edit who approves what, from the chat (or the console's rule form, /admin/rules).
 
     审批规则                       list, in the order they are tried
     审批规则 新增 报销 金额 > 5000：直属上级 → 财务 → 总经理

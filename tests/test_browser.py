@@ -190,6 +190,18 @@ def test_an_admin_opens_the_console_from_the_chat_and_reads_the_audit_log(demo_f
     expect(again.locator(".problem")).to_contain_text("已经用过")
 
 
+def open_console(page, sim, person=ADMIN):
+    """The console as `person` opens it: 后台 in the simulator's DingTalk chat, then the one-time link,
+    which opens a new tab (as a chat app's browser would), at laptop width."""
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={person.key}")
+    send(page, "后台")
+    with page.context.expect_page() as opened:
+        page.locator(".md-bubble a", has_text="打开后台").click()
+    console = opened.value
+    console.set_viewport_size(LAPTOP)
+    return console
+
+
 def _failed_send(sim, person) -> int:
     """A message the platform refused for good (WeCom's 60020: the server's IP is not trusted)."""
     from sqlalchemy import select
@@ -245,13 +257,7 @@ def test_an_admin_merges_two_duplicate_customers_and_sees_the_export_page(demo_f
     sim = demo_factory()
     twin = _duplicate_of_tencent(sim)
     page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
-    send(page, "后台")
-    link = page.locator(".md-bubble a", has_text="打开后台")
-    with page.context.expect_page() as opened:
-        link.click()
-    console = opened.value
-    console.set_viewport_size(LAPTOP)
+    console = open_console(page, sim)
     console.get_by_role("link", name="客户").first.click()
     console.fill("input[name=q]", "鹅厂")
     console.get_by_role("button", name="查找").click()

@@ -1,5 +1,5 @@
 """The console's pages: / (overview), /admin/login (the one-time link), /admin/logout, /admin/audit
-(+ .csv), /admin/queue (+ retry / discard) and /admin/rules (routing rules, dry run, reorder, the other rules). Each view asks a workflow and renders a template."""
+(+ .csv), /admin/queue (+ retry / discard) and /admin/rules (routing rules, dry run, reorder, the other rules; the rule form is rule_edit_routes.py). Each view asks a workflow and renders a template."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth, customer_routes, export_routes, import_routes, people_routes, report_routes
+from bot.admin import (auth, customer_routes, export_routes, import_routes, people_routes, report_routes,
+                       rule_edit_routes)
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -173,6 +174,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     people_routes.add_routes(bp, runtime)
     report_routes.add_routes(bp, runtime)
     import_routes.add_routes(bp, runtime)
+    rule_edit_routes.add_routes(bp, runtime)
     return bp
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -55,12 +55,14 @@ class Plan:
     needs_choice: bool = False  # a step is the requester's choice and nobody is chosen yet
 
 
-def plan(session: Session, requester: Employee, request_type: str, facts: dict[str, Any]) -> Plan:
-    """The chain a request with these facts would get now."""
+def plan(session: Session, requester: Employee, request_type: str, facts: dict[str, Any],
+         rules: Sequence[ApprovalRule] | None = None) -> Plan:
+    """The chain a request with these facts would get now; `rules`, when given, are tried instead of
+    the stored ones (the console's dry run of an edit not yet saved, or of an older version)."""
     # `role` is every role the requester holds: `角色 == "销售经理"` asks whether 销售经理 is among them.
     facts = {"type": request_type, "department": requester.department,
              "role": frozenset(roles.roles_of(session, requester)), **facts}
-    rule = choose_rule(session, request_type, facts)
+    rule = choose_rule(session, request_type, facts, rules)
     if rule is None:
         return Plan(rule=None, steps=_fallback(session, requester, "admin"))
     steps: list[Step] = []
@@ -90,10 +92,14 @@ def _chosen(spec: str, facts: dict[str, Any]) -> str:
     return f"person:{facts['chosen']}" if spec == CHOSEN else spec
 
 
-def choose_rule(session: Session, request_type: str, facts: dict[str, Any]) -> ApprovalRule | None:
-    rules = session.execute(select(ApprovalRule).where(
-        ApprovalRule.active, ApprovalRule.request_type.in_((request_type, "*")))
-        .order_by(ApprovalRule.priority, ApprovalRule.id)).scalars()
+def choose_rule(session: Session, request_type: str, facts: dict[str, Any],
+                rules: Sequence[ApprovalRule] | None = None) -> ApprovalRule | None:
+    """The first matching rule; `rules` (in the order to try, already of this type and active)
+    stands in for the stored ones when given."""
+    if rules is None:
+        rules = session.execute(select(ApprovalRule).where(
+            ApprovalRule.active, ApprovalRule.request_type.in_((request_type, "*")))
+            .order_by(ApprovalRule.priority, ApprovalRule.id)).scalars()
     return next((rule for rule in rules if matches(rule.condition, facts)), None)
 
 

@@ -69,6 +69,25 @@ def display(text: str) -> str:
     return "" if tree is None else _words(tree.body, top=True)
 
 
+def conjuncts(text: str) -> list[tuple[str, str, Any] | str]:
+    """A condition as the parts joined by 且, for the console's form: a part that compares one field
+    with one constant is (field, op, value) — ("amount", ">", 1000) — any other part is its words
+    (`部门 in ["销售一部", "销售二部"]`, `金额 > 1000 或 天数 > 3`). Empty for an empty condition."""
+    tree = compile_condition(text)
+    if tree is None:
+        return []
+    body = tree.body
+    parts = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    out: list[tuple[str, str, Any] | str] = []
+    for part in parts:
+        simple = (isinstance(part, ast.Compare) and len(part.ops) == 1 and isinstance(part.left, ast.Name)
+                  and isinstance(part.comparators[0], ast.Constant))
+        # Not top: an 或 keeps its brackets, so the parts can be joined by 且 again as they were.
+        out.append((part.left.id, _OP_WORDS[type(part.ops[0])], part.comparators[0].value) if simple
+                   else _words(part))
+    return out
+
+
 def _words(node: ast.AST, top: bool = False) -> str:
     if isinstance(node, ast.BoolOp):
         joined = f" {'且' if isinstance(node.op, ast.And) else '或'} ".join(_words(v) for v in node.values)

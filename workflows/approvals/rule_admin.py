@@ -60,15 +60,13 @@ def parse_rule_text(session: Session, text: str) -> RuleText:
 
 
 def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employee, platform: str,
-             priority: int | None = None) -> ApprovalRule:
-    _validate(request_type, words)
+             priority: int | None = None, active: bool = True) -> ApprovalRule:
+    validate(request_type, words)
     if priority is None:  # after the type's existing rules, so it never shadows them by surprise
-        top = session.execute(select(func.max(ApprovalRule.priority))
-                              .where(ApprovalRule.request_type == request_type)).scalar()
-        priority = (top or 0) + 10
+        priority = last_priority(session, request_type) + 10
     rule = ApprovalRule(request_type=request_type, priority=priority, condition=words.condition,
                         steps=json.dumps(words.steps, ensure_ascii=False), cc=json.dumps(words.cc),
-                        no_approver=words.no_approver, updated_by=by.id, updated_at=utcnow())
+                        no_approver=words.no_approver, active=active, updated_by=by.id, updated_at=utcnow())
     session.add(rule)
     session.flush()
     keep_version(session, rule, by=by)
@@ -95,14 +93,28 @@ def place(session: Session, rule: ApprovalRule, *, by: Employee, platform: str) 
     if rule.id not in dead:
         return None
     others = [r for r in order if r.id != rule.id]
+    k = best_place(others, rule)
+    if k is None:
+        return Placed(before=None, dead=dead[rule.id])
+    _put_before(session, rule, others, k, by=by, platform=platform)
+    return Placed(before=others[k], dead=None)
+
+
+def best_place(others: list[ApprovalRule], rule: ApprovalRule) -> int | None:
+    """The latest index in `others` (the rules it is tried with, in order) before which `rule`
+    applies while every rule that applied still does; None when there is no such place."""
     alive = {r.id for r in others} - set(dead_rules(others, rule.request_type))
     for k in range(len(others) - 1, -1, -1):
-        trial = others[:k] + [rule] + others[k:]
-        now_dead = dead_rules(trial, rule.request_type)
+        now_dead = dead_rules(others[:k] + [rule] + others[k:], rule.request_type)
         if rule.id not in now_dead and not alive & set(now_dead):
-            _put_before(session, rule, others, k, by=by, platform=platform)
-            return Placed(before=others[k], dead=None)
-    return Placed(before=None, dead=dead[rule.id])
+            return k
+    return None
+
+
+def last_priority(session: Session, request_type: str) -> int:
+    """The highest priority among the type's rules (0 with none): a new rule goes after it."""
+    return session.execute(select(func.max(ApprovalRule.priority))
+                           .where(ApprovalRule.request_type == request_type)).scalar() or 0
 
 
 def _put_before(session: Session, rule: ApprovalRule, others: list[ApprovalRule], k: int, *, by: Employee,
@@ -150,11 +162,18 @@ def warnings(session: Session, request_type: str) -> dict[int, Dead]:
 
 
 def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
-                words: RuleText | None = None, active: bool | None = None, priority: int | None = None) -> None:
+                words: RuleText | None = None, active: bool | None = None, priority: int | None = None,
+                request_type: str | None = None) -> None:
+    """Save a change as the rule's next version, audited with before and after. A rule moved to
+    another type goes after that type's rules, as a new one would."""
     before = snapshot(rule)
-    keep_first_version(session, rule)
     if words is not None:
-        _validate(rule.request_type, words)
+        validate(request_type or rule.request_type, words)
+    keep_first_version(session, rule)
+    if request_type is not None and request_type != rule.request_type:
+        rule.priority = last_priority(session, request_type) + 10
+        rule.request_type = request_type
+    if words is not None:
         rule.condition, rule.no_approver = words.condition, words.no_approver
         rule.steps, rule.cc = json.dumps(words.steps, ensure_ascii=False), json.dumps(words.cc)
     if active is not None:
@@ -210,7 +229,8 @@ def snapshot(rule: ApprovalRule) -> dict[str, Any]:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _validate(request_type: str, words: RuleText) -> None:
+def validate(request_type: str, words: RuleText) -> None:
+    """The checks every save goes through (chat and console): RuleError naming the bad field."""
     try:
         check_rule(request_type, words.condition, words.steps, words.no_approver, words.cc)
     except ValueError as e:

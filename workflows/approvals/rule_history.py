@@ -44,6 +44,8 @@ def versions(session: Session, rule_id: int) -> list[VersionRow]:
 def diff(session: Session, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What a reader needs to see changed, one line per part, old → new."""
     lines = []
+    if before["type"] != after["type"]:
+        lines.append(f"类型：{_type(before['type'])} → {_type(after['type'])}")
     old, new = display(before["condition"]) or "其他情况", display(after["condition"]) or "其他情况"
     if old != new:
         lines.append(f"条件：{old} → {new}")
@@ -74,6 +76,10 @@ def _step(session: Session, step: dict[str, Any]) -> str:
 
 def _people(session: Session, specs: list[str]) -> str:
     return "、".join(approver_words(session, s.removeprefix(AFTER)) for s in specs) or "（无）"
+
+
+def _type(kind: str) -> str:
+    return "所有类型" if kind == "*" else kind
 
 
 def _fallback(session: Session, policy: str) -> str:

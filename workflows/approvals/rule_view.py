@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -112,13 +112,14 @@ def parse_dry_run(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     return values, problems
 
 
-def dry_run(session: Session, values: dict[str, Any]) -> DryRun | str:
+def dry_run(session: Session, values: dict[str, Any], rules: Sequence[ApprovalRule] | None = None) -> DryRun | str:
     """The chain a request with these values would get now — chain.plan, exactly as 谁审批 and 提交 —
-    or a problem naming the field."""
+    or a problem naming the field. `rules` (in order) stand in for the stored ones when given."""
     requester = session.get(Employee, values["requester"])
     if requester is None or not requester.active:
         return "申请人：这位同事不在名单里（可能已离职）"
-    chosen = plan(session, requester, values["type"], {"amount": values["amount"], "days": values["days"]})
+    chosen = plan(session, requester, values["type"], {"amount": values["amount"], "days": values["days"]},
+                  rules=rules)
     cc = "、".join(session.get(Employee, i).name for i in chosen.cc)
     return DryRun(rule=row(session, chosen.rule) if chosen.rule else None, chain=chain_text(session, chosen.steps),
                   cc=cc, needs_choice=chosen.needs_choice)
