@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlmodel import Session
 
-from storage import outbox
+from storage import heartbeats, outbox
 from workflows import overdue, pool
 from workflows.digest import queue_daily_digests
 
@@ -36,8 +36,11 @@ class CronJob:
 
 
 def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
-    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback."""
-    return {"outbox": outbox.purge_done(session, before=runtime.now() - timedelta(days=30))}
+    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback —
+    and processes not seen for a day (restarted or moved: the queue page lists only recent ones)."""
+    now = runtime.now()
+    return {"outbox": outbox.purge_done(session, before=now - timedelta(days=30)),
+            "processes": heartbeats.prune(session.connection(), before=now - timedelta(days=1))}
 
 
 def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:

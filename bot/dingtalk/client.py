@@ -16,12 +16,11 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-import requests
 from redis import Redis
 
 from banli.settings import DingTalkSettings
 from bot.dingtalk import render
-from bot.http import check_errcode, json_of, request_bytes, request_json
+from bot.http import CountedSession, check_errcode, json_of, request_bytes, request_json
 from bot.platform import AccessDenied, Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
@@ -57,9 +56,10 @@ def for_group(card: Card) -> Card:
 class DingTalkClient:
     name = "dingtalk"
 
-    def __init__(self, settings: DingTalkSettings, redis: Redis) -> None:
+    def __init__(self, settings: DingTalkSettings, redis: Redis, count: Callable[[], None] | None = None) -> None:
+        """`count` is told of each call to DingTalk's API hosts (the monthly quota, bot/api_meter.py)."""
         self.settings = settings
-        self.http = requests.Session()
+        self.http = CountedSession(count, settings.api_base, settings.oapi_base)
         self.tokens = TokenCache(redis, f"banli:token:dingtalk:{settings.app_key}", self._fetch_token)
 
     # -- Platform ---------------------------------------------------------------------------------
