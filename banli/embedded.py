@@ -21,7 +21,7 @@ class Embedded:
     def start(self) -> "Embedded":
         wire(self.runtime)  # normally done already by create_app; the threads must never run unwired
         # One heartbeat thread for the lot; the web server is this process, so it beats here too.
-        pulse = Pulse(self.runtime, self.stop_event)
+        self.pulse = pulse = Pulse(self.runtime, self.stop_event)
         pulse.add("web")
         self.threads.append(worker.start_thread(self.runtime, self.stop_event, pulse=pulse))
         thread = threading.Thread(target=dispatcher.run, args=(self.runtime, self.stop_event, pulse),

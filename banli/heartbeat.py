@@ -24,7 +24,7 @@ from storage.db import is_transient
 
 log = logging.getLogger("banli.heartbeat")
 
-INTERVAL_SECONDS = 15.0
+INTERVAL_SECONDS = heartbeats.INTERVAL_SECONDS
 # The first beat waits this long, so the beats a process adds as it starts share one transaction.
 START_DELAY_SECONDS = 0.2
 

@@ -11,6 +11,10 @@ from sqlalchemy.engine import Connection
 
 from storage.models import ProcessBeat
 
+# How often a process beats; one not seen for ALIVE_BEATS beats is taken to have stopped.
+INTERVAL_SECONDS = 15.0
+ALIVE_BEATS = 3
+
 _BEAT = (update(ProcessBeat.__table__).where(ProcessBeat.__table__.c.id == bindparam("row_id"))
          .values(last_seen=bindparam("seen"), jobs=bindparam("done")))
 
