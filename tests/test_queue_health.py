@@ -13,7 +13,9 @@ from sqlalchemy import select
 from banli import worker
 from banli.cron import purge_old_records
 from banli.heartbeat import Pulse
+from bot.platform import Outgoing
 from bot.runtime import Runtime
+from cards import Card
 from chat import Chat, rows, sales_team
 from conftest import wait_for
 from storage import outbox
@@ -141,15 +143,17 @@ def test_only_admins_open_the_queue_page(stack_factory):
 def test_each_call_to_a_platform_api_is_counted_in_this_month(stack_factory):
     stack = team_with_admins(stack_factory)
     clients = stack.runtime.clients
-    clients["dingtalk"].directory_entry("0147001")  # the token, the user, their department
-    clients["wecom"].directory_entry("zhangsan")
+    # DingTalk leaves the token and the contacts APIs out of its quota: only the send counts.
+    clients["dingtalk"].directory_entry("0147001")
+    clients["dingtalk"].send(Outgoing(key="test:1", recipient="0147001", card=Card(title="你好")))
+    clients["wecom"].directory_entry("zhangsan")  # the token, the user, their department
     clients["wecom"].directory_entry("wangjl")  # the token is cached: two calls more
     stack.runtime.api_meter.flush()
-    assert stack.dingtalk.token_fetches == 1
-    assert calls(stack, "dingtalk") == {"2026-11": 3} and calls(stack, "wecom") == {"2026-11": 5}
+    assert stack.dingtalk.token_fetches == 1 and len(stack.dingtalk.sent) == 1
+    assert calls(stack, "dingtalk") == {"2026-11": 1} and calls(stack, "wecom") == {"2026-11": 5}
     page = queue_page(stack)
     assert "平台接口调用量（2026-11）" in page
-    assert "3 / 5,000 次（0%）" in page and "5 次" in page and "没有每月额度" in page
+    assert "1 / 5,000 次（0%）" in page and "5 次" in page and "没有每月额度" in page
 
 
 def test_counts_held_in_memory_are_written_when_the_process_closes(stack_factory):

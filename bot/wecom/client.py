@@ -42,7 +42,7 @@ class WeComClient:
         """`count` is told of each call to the WeCom API (shown on the queue page, bot/api_meter.py)."""
         self.settings = settings
         self.base = settings.api_base + "/cgi-bin/"
-        self.http = CountedSession(count, settings.api_base)
+        self.http = CountedSession(count, (settings.api_base,))
         self.tokens = TokenCache(redis, f"banli:token:wecom:{settings.corp_id}:{settings.agent_id}",
                                  self._fetch_token)
 
