@@ -289,3 +289,14 @@ def _duplicate_of_tencent(sim) -> dict[str, int]:
         session.flush()
         session.add(FollowUp(customer_id=twin.id, employee_id=rep.id, content="鹅厂那边的拜访"))
         return {"kept": kept.id, "gone": twin.id}
+
+
+def open_console(phone, sim, person):
+    """`后台` in the simulator's chat as `person` (DingTalk), and the link opened in a laptop-sized tab."""
+    phone.goto(f"{sim.url}/sim?platform=dingtalk&person={person.key}")
+    send(phone, "后台")
+    link = phone.locator(".md-bubble a", has_text="打开后台")
+    console = phone.context.new_page()
+    console.set_viewport_size(LAPTOP)
+    console.goto(link.get_attribute("href"))
+    return console

@@ -36,13 +36,15 @@ class Usage:
     name: str
     calls: int
     quota: int | None  # None: the platform has no monthly quota (WeCom), or it is switched off
+    warned: str = ""  # when the admins were warned this month, company time ("" not yet)
 
     @property
     def percent(self) -> int | None:
-        return min(round(self.calls * 100 / self.quota), 999) if self.quota else None
+        """Whole percent used, rounded down: 79.9 % is not yet 80 %."""
+        return self.calls * 100 // self.quota if self.quota else None
 
     @property
-    def warned(self) -> bool:
+    def near(self) -> bool:
         return bool(self.quota) and self.calls >= WARN_SHARE * self.quota
 
 
@@ -99,9 +101,14 @@ def warning_card(platform: str, month: str, calls: int, quota: int) -> Card:
     )
 
 
-def usage(session: Session, *, month: str, quotas: dict[str, int | None]) -> list[Usage]:
+def usage(session: Session, *, month: str, quotas: dict[str, int | None], tz: str) -> list[Usage]:
     """This month's calls for each platform in `quotas` (the configured ones) and any other that has calls."""
-    counted = dict(session.execute(select(ApiCallCount.platform, ApiCallCount.calls)
-                                   .where(ApiCallCount.month == month)).all())
+    counted = {platform: (calls, warned_at) for platform, calls, warned_at in session.execute(
+        select(ApiCallCount.platform, ApiCallCount.calls, ApiCallCount.warned_at).where(ApiCallCount.month == month))}
     platforms = sorted(set(quotas) | set(counted), key=lambda p: (p != "dingtalk", p))
-    return [Usage(p, PLATFORM_NAMES.get(p, p), counted.get(p, 0), quotas.get(p) or None) for p in platforms]
+    found = []
+    for platform in platforms:
+        calls, warned_at = counted.get(platform, (0, None))
+        warned = warned_at.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M") if warned_at else ""
+        found.append(Usage(platform, PLATFORM_NAMES.get(platform, platform), calls, quotas.get(platform) or None, warned))
+    return found

@@ -22,7 +22,7 @@ def add_routes(bp: Blueprint, runtime: Runtime) -> None:
             failed = queue_health.failed(session)
             processes = queue_health.processes(session, now=now, tz=settings.timezone)
             usage = api_usage.usage(session, month=api_usage.month_of(now, settings.timezone),
-                                    quotas=_quotas(runtime))
+                                    quotas=_quotas(runtime), tz=settings.timezone)
         done_id, _, verb = request.args.get("done", "").partition(":")
         done = (done_id, verb) if done_id.isdigit() and verb in ("retry", "discard", "gone") else None
         return render_template("admin/queue.html", viewer=g.viewer, kinds=kinds, failed=failed, done=done,
