@@ -1,8 +1,8 @@
 """Heartbeats: each long-running process says in SQL that it is alive (storage/heartbeats.py), so the
 queue page can tell a stopped worker from an idle one.
 
-One `Pulse` per process owns a thread that, every INTERVAL_SECONDS, moves `last_seen` for each beat
-it holds: the process itself (web, dispatcher, stream) or each worker thread of `banli worker`.
+One `Pulse` per process owns a thread that, every INTERVAL_SECONDS, moves `last_seen` (one UPDATE)
+for each beat it holds: the process itself (web, dispatcher, stream) or each worker thread of `banli worker`.
 A beat whose thread has died is no longer moved, so the page shows it stopped. A database outage
 is told once (banli/outage.py) and tried again at the next beat; a beat that could not be written
 at start is written at the first beat that reaches the database.
@@ -38,7 +38,6 @@ class Beat:
     alive: Callable[[], bool] = lambda: True
     jobs: int = 0
     row_id: int | None = field(default=None, repr=False)
-    saved: bool = field(default=False, repr=False)  # its row is committed
 
 
 class Pulse:
@@ -46,6 +45,7 @@ class Pulse:
         self.runtime, self.stop, self.interval = runtime, stop, interval
         self.beats: list[Beat] = []
         self._lock = threading.Lock()
+        self._beating = threading.Lock()  # the thread's beat and a caller's `once` never overlap
         self._thread: threading.Thread | None = None
 
     def add(self, kind: str, name: str = "", alive: Callable[[], bool] | None = None) -> Beat:
@@ -68,25 +68,30 @@ class Pulse:
 
     def once(self) -> None:
         """Write new beats and move the live ones; a passing database failure waits for the next round."""
+        with self._beating:
+            self._once()
+
+    def _once(self) -> None:
         now = self.runtime.now()
         with self._lock:
             beats = list(self.beats)
+        written: list[Beat] = []  # rows inserted in this transaction
         try:
             with self.runtime.engine.begin() as conn:
                 for beat in beats:
-                    if beat.row_id is None:
+                    if beat.row_id is not None and not beat.alive():
+                        continue  # its thread died: the row keeps the last time it was seen
+                    if beat.row_id is None or not heartbeats.beat(conn, beat.row_id, jobs=beat.jobs, now=now):
                         beat.row_id = heartbeats.start(conn, kind=beat.kind, name=beat.name,
-                                                       host=socket.gethostname(), pid=os.getpid(), now=now)
-                heartbeats.beat(conn, [(b.row_id, b.jobs) for b in beats if b.alive()], now=now)
+                                                       host=socket.gethostname(), pid=os.getpid(), now=now,
+                                                       jobs=beat.jobs)
+                        written.append(beat)
         except Exception as exc:  # noqa: BLE001 — a heartbeat must never end the process
-            for beat in beats:  # ids from a rolled-back transaction do not exist
-                if not beat.saved:
-                    beat.row_id = None
+            for beat in written:  # rolled back: those ids do not exist (and SQLite may hand them out again)
+                beat.row_id = None
             if is_transient(exc):
                 outage.DATABASE.down(exc)
             else:
                 log.exception("heartbeat not written")
             return
-        for beat in beats:
-            beat.saved = True
         outage.DATABASE.up()

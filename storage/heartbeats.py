@@ -19,18 +19,17 @@ _BEAT = (update(ProcessBeat.__table__).where(ProcessBeat.__table__.c.id == bindp
          .values(last_seen=bindparam("seen"), jobs=bindparam("done")))
 
 
-def start(conn: Connection, *, kind: str, name: str, host: str, pid: int, now: datetime) -> int:
+def start(conn: Connection, *, kind: str, name: str, host: str, pid: int, now: datetime, jobs: int = 0) -> int:
     """A new row for a process (or thread) that has just started; returns its id."""
     return conn.execute(insert(ProcessBeat.__table__).values(
-        kind=kind, name=name, host=host, pid=pid, started_at=now, last_seen=now, jobs=0)
+        kind=kind, name=name, host=host, pid=pid, started_at=now, last_seen=now, jobs=jobs)
         .returning(ProcessBeat.__table__.c.id)).scalar_one()
 
 
-def beat(conn: Connection, beats: list[tuple[int, int]], *, now: datetime) -> None:
-    """Move `last_seen` to now and record the jobs done, for each (row id, jobs): one statement,
-    its parameters sent together."""
-    if beats:
-        conn.execute(_BEAT, [{"row_id": row_id, "seen": now, "done": jobs} for row_id, jobs in beats])
+def beat(conn: Connection, row_id: int, *, jobs: int, now: datetime) -> bool:
+    """Move `last_seen` to now and record the jobs done; False if the row is gone (purged while
+    this process was suspended for a day, or the demo's clock skipped ahead), so it is written anew."""
+    return conn.execute(_BEAT, {"row_id": row_id, "seen": now, "done": jobs}).rowcount == 1
 
 
 def prune(conn: Connection, *, before: datetime) -> int:

@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from banli import worker
 from banli.cron import purge_old_records
@@ -125,6 +125,14 @@ def test_processes_gone_for_a_day_are_purged_at_night(stack_factory):
     with session_scope(stack.runtime.engine) as session:
         assert purge_old_records(stack.runtime, session)["processes"] == 1
     assert stack.count("process_beat") == 0
+    live = Pulse(stack.runtime, threading.Event(), interval=3600)  # a process suspended for a day wakes up
+    beat = live.add("web")
+    wait_for(lambda: stack.count("process_beat") == 1)  # its first beat
+    with session_scope(stack.runtime.engine) as session:
+        session.execute(delete(ProcessBeat))
+    live.once()  # its row was purged meanwhile: written anew, and it is alive again
+    assert stack.count("process_beat") == 1 and beat.row_id is not None
+    assert ">运行中<" in queue_page(stack)
 
 
 def test_only_admins_open_the_queue_page(stack_factory):
