@@ -237,3 +237,21 @@ def test_a_new_month_counts_from_zero_and_warns_again(stack_factory):
     meter.count("dingtalk")
     meter.flush()
     assert [key.split(":")[3] for key, _ in warnings(stack)] == ["2026-11"] * 2 + ["2026-12"] * 2
+
+
+def test_counts_survive_a_write_that_fails(tmp_path, caplog):
+    from banli.settings import Settings
+    from storage.migrate import upgrade
+
+    runtime = Runtime(Settings(database_url=f"sqlite:///{tmp_path / 'new.db'}"))  # no tables yet
+    for _ in range(3):
+        runtime.api_meter.count("dingtalk")
+    runtime.api_meter.flush()  # fails: the counts are kept, and said once
+    runtime.api_meter.flush()
+    assert len([r for r in caplog.records if "API call counts not written" in r.getMessage()]) == 1
+    upgrade(runtime.engine)
+    runtime.api_meter.count("dingtalk")
+    runtime.close()
+    with runtime.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT calls FROM api_call_count").scalar_one() == 4
+    runtime.close()
