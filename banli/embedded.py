@@ -41,3 +41,4 @@ class Embedded:
             self.runtime.ring()  # wake the dispatcher from its doorbell wait
         except Exception:  # noqa: BLE001
             pass
+        self.pulse.join(timeout=2.0)  # one quick write: the page then shows when it stopped

@@ -58,6 +58,11 @@ class Pulse:
                 self._thread.start()
         return beat
 
+    def join(self, timeout: float) -> None:
+        """After `stop` is set: wait for the last beat to be written (a clean stop's last time seen)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _run(self) -> None:
         self.stop.wait(START_DELAY_SECONDS)
         while True:
