@@ -76,7 +76,9 @@ def test_the_page_lists_the_live_processes_and_shows_a_stopped_one_with_when_it_
     assert page.count(">已停止<") == 3 and ">运行中<" not in page
     with session_scope(stack.runtime.engine) as session:
         seen = session.execute(select(ProcessBeat.last_seen)).scalars().first()
-    assert seen.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") in page  # company time
+    shown = seen.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert shown.startswith("2026-11-21 10:0")  # 02:0x UTC, shown in the company's time
+    assert page.count(f'<td class="late">{shown}</td>') == 3
 
 
 def test_rows_due_with_no_live_worker_raise_the_warning_until_a_worker_beats(stack_factory):
