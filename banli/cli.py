@@ -163,8 +163,7 @@ def run_web(settings: Settings, args) -> int:
             # so every engine pool and Redis connection is opened after the fork, never shared.
             # run_db_upgrade's engine above is its own and is disposed before the fork.
             self.cfg.set("preload_app", False)
-            if settings.embedded:
-                self.cfg.set("post_worker_init", _start_embedded)
+            self.cfg.set("post_worker_init", _start_embedded if settings.embedded else _start_heartbeat)
 
         def load(self):
             return create_app(settings)
@@ -185,6 +184,13 @@ def _start_embedded(worker) -> None:
     from banli.embedded import Embedded
 
     Embedded(worker.wsgi.extensions["banli"]).start()
+
+
+def _start_heartbeat(worker) -> None:
+    """Each web process says it is alive, for the queue page (banli/heartbeat.py)."""
+    from banli.heartbeat import Pulse
+
+    Pulse(worker.wsgi.extensions["banli"], threading.Event()).add("web")
 
 
 def _needs_redis(settings: Settings, what: str) -> None:

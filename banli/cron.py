@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlmodel import Session
 
-from storage import outbox
+from storage import heartbeats, outbox
 from workflows import customer_index, overdue, pool
 from workflows.digest import queue_daily_digests
 
@@ -36,12 +36,14 @@ class CronJob:
 
 
 def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
-    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback —
-    and customer name changes after a day (every process's matcher has applied them by then)."""
+    """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback —,
+    customer name changes after a day (every process's matcher has applied them by then), and
+    processes not seen for a day (restarted or moved: the queue page lists only recent ones)."""
     now = runtime.now()
     return {"outbox": outbox.purge_done(session, before=now - timedelta(days=30)),
             "name_changes": customer_index.purge_changes(
-                session, before=now - timedelta(days=customer_index.KEEP_CHANGES_DAYS))}
+                session, before=now - timedelta(days=customer_index.KEEP_CHANGES_DAYS)),
+            "processes": heartbeats.prune(session.connection(), before=now - timedelta(days=1))}
 
 
 def daily_digests(runtime: Any, session: Session) -> dict[str, Any]:

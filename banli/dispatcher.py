@@ -21,6 +21,7 @@ from rq.worker import Worker
 
 from banli import outage
 from banli.cron import claim_due_slots
+from banli.heartbeat import Pulse
 from bot.runtime import DOORBELL, Runtime
 from storage import outbox
 from storage.db import is_transient, session_scope
@@ -86,12 +87,14 @@ def live_jobs(runtime: Runtime, rows: list[tuple[int, str]]) -> set[int]:
             if (hit is not None if kind == "queued" else bool(hit))}
 
 
-def run(runtime: Runtime, stop: threading.Event) -> None:
+def run(runtime: Runtime, stop: threading.Event, pulse: Pulse | None = None) -> None:
+    """Dispatch until `stop` is set; a heartbeat counts the rows handed to RQ (a new Pulse if none is given)."""
     interval = runtime.settings.dispatch_interval_seconds
+    beat = (pulse or Pulse(runtime, stop)).add("dispatcher")
     log.info("dispatcher started (poll every %ss)", interval)
     while not stop.is_set():
         try:
-            tick(runtime)
+            beat.jobs += tick(runtime)
         except RedisError as exc:
             outage.REDIS.down(exc)
         except Exception as exc:  # noqa: BLE001 — a database hiccup must not end the loop

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 from banli import dispatcher, stream, worker
+from banli.heartbeat import Pulse
 from banli.wiring import wire
 from bot.runtime import Runtime
 
@@ -19,14 +20,17 @@ class Embedded:
 
     def start(self) -> "Embedded":
         wire(self.runtime)  # normally done already by create_app; the threads must never run unwired
-        self.threads.append(worker.start_thread(self.runtime, self.stop_event))
-        thread = threading.Thread(target=dispatcher.run, args=(self.runtime, self.stop_event),
+        # One heartbeat thread for the lot; the web server is this process, so it beats here too.
+        self.pulse = pulse = Pulse(self.runtime, self.stop_event)
+        pulse.add("web")
+        self.threads.append(worker.start_thread(self.runtime, self.stop_event, pulse=pulse))
+        thread = threading.Thread(target=dispatcher.run, args=(self.runtime, self.stop_event, pulse),
                                   name="banli-dispatcher", daemon=True)
         thread.start()
         self.threads.append(thread)
         dingtalk = self.runtime.settings.dingtalk
         if dingtalk and dingtalk.stream:
-            self.threads.append(stream.start_thread(self.runtime, self.stop_event))
+            self.threads.append(stream.start_thread(self.runtime, self.stop_event, pulse))
         return self
 
     def stop(self) -> None:
@@ -37,3 +41,4 @@ class Embedded:
             self.runtime.ring()  # wake the dispatcher from its doorbell wait
         except Exception:  # noqa: BLE001
             pass
+        self.pulse.join(timeout=2.0)  # one quick write: the page then shows when it stopped

@@ -100,6 +100,10 @@ class Settings:
     # generates one on first use and keeps it in the database (workflows/console.py), so every
     # process and every restart signs with the same key.
     secret_key: str = ""
+    # DingTalk's monthly API call quota for the organisation (free organisations: 5,000; 专业版 and
+    # add-on packs raise it): at 80 % every admin is warned once a month (workflows/api_usage.py).
+    # 0: no quota, calls are only counted.
+    dingtalk_monthly_quota: int = 5000
 
     @property
     def embedded(self) -> bool:
@@ -136,6 +140,7 @@ class Settings:
             files_max_bytes=int(float(env.get("BANLI_FILES_MAX_MB") or 10) * 1024 * 1024),
             language_model=_language_model_from(env),
             secret_key=env.get("BANLI_SECRET_KEY", ""),
+            dingtalk_monthly_quota=_count(env, "BANLI_DINGTALK_MONTHLY_QUOTA", 5000),
         )
 
     def describe(self) -> list[str]:
@@ -236,6 +241,15 @@ def _dingtalk_mode(value: str) -> str:
     if value not in DINGTALK_MODES:
         raise ValueError(f"DINGTALK_MODE must be http or stream, not {value!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = (env.get(name) or "").strip().replace(",", "").replace("_", "")
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number of calls (0: none), not {env[name]!r}")
+    return int(value)
 
 
 def _log_format(value: str) -> str:

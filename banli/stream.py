@@ -25,6 +25,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from banli import outage
+from banli.heartbeat import Pulse
 from bot.runtime import Runtime
 
 log = logging.getLogger("banli.stream")
@@ -140,9 +141,11 @@ def _release(lease: Lease) -> None:
         log.info("dingtalk stream: connection closed; the lease expires on its own")
 
 
-def start_thread(runtime: Runtime, stop: threading.Event) -> threading.Thread:
-    """Embedded mode: the stream beside the web server, in a daemon thread with its own event loop."""
+def start_thread(runtime: Runtime, stop: threading.Event, pulse: Pulse | None = None) -> threading.Thread:
+    """The stream in a daemon thread with its own event loop (beside the web server in embedded
+    mode), with a heartbeat that stops when the thread does."""
     thread = threading.Thread(target=run, args=(runtime, stop), name="banli-stream", daemon=True)
+    (pulse or Pulse(runtime, stop)).add("stream", alive=thread.is_alive)
     thread.start()
     return thread
 

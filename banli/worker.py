@@ -22,6 +22,7 @@ from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
 
 from banli import delivery, outage
+from banli.heartbeat import Beat, Pulse
 from bot.runtime import Runtime
 
 log = logging.getLogger("banli.worker")
@@ -40,6 +41,7 @@ class ThreadWorker(SimpleWorker):
 
     death_penalty_class = TimerDeathPenalty
     stop_event: threading.Event | None = None
+    beat: Beat | None = None  # this thread's heartbeat: counts the jobs it runs
     # RQ retries a lost Redis inside its dequeue loop, doubling the wait up to a minute: probe every
     # second instead, so work resumes within a second of Redis coming back.
     exponential_backoff_factor = 1.0
@@ -65,6 +67,13 @@ class ThreadWorker(SimpleWorker):
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
             if result is not None or self._stop_requested or timeout is None:
                 return result
+
+    def execute_job(self, job, queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self.beat is not None:
+                self.beat.jobs += 1
 
     def heartbeat(self, timeout=None, pipeline=None):
         """Also the place to notice Redis: RQ's dequeue loop calls this first on every retry."""
@@ -98,7 +107,7 @@ class _RedisNoise(logging.Filter):
 _noise_filter = _RedisNoise()
 
 
-def run(runtime: Runtime, stop: threading.Event) -> None:
+def run(runtime: Runtime, stop: threading.Event, beat: Beat | None = None) -> None:
     """Work the queue in this thread until `stop` is set. RQ's own loop ends when Redis goes away
     under a job's bookkeeping (and its constructor fails while Redis is down); this one waits for
     Redis and starts a fresh worker. The outbox re-offers whatever was in flight."""
@@ -107,7 +116,7 @@ def run(runtime: Runtime, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             worker = ThreadWorker([runtime.queue], connection=runtime.redis, worker_ttl=WORKER_TTL)
-            worker.stop_event = stop
+            worker.stop_event, worker.beat = stop, beat
             worker.work(logging_level="WARNING", with_scheduler=False)
         except RedisError as exc:
             outage.REDIS.down(exc)
@@ -129,8 +138,13 @@ def _wait_for_redis(runtime: Runtime, stop: threading.Event) -> None:
         return
 
 
-def start_thread(runtime: Runtime, stop: threading.Event, name: str = "banli-worker") -> threading.Thread:
-    thread = threading.Thread(target=run, args=(runtime, stop), name=name, daemon=True)
+def start_thread(runtime: Runtime, stop: threading.Event, name: str = "banli-worker",
+                 pulse: Pulse | None = None) -> threading.Thread:
+    """A worker thread; with `pulse`, it has a heartbeat row of its own (stopped when the thread dies)."""
+    beat = pulse.add("worker", name) if pulse else None
+    thread = threading.Thread(target=run, args=(runtime, stop, beat), name=name, daemon=True)
+    if beat is not None:
+        beat.alive = thread.is_alive
     thread.start()
     return thread
 
@@ -155,7 +169,8 @@ def run_process(runtime: Runtime, *, concurrency: int = 0) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
     _load_once(runtime)
-    threads = [start_thread(runtime, stop, name=f"banli-worker-{n}") for n in range(count)]
+    pulse = Pulse(runtime, stop)
+    threads = [start_thread(runtime, stop, name=f"banli-worker-{n}", pulse=pulse) for n in range(count)]
     log.info("worker started: %d jobs at once on queue %r", count, runtime.settings.queue_name)
     while not stop.wait(1.0):  # a timed wait: signal handlers run in the main thread between waits
         pass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import requests
 
@@ -10,6 +10,24 @@ from bot.platform import PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 
 TIMEOUT = (3.05, 10)  # connect, read: well under the outbox lease
+
+
+class CountedSession(requests.Session):
+    """A session that calls `count` before each request to one of `hosts` (a platform's API bases)
+    unless its URL starts with one of `free` (calls the platform does not meter): every call that
+    may reach the platform is counted, one that then times out included, since the platform may
+    have counted it too (bot/api_meter.py)."""
+
+    def __init__(self, count: Callable[[], None] | None, hosts: tuple[str, ...], free: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self._count = count
+        self._hosts = tuple(host.rstrip("/") + "/" for host in hosts)
+        self._free = free
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        if self._count is not None and url.startswith(self._hosts) and not url.startswith(self._free):
+            self._count()
+        return super().request(method, url, *args, **kwargs)
 
 
 def request_json(session: requests.Session, method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:

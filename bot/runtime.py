@@ -11,8 +11,8 @@ import os
 import threading
 import time
 from datetime import datetime
-from functools import cached_property
-from typing import Callable
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Callable
 
 from redis import Redis
 from rq import Queue
@@ -23,6 +23,9 @@ from bot.platform import PlatformClient
 from handlers import Router
 from storage.db import make_engine
 from storage.models import utcnow
+
+if TYPE_CHECKING:
+    from bot.api_meter import ApiMeter
 
 log = logging.getLogger("banli")
 
@@ -68,7 +71,10 @@ class Runtime:
         return make_engine(self.settings.database_url, autocommit=True)
 
     def close(self) -> None:
-        """Give back every database connection this runtime opened (both pools)."""
+        """Write the API call counts still held, then give back every database connection this
+        runtime opened (both pools)."""
+        if "api_meter" in self.__dict__:
+            self.api_meter.flush()
         for name in ("autocommit_engine", "engine"):
             if name in self.__dict__:  # only the pools that were created
                 self.__dict__[name].dispose()
@@ -110,12 +116,20 @@ class Runtime:
         if self.settings.wecom:
             from bot.wecom.client import WeComClient
 
-            clients["wecom"] = WeComClient(self.settings.wecom, self.redis)
+            clients["wecom"] = WeComClient(self.settings.wecom, self.redis, partial(self.api_meter.count, "wecom"))
         if self.settings.dingtalk:
             from bot.dingtalk.client import DingTalkClient
 
-            clients["dingtalk"] = DingTalkClient(self.settings.dingtalk, self.redis)
+            clients["dingtalk"] = DingTalkClient(self.settings.dingtalk, self.redis,
+                                                 partial(self.api_meter.count, "dingtalk"))
         return clients
+
+    @cached_property
+    def api_meter(self) -> "ApiMeter":
+        """Counts the platform API calls this process makes (the monthly quota)."""
+        from bot.api_meter import ApiMeter
+
+        return ApiMeter(self)
 
     @cached_property
     def language_model(self) -> Callable[[str, str], dict | None] | None:

@@ -503,3 +503,35 @@ class ConsoleSecret(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     value: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessBeat(SQLModel, table=True):
+    """A long-running process (or one worker thread of `banli worker`) saying it is alive: written at
+    start, its `last_seen` moved every ~15 s (banli/heartbeat.py), read by the queue page. A row not
+    seen for a day is purged at night."""
+
+    __tablename__ = "process_beat"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # worker | dispatcher | web | stream
+    name: str = Field(default="", max_length=64)  # the thread, e.g. banli-worker-2
+    host: str = Field(default="", max_length=128)
+    pid: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow, index=True)
+    jobs: int = 0  # jobs run (a worker), rows handed to the queue (the dispatcher)
+
+
+class ApiCallCount(SQLModel, table=True):
+    """Outbound calls to one platform's API in one month of the company's time zone (bot/api_meter.py),
+    against DingTalk's monthly quota; `warned_at` is set once, by whoever saw 80 % first."""
+
+    __tablename__ = "api_call_count"
+    __table_args__ = (UniqueConstraint("platform", "month", name="uq_api_call_count_platform_month"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    month: str = Field(max_length=7)  # 2026-12
+    calls: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+    warned_at: Optional[datetime] = None

@@ -226,13 +226,7 @@ def test_an_admin_reads_the_rules_dry_runs_and_reorders(demo_factory, phone, sho
     added = json.dumps(sim.wait_bot("wecom", ADMIN.key, 1)[0], ensure_ascii=False)
     new_id = re.search(r"规则#(\d+)", added).group(1)
     assert "前面" in added  # put before 金额 > 1000, which would always win
-    page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
-    send(page, "后台")
-    link = page.locator(".md-bubble a", has_text="打开后台")
-    console = page.context.new_page()
-    console.set_viewport_size(LAPTOP)
-    console.goto(link.get_attribute("href"))
+    console = open_console(phone, sim, ADMIN)
     console.get_by_role("link", name="规则").first.click()
     expect(console.locator("h1")).to_have_text("规则")
     row = console.locator(f"#rule-{new_id}")

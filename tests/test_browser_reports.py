@@ -4,36 +4,24 @@ fails on any), and the XLSX download opens."""
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
-
 import io
 from datetime import timedelta
 from decimal import Decimal
 
 from openpyxl import load_workbook
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from storage.db import session_scope
 from storage.models import ApprovalRequest, ApprovalTask, Deal, Employee, PaymentPlan
-from test_browser import LAPTOP, phone, send, shoot  # noqa: F401 — fixtures
+from test_browser import open_console, phone, shoot  # noqa: F401 — fixtures
 from test_sim import MANAGER, demo_factory  # noqa: F401 — fixture
 from workflows import console as console_access, rules
 
 
-def open_console(page, sim):
-    """The manager sends 后台 in the simulator and opens the link on a laptop-sized page."""
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={MANAGER.key}")
-    send(page, "后台")
-    link = page.locator(".md-bubble a", has_text="打开后台")
-    console = page.context.new_page()
-    console.set_viewport_size(LAPTOP)
-    console.goto(link.get_attribute("href"))
-    return console
-
-
 def test_a_manager_reads_the_funnel_and_weekly_followups(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
-    console = open_console(phone, sim)
+    console = open_console(phone, sim, MANAGER)
     console.get_by_role("link", name="报表").first.click()
     expect(console.locator("h1")).to_have_text("报表")
     console.select_option("select[name=period]", "quarter")
@@ -85,7 +73,7 @@ def _whole(page) -> dict:
 def test_a_manager_reads_overdue_payments_and_approval_time(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
     _report_data(sim)
-    console_page = open_console(phone, sim)
+    console_page = open_console(phone, sim, MANAGER)
     console_page.get_by_role("link", name="报表").first.click()
     console_page.get_by_role("link", name="逾期客户").click()
     expect(console_page.locator("h2")).to_contain_text("逾期客户")

@@ -8,6 +8,10 @@ import sys
 
 import pytest
 import requests
+from sqlalchemy import text
+
+from banli.worker import default_concurrency
+from storage.db import make_engine
 
 from bot.serving import ServerThread
 from bot.wecom.standin import WeComPeer, WeComStandin
@@ -93,9 +97,25 @@ def test_web_worker_and_dispatcher_as_separate_processes(tmp_path, wecom_api, da
                                  timeout=5).status_code == 200
         cards = wait_for(lambda: len(standin.cards_to("zhangsan")) == 2 and standin.cards_to("zhangsan"), timeout=30)
         assert sorted(c["template_card"]["main_title"]["title"] for c in cards) == ["办理 · 主菜单", "报销"]
+        # Each process says it is alive: both web processes, each worker thread, the dispatcher.
+        wanted = [("dispatcher", 1), ("web", 2), ("worker", default_concurrency())]
+        wait_for(lambda: _rows(database_url, "SELECT kind, count(*) FROM process_beat GROUP BY kind ORDER BY kind")
+                 == wanted, timeout=20)
     finally:
         _stop(*procs)
         redis_server.stop()
+    # The worker's WeCom calls are in SQL once it has stopped: the token and both sends at least.
+    [(calls,)] = _rows(database_url, "SELECT calls FROM api_call_count WHERE platform = 'wecom'")
+    assert calls >= 3
+
+
+def _rows(database_url: str, sql: str) -> list[tuple]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
 
 
 def test_worker_refuses_to_start_without_redis(tmp_path):

@@ -84,6 +84,14 @@ def test_a_language_model_url_without_a_model_name_stops_the_start():
         Settings.from_env({"BANLI_LLM_URL": "http://llm/v1"})
 
 
+def test_the_dingtalk_monthly_quota_is_5000_unless_set_and_a_bad_value_stops_the_start():
+    assert Settings.from_env({}).dingtalk_monthly_quota == 5000
+    assert Settings.from_env({"BANLI_DINGTALK_MONTHLY_QUOTA": "205,000"}).dingtalk_monthly_quota == 205000
+    assert Settings.from_env({"BANLI_DINGTALK_MONTHLY_QUOTA": "0"}).dingtalk_monthly_quota == 0
+    with pytest.raises(ValueError, match="BANLI_DINGTALK_MONTHLY_QUOTA"):
+        Settings.from_env({"BANLI_DINGTALK_MONTHLY_QUOTA": "五千"})
+
+
 def test_secrets_are_not_printed_at_start_up():
     settings = Settings.from_env({**WECOM, "DATABASE_URL": "postgresql://banli:hunter2@db:5432/banli"})
     assert "hunter2" not in "\n".join(settings.describe())

@@ -1,5 +1,6 @@
 """The console's pages: / (overview), /admin/login (the one-time link), /admin/logout, /admin/audit
-(+ .csv), /admin/queue (+ retry / discard) and /admin/rules (routing rules, dry run, reorder, the other rules; the rule form is rule_edit_routes.py). Each view asks a workflow and renders a template."""
+(+ .csv) and /admin/rules (routing rules, dry run, reorder, the other rules; the rule form is rule_edit_routes.py, the
+queue page queue_routes.py). Each view asks a workflow and renders a template."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import (auth, customer_routes, export_routes, import_routes, people_routes, report_routes,
-                       rule_edit_routes)
+from bot.admin import (auth, customer_routes, export_routes, import_routes, people_routes, queue_routes,
+                       report_routes, rule_edit_routes)
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
-from workflows import audit, audit_view, console, queue_health
+from workflows import audit, audit_view, console
 from workflows.approvals import rule_admin, rule_history, rule_view
 
 HERE = Path(__file__).parent
@@ -116,27 +117,6 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": f"attachment; filename=banli-audit-{stamp}.csv"})
 
-    @bp.get("/queue")
-    @auth.signed_in(runtime, admin_only=True)
-    def queue():
-        with session_scope(runtime.engine) as session:
-            kinds = queue_health.summary(session, now=runtime.now())
-            failed = queue_health.failed(session)
-        done_id, _, verb = request.args.get("done", "").partition(":")
-        done = (done_id, verb) if done_id.isdigit() and verb in ("retry", "discard", "gone") else None
-        return render_template("admin/queue.html", viewer=g.viewer, kinds=kinds, failed=failed, done=done)
-
-    @bp.post("/queue/<int:row_id>/<any(retry, discard):verb>")
-    @auth.signed_in(runtime, admin_only=True)
-    def queue_change(row_id: int, verb: str):
-        change = queue_health.retry if verb == "retry" else queue_health.discard
-        with session_scope(runtime.engine) as session:
-            changed = change(session, row_id, actor=g.viewer.employee, now=runtime.now())
-        if changed and verb == "retry":
-            runtime.ring()  # after the commit: the dispatcher offers it now
-        done = f"{row_id}:{verb}" if changed else f"{row_id}:gone"
-        return redirect(url_for("admin.queue", done=done))
-
     @bp.get("/rules")
     @auth.signed_in(runtime, admin_only=True)
     def rules_page():
@@ -169,6 +149,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
             return render_template("admin/rule_history.html", viewer=g.viewer, rule=rule_view.row(session, rule),
                                    versions=rule_history.versions(session, rule_id))
 
+    queue_routes.add_routes(bp, runtime)
     export_routes.add_routes(bp, runtime)
     customer_routes.add_routes(bp, runtime)
     people_routes.add_routes(bp, runtime)

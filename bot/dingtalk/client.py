@@ -16,12 +16,11 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-import requests
 from redis import Redis
 
 from banli.settings import DingTalkSettings
 from bot.dingtalk import render
-from bot.http import check_errcode, json_of, request_bytes, request_json
+from bot.http import CountedSession, check_errcode, json_of, request_bytes, request_json
 from bot.platform import AccessDenied, Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from cards import Card
@@ -49,6 +48,15 @@ ROLE_MEMBER_PAGE = 50  # topapi/role/simplelist's largest page
 GROUP_HINT = "在群里请 @办理 再发指令，或打开与办理的单聊点按钮"
 
 
+def unmetered(settings: DingTalkSettings) -> tuple[str, ...]:
+    """The calls DingTalk leaves out of the organisation's monthly API quota (docs/dingtalk.md §4.8):
+    the access token and the contacts APIs (users, departments). Everything else Banli sends to
+    api.dingtalk.com or oapi.dingtalk.com is counted — role lists, sessionWebhook replies and the
+    Stream gateway too, whose metering DingTalk does not spell out: counting them warns early, never late."""
+    return (settings.api_base + "/v1.0/oauth2/accessToken", settings.oapi_base + "/gettoken",
+            settings.oapi_base + "/topapi/v2/user/", settings.oapi_base + "/topapi/v2/department/")
+
+
 def for_group(card: Card) -> Card:
     """A card as group markdown: its buttons dropped (they would not reach Banli), and the hint."""
     return replace(card, buttons=(), footer=GROUP_HINT)
@@ -57,9 +65,10 @@ def for_group(card: Card) -> Card:
 class DingTalkClient:
     name = "dingtalk"
 
-    def __init__(self, settings: DingTalkSettings, redis: Redis) -> None:
+    def __init__(self, settings: DingTalkSettings, redis: Redis, count: Callable[[], None] | None = None) -> None:
+        """`count` is told of each call to DingTalk's API hosts (the monthly quota, bot/api_meter.py)."""
         self.settings = settings
-        self.http = requests.Session()
+        self.http = CountedSession(count, (settings.api_base, settings.oapi_base), unmetered(settings))
         self.tokens = TokenCache(redis, f"banli:token:dingtalk:{settings.app_key}", self._fetch_token)
 
     # -- Platform ---------------------------------------------------------------------------------

@@ -179,6 +179,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         settings = runtime.settings.dingtalk
         super().__init__(dingtalk_stream.Credential(settings.app_key, settings.app_secret), logger=sdk_log)
         self.open_url = settings.api_base + OPEN_PATH
+        self._count = lambda: runtime.api_meter.count("dingtalk")
         intake = Intake(runtime)
         self.register_callback_handler(ROBOT_TOPIC, _Callback(intake.robot_message, "OK"))
         # A card tap's response would update the clicker's card (§4.6): an empty update, as over HTTP.
@@ -198,6 +199,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": f"DingTalkStream/1.0 SDK/{VERSION_STRING} Python/{python_platform.python_version()} "
                                  "(+https://github.com/open-dingtalk/dingtalk-stream-sdk-python)"}
+        self._count()  # a DingTalk API call like any other (the monthly quota)
         try:
             response = requests.post(self.open_url, data=json.dumps(body).encode(), headers=headers,
                                      timeout=HTTP_TIMEOUT)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-import requests
 from redis import Redis
 
 from banli.settings import WeComSettings
-from bot.http import check_errcode, json_of, request_bytes, request_json
+from bot.http import CountedSession, check_errcode, json_of, request_bytes, request_json
 from bot.platform import AccessDenied, Outgoing, PlatformError, TokenInvalid
 from bot.tokens import TokenCache
 from bot.wecom import render
@@ -39,10 +38,11 @@ DENIED_ERRORS = {60011, 48002}
 class WeComClient:
     name = "wecom"
 
-    def __init__(self, settings: WeComSettings, redis: Redis) -> None:
+    def __init__(self, settings: WeComSettings, redis: Redis, count: Callable[[], None] | None = None) -> None:
+        """`count` is told of each call to the WeCom API (shown on the queue page, bot/api_meter.py)."""
         self.settings = settings
         self.base = settings.api_base + "/cgi-bin/"
-        self.http = requests.Session()
+        self.http = CountedSession(count, (settings.api_base,))
         self.tokens = TokenCache(redis, f"banli:token:wecom:{settings.corp_id}:{settings.agent_id}",
                                  self._fetch_token)
 
