@@ -254,3 +254,13 @@ def _plan_others(session: Session, values: Any, result: Plan, *, given: bool) ->
         if spec.name not in values:
             note = "保持现在的值" if given else f"文件里没有「{OTHERS}」，其他规则都不变"
             result.changes.append(Change(OTHERS, f"{spec.label}（{spec.name}）", "kept", [note]))
+
+
+def report_lines(plan: Plan) -> list[str]:
+    """The plan as lines for a terminal (banli rules import): what changes, then the problems."""
+    lines = [f"[{STATES[c.state]}] {c.section} {c.name}" + "".join(f"\n    {line}" for line in c.lines)
+             for c in plan.changes if c.state in ("new", "changed")]
+    counts = {state: sum(c.state == state for c in plan.changes) for state in STATES}
+    lines.append("，".join(f"{STATES[s]} {n} 条" for s, n in counts.items() if n) or "文件里没有规则")
+    lines += [f"问题：{p}" for p in plan.problems]
+    return lines

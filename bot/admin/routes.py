@@ -8,7 +8,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from bot.admin import auth, customer_routes, export_routes, import_routes, people_routes, report_routes
+from bot.admin import (auth, customer_routes, export_routes, import_routes, people_routes, report_routes,
+                       rule_settings_routes)
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -172,6 +173,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     people_routes.add_routes(bp, runtime)
     report_routes.add_routes(bp, runtime)
     import_routes.add_routes(bp, runtime)
+    rule_settings_routes.add_routes(bp, runtime)
     return bp
 
 
