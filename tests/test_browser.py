@@ -154,6 +154,17 @@ LAPTOP = {"width": 1280, "height": 800}
 ADMIN = next(p for p in PEOPLE if p.role == "admin")
 
 
+def open_console(page, sim, person=ADMIN):
+    """The console as a person opens it: 后台 in the simulator's chat, then its link, in a laptop-sized tab."""
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={person.key}")
+    send(page, "后台")
+    with page.context.expect_page() as opened:
+        page.locator(".md-bubble a", has_text="打开后台").click()
+    console = opened.value
+    console.set_viewport_size(LAPTOP)
+    return console
+
+
 def test_an_admin_opens_the_console_from_the_chat_and_reads_the_audit_log(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
     sim.send("wecom", REP.key, "后台")  # refused, and the refusal is in the log the admin reads below

@@ -48,6 +48,7 @@ def save(client, name: str, **fields):
 def test_the_rules_page_links_each_other_rule_to_its_form(company):  # noqa: F811
     client = signed_in(company, "zhaozong")
     markup = client.get("/admin/rules").get_data(as_text=True)
+    assert markup.count('id="other-rules"') == 1
     section = markup[markup.index('id="other-rules"'):]
     for spec in rules.SPECS.values():
         assert f'href="/admin/rules/settings/{spec.name}"' in section
