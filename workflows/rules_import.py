@@ -109,11 +109,7 @@ def apply(session: Session, text: str, *, by: Employee | None, platform: str, ex
 def _plan_routing(session: Session, groups: Any, result: Plan, *, given: bool) -> None:
     existing = {r.id: r for r in session.execute(select(ApprovalRule)).scalars()}
     seen: set[int] = set()
-    if groups is None:
-        groups = {}
-    if not isinstance(groups, dict):
-        result.problems.append(f"{ROUTING}：应按申请类型分组，如「报销:」下面一条条列出")
-        groups = {}
+    groups = _mapping(groups, result, f"{ROUTING}：应按申请类型分组，如「报销:」下面一条条列出")
     for kind_word, entries in groups.items():
         kind = "*" if kind_word in (WILDCARD, "*") else str(kind_word)
         where = f"{ROUTING} {kind_word}"
@@ -213,6 +209,13 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _mapping(part: Any, result: Plan, problem: str) -> dict:
+    """A part of the file that must be a mapping: absent is empty, anything else is a problem."""
+    if part is not None and not isinstance(part, dict):
+        result.problems.append(problem)
+    return part if isinstance(part, dict) else {}
+
+
 def _name(kind: str, rule_id: int) -> str:
     return f"{_kind_word(kind)} #{rule_id}"
 
@@ -225,11 +228,7 @@ def _kind_word(kind: str) -> str:
 
 
 def _plan_others(session: Session, values: Any, result: Plan, *, given: bool) -> None:
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        result.problems.append(f"{OTHERS}：应写成「名称: 值」一行一条")
-        values = {}
+    values = _mapping(values, result, f"{OTHERS}：应写成「名称: 值」一行一条")
     for name, value in values.items():
         spec = rules.SPECS.get(str(name))
         if spec is None:
