@@ -11,9 +11,11 @@ import subprocess
 import sys
 
 import yaml
+from sqlalchemy import select
 
 from chat import rows
 from storage.db import session_scope
+from storage.models import ApprovalRule, Employee
 from workflows import rules
 
 from test_console import company, csrf_of, refusals, signed_in  # noqa: F401  (fixture)
@@ -296,3 +298,35 @@ def test_the_banli_rules_commands(company, tmp_path):  # noqa: F811
     assert rule(company, "crm.owner_cap") == 120
     assert banli("import", str(tmp_path / "none.yaml")).returncode == 2
     assert rows(company, "SELECT platform FROM audit_log WHERE action = 'rule.edit'") == [("cli",)]
+
+
+def test_every_kind_of_routing_rule_reads_back_as_it_is(company):  # noqa: F811
+    with session_scope(company.runtime.engine) as session:
+        zhang = session.execute(select(Employee).where(Employee.name == "张三")).scalar_one()
+        session.add_all([
+            ApprovalRule(request_type="*", priority=99, condition="", no_approver=f"person:{zhang.id}",
+                         steps='[{"approvers": ["manager:2", "dept_head"], "mode": "all"}, '
+                               '{"approvers": ["chosen"], "mode": "any"}]',
+                         cc=f'["role:legal", "after:person:{zhang.id}"]'),
+            ApprovalRule(request_type="采购", priority=30, condition='amount > 100 and department == "销售一部"',
+                         steps='[{"approvers": ["role:finance"]}]', cc="[]", no_approver="auto_pass", active=False)])
+    client = signed_in(company, "zhaozong")
+    text = exported(client)
+    wildcard = yaml.safe_load(text)["审批路由"]["通配"][0]
+    assert wildcard["审批"] == "第2级上级、部门负责人(会签) → 申请人自选"
+    assert (wildcard["抄送"], wildcard["通过后抄送"], wildcard["找不到审批人时"]) == ("法务", "张三", "张三")
+    assert '条件: 金额 > 100 且 部门 == "销售一部"' in text and "启用: 否" in text
+    before = state(company)
+    shown = text_of(preview(client, text).get_data(as_text=True))
+    assert "没有改动" in shown, shown[:800]
+    # Left out of the file, a rule is kept (and the preview says so); 启用: 否 stops one.
+    text = text.replace("    启用: 是\n", "    启用: 否\n", 1)  # the first rule: 报销 #1
+    kept = text.index("  - 编号: 2\n")
+    text = text[:kept] + text[text.index("  请假:\n"):]
+    markup = preview(client, text).get_data(as_text=True)
+    shown = text_of(markup)
+    assert "报销 #1 修改 启用：是 → 否" in shown
+    assert "报销 #2 文件里没有，保留不变 导入不会删除规则" in shown
+    assert state(company) == before
+    assert confirm(client, markup).status_code == 302
+    assert rows(company, "SELECT id, active FROM approval_rule WHERE id IN (1, 2) ORDER BY id") == [(1, False), (2, True)]
