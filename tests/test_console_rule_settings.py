@@ -195,7 +195,7 @@ def test_an_exported_file_reads_in_chat_words_and_imports_as_no_changes(company)
     reimburse = data["审批路由"]["报销"]
     assert [r["条件"] for r in reimburse] == ["金额 <= 1000", "金额 > 1000"]  # the order they are tried
     assert reimburse[1]["审批"] == "直属上级 → 财务" and reimburse[1]["找不到审批人时"] == "管理员"
-    assert data["其他规则"]["crm.quiet_hours"] == {"start": "21:00", "end": "08:00", "release": "08:30"}
+    assert data["其他规则"]["crm.quiet_hours"] == {"开始": "21:00", "结束": "08:00", "补发时间": "08:30"}
     assert "# 超期未跟进天数" in text
     before = state(company)
     shown = text_of(preview(client, text).get_data(as_text=True))
@@ -208,6 +208,7 @@ def test_an_edited_file_shows_each_change_then_applies_it_with_history(company):
     text = exported(client)
     text = text.replace("    审批: 直属上级 → 财务\n", "    审批: 直属上级 → 财务(会签)\n    抄送: 法务\n", 1)
     text = text.replace("crm.owner_cap: 200", "crm.owner_cap: 150")
+    text = text.replace("oa.auto_decide: {}", "oa.auto_decide: {通用: {小时: 72, 自动: 驳回}}")
     text = text.replace("  请假:\n", "  请假:\n  - 条件: 天数 > 10\n    审批: 直属上级 → 总经理\n    优先级: 5\n", 1)
     answer = preview(client, text)
     assert answer.status_code == 200
@@ -217,11 +218,13 @@ def test_an_edited_file_shows_each_change_then_applies_it_with_history(company):
     assert "每人最多持有客户数（crm.owner_cap） 修改 200 → 150" in shown
     assert "请假 新规则 新增" in shown and "条件：天数 > 10" in shown
     assert "超期未跟进天数（crm.overdue_days） 不变" in shown
-    assert "确认导入（改动 3 条）" in shown
+    assert "到期自动处理的申请类型（oa.auto_decide） 修改 无（都等人审批） → 通用 72小时未处理自动拒绝" in shown
+    assert "确认导入（改动 4 条）" in shown
     assert rule(company, "crm.owner_cap") == 200  # a preview changes nothing
     done = confirm(client, markup)
-    assert done.status_code == 302 and done.headers["Location"].endswith("done=3")
+    assert done.status_code == 302 and done.headers["Location"].endswith("done=4")
     assert rule(company, "crm.owner_cap") == 150
+    assert rule(company, "oa.auto_decide") == {"通用": {"hours": 72, "decision": "reject"}}
     (steps, cc, version), = rows(company, "SELECT steps, cc, version FROM approval_rule WHERE id = 2")
     assert json.loads(steps)[1]["mode"] == "all" and json.loads(cc) == ["role:legal"] and version == 2
     history = text_of(client.get("/admin/rules/2/history").get_data(as_text=True))
@@ -244,6 +247,9 @@ def test_a_bad_file_names_the_problem_and_changes_nothing(company):  # noqa: F81
         (good.replace("crm.owner_cap: 200", "crm.owner_limit: 200"), "其他规则 crm.owner_limit：没有这条规则"),
         (good.replace("crm.pool_days: {A: 30", "crm.pool_days: {A: 2"), "其他规则 crm.pool_days 未跟进退回公海天数 A级：应为 4–3650"),
         (good.replace("crm.followup_hour: 09:00", "crm.followup_hour: 9点"), "下次跟进默认时间（只说日期时）：时间格式应为 HH:MM"),
+        (good.replace("oa.auto_decide: {}", "oa.auto_decide: {合同: {小时: 8, 自动: 好的}}"),
+         "其他规则 oa.auto_decide 到期自动处理的申请类型 合同 处理方式：应为 同意（approve）或 驳回（reject）"),
+        (good.replace("结束: '08:00'", "结束: 8点"), "其他规则 crm.quiet_hours 免打扰时段 结束：时间格式应为 HH:MM"),
         (good.replace("审批: 直属上级 → 财务\n", "审批: 直属上级 → 王不存在\n", 1), "审批路由 报销 #2 审批人：不认识「王不存在」"),
         (good.replace("编号: 2\n", "编号: 99\n", 1), "审批路由 报销 第2条 编号：#99 没有这条规则"),
         (good.replace("条件: 金额 > 1000", "条件: 金额 >> 1000", 1), "审批路由 报销 #2 条件："),
@@ -330,3 +336,12 @@ def test_every_kind_of_routing_rule_reads_back_as_it_is(company):  # noqa: F811
     assert state(company) == before
     assert confirm(client, markup).status_code == 302
     assert rows(company, "SELECT id, active FROM approval_rule WHERE id IN (1, 2) ORDER BY id") == [(1, False), (2, True)]
+
+
+def test_a_time_typed_without_quotes_stays_a_time(company):  # noqa: F811
+    # YAML 1.1 would read 22:00 as the number 1320 (base 60); a person editing the file writes it so.
+    client = signed_in(company, "zhaozong")
+    text = exported(client).replace("开始: '21:00'", "开始: 22:00").replace("crm.followup_hour: 09:00",
+                                                                       "crm.followup_hour: 10:30")
+    shown = text_of(preview(client, text).get_data(as_text=True))
+    assert "21:00–08:00，08:30 补发 → 22:00–08:00，08:30 补发" in shown and "09:00 → 10:30" in shown

@@ -124,7 +124,7 @@ def _auto_decide(label: str, value: Any) -> dict[str, dict[str, Any]]:
         if kind not in REQUEST_TYPES:
             raise InvalidRule(f"{label} {kind}", f"不认识的申请类型，可用 {'、'.join(REQUEST_TYPES)}")
         if not isinstance(spec, dict) or spec.get("decision") not in ("approve", "reject"):
-            raise InvalidRule(f"{label} {kind}", "decision 应为 approve（自动同意）或 reject（自动拒绝）")
+            raise InvalidRule(f"{label} {kind} 处理方式", "应为 同意（approve）或 驳回（reject）")
         cleaned[kind] = {"hours": _days(1, 24 * 30)(f"{label} {kind} 小时数", spec.get("hours")),
                          "decision": spec["decision"]}
     return cleaned

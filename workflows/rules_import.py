@@ -22,7 +22,7 @@ from workflows import audit, rules
 from workflows.approvals import rule_admin
 from workflows.approvals.chain import check_rule
 from workflows.approvals.rule_admin import RuleError, RuleText
-from workflows.rules_yaml import NO, OTHERS, OTHERWISE, ROUTING, WILDCARD, YES, entry, load
+from workflows.rules_yaml import NO, OTHERS, OTHERWISE, ROUTING, WILDCARD, YES, entry, load, stored_value
 
 KEYS = ("编号", "优先级", "条件", "审批", "抄送", "通过后抄送", "找不到审批人时", "启用")
 _SPACES = re.compile(r"\s+")
@@ -236,6 +236,7 @@ def _plan_others(session: Session, values: Any, result: Plan, *, given: bool) ->
             continue
         if isinstance(spec.default, bool) and value in (YES, NO):
             value = value == YES
+        value = stored_value(spec.name, value)
         title = f"{spec.label}（{spec.name}）"
         try:
             cleaned = spec.check(spec.label, value)

@@ -19,6 +19,7 @@ from workflows import rules
 from workflows.approvals.chain import AFTER
 from workflows.approvals.conditions import display
 from workflows.approvals.rule_admin import approver_words
+from workflows.rule_settings import DECISIONS, PAIRS
 
 ROUTING, OTHERS = "审批路由", "其他规则"
 WILDCARD = "通配"  # the group of rules for every type (`*`, which YAML would read as an alias)
@@ -43,7 +44,8 @@ def export_text(session: Session, *, at: datetime) -> str:
         if mine:
             routing[WILDCARD if kind == "*" else kind] = mine
     body = _dump({ROUTING: routing}) if routing else f"{ROUTING}: {{}}\n"
-    others = _dump({spec.name: rules.get(session, spec.name) for spec in rules.SPECS.values()}, flow=True)
+    others = _dump({spec.name: file_value(spec.name, rules.get(session, spec.name)) for spec in rules.SPECS.values()},
+                   flow=True)
     body += f"{OTHERS}:\n"
     for line in others.splitlines():  # each rule's label as a comment above it
         spec = rules.SPECS.get(line.partition(":")[0])
@@ -75,6 +77,29 @@ def chain_words(session: Session, steps: list[dict[str, Any]]) -> str:
 
 def no_approver_words(session: Session, spec: str) -> str:
     return NO_APPROVER.get(spec) or approver_words(session, spec)
+
+
+def file_value(name: str, value: Any) -> Any:
+    """A stored value with Chinese keys: 免打扰时段 {开始, 结束, 补发时间}, 自动处理 {小时, 自动: 同意}."""
+    if name in PAIRS:
+        return {word: value[key] for key, word in PAIRS[name]}
+    if name == "oa.auto_decide":
+        return {kind: {"小时": v["hours"], "自动": DECISIONS[v["decision"]]} for kind, v in value.items()}
+    return value
+
+
+def stored_value(name: str, value: Any) -> Any:
+    """file_value backwards (the stored English keys are read too); what cannot be read goes on as it
+    is, for rules.py's check to name."""
+    if name in PAIRS and isinstance(value, dict):
+        keys = {word: key for key, word in PAIRS[name]}
+        return {keys.get(k, k): v for k, v in value.items()}
+    if name == "oa.auto_decide" and isinstance(value, dict):
+        decisions = {**{word: key for key, word in DECISIONS.items()}, "拒绝": "reject"}
+        return {kind: {"hours": v.get("小时", v.get("hours")),
+                       "decision": decisions.get(v.get("自动"), v.get("自动", v.get("decision")))}
+                if isinstance(v, dict) else v for kind, v in value.items()}
+    return value
 
 
 class _Loader(yaml.SafeLoader):
