@@ -214,11 +214,11 @@ def test_an_edited_file_shows_each_change_then_applies_it_with_history(company):
     assert answer.status_code == 200
     markup = answer.get_data(as_text=True)
     shown = text_of(markup)
-    assert "报销 #2 修改 审批：直属上级 → 财务 → 直属上级 → 财务(会签) 抄送：— → 法务" in shown
-    assert "每人最多持有客户数（crm.owner_cap） 修改 200 → 150" in shown
+    assert "报销 #2 修改 审批：「直属上级 → 财务」改为「直属上级 → 财务(会签)」 抄送：「—」改为「法务」" in shown
+    assert "每人最多持有客户数（crm.owner_cap） 修改 「200」改为「150」" in shown
     assert "请假 新规则 新增" in shown and "条件：天数 > 10" in shown
     assert "超期未跟进天数（crm.overdue_days） 不变" in shown
-    assert "到期自动处理的申请类型（oa.auto_decide） 修改 无（都等人审批） → 通用 72小时未处理自动拒绝" in shown
+    assert "到期自动处理的申请类型（oa.auto_decide） 修改 「无（都等人审批）」改为「通用 72小时未处理自动拒绝」" in shown
     assert "确认导入（改动 4 条）" in shown
     assert rule(company, "crm.owner_cap") == 200  # a preview changes nothing
     done = confirm(client, markup)
@@ -293,7 +293,7 @@ def test_the_banli_rules_commands(company, tmp_path):  # noqa: F811
     assert same.returncode == 0 and "没有改动" in same.stdout
     path.write_text(path.read_text(encoding="utf-8").replace("crm.owner_cap: 200", "crm.owner_cap: 120"), encoding="utf-8")
     asked = banli("import", str(path))  # no terminal to answer: shown, not applied
-    assert asked.returncode == 0 and "200 → 120" in asked.stdout and "--yes" in asked.stdout
+    assert asked.returncode == 0 and "「200」改为「120」" in asked.stdout and "--yes" in asked.stdout
     assert rule(company, "crm.owner_cap") == 200
     applied = banli("import", str(path), "--yes")
     assert applied.returncode == 0 and "改动了 1 条" in applied.stdout, applied.stdout + applied.stderr
@@ -331,7 +331,7 @@ def test_every_kind_of_routing_rule_reads_back_as_it_is(company):  # noqa: F811
     text = text[:kept] + text[text.index("  请假:\n"):]
     markup = preview(client, text).get_data(as_text=True)
     shown = text_of(markup)
-    assert "报销 #1 修改 启用：是 → 否" in shown
+    assert "报销 #1 修改 启用：「是」改为「否」" in shown
     assert "报销 #2 文件里没有，保留不变 导入不会删除规则" in shown
     assert state(company) == before
     assert confirm(client, markup).status_code == 302
@@ -344,4 +344,4 @@ def test_a_time_typed_without_quotes_stays_a_time(company):  # noqa: F811
     text = exported(client).replace("开始: '21:00'", "开始: 22:00").replace("crm.followup_hour: 09:00",
                                                                        "crm.followup_hour: 10:30")
     shown = text_of(preview(client, text).get_data(as_text=True))
-    assert "21:00–08:00，08:30 补发 → 22:00–08:00，08:30 补发" in shown and "09:00 → 10:30" in shown
+    assert "「21:00–08:00，08:30 补发」改为「22:00–08:00，08:30 补发」" in shown and "「09:00」改为「10:30」" in shown

@@ -26,7 +26,7 @@ from workflows.rules_yaml import NO, OTHERS, OTHERWISE, ROUTING, WILDCARD, YES, 
 
 KEYS = ("编号", "优先级", "条件", "审批", "抄送", "通过后抄送", "找不到审批人时", "启用")
 _SPACES = re.compile(r"\s+")
-STATES = {"new": "新增", "changed": "修改", "unchanged": "不变", "kept": "文件里没有，保留不变"}
+STATES = {"new": "新增", "changed": "修改", "kept": "文件里没有，保留不变", "unchanged": "不变"}
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Change:
     section: str  # 审批路由 / 其他规则
     name: str  # 报销 #3 / 超期未跟进天数（crm.overdue_days）
     state: str  # a key of STATES
-    lines: list[str] = field(default_factory=list)  # 条件：金额 > 1000 → 金额 > 2000
+    lines: list[str] = field(default_factory=list)  # 条件：「金额 > 1000」改为「金额 > 2000」
 
 
 @dataclass
@@ -47,6 +47,11 @@ class Plan:
     @property
     def to_change(self) -> list[Change]:
         return [c for c in self.changes if c.state in ("new", "changed")]
+
+    @property
+    def in_order(self) -> list[Change]:
+        """What changes first, then what the file leaves out, then what stays as it is."""
+        return sorted(self.changes, key=lambda c: list(STATES).index(c.state))
 
     @property
     def digest(self) -> str:
@@ -205,7 +210,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     for key in KEYS[1:]:
         old, new = before.get(key, "—"), after.get(key, "—")
         if old != new:
-            lines.append(f"{key}：{old} → {new}")
+            lines.append(f"{key}：「{old}」改为「{new}」")  # 「」: a chain has arrows of its own
     return lines
 
 
@@ -248,7 +253,7 @@ def _plan_others(session: Session, values: Any, result: Plan, *, given: bool) ->
             result.changes.append(Change(OTHERS, title, "unchanged"))
             continue
         result.changes.append(Change(OTHERS, title, "changed",
-                                     [f"{rules.show(spec, before)} → {rules.show(spec, cleaned)}"]))
+                                     [f"「{rules.show(spec, before)}」改为「{rules.show(spec, cleaned)}」"]))
         result._others.append((spec.name, cleaned))
     for spec in rules.SPECS.values():
         if spec.name not in values:
