@@ -254,6 +254,7 @@ def test_a_bad_file_names_the_problem_and_changes_nothing(company):  # noqa: F81
         (good.replace("编号: 2\n", "编号: 99\n", 1), "审批路由 报销 第2条 编号：#99 没有这条规则"),
         (good.replace("条件: 金额 > 1000", "条件: 金额 >> 1000", 1), "审批路由 报销 #2 条件："),
         (good.replace("  报销:\n", "  报帐:\n", 1), "审批路由 报帐：不认识这个申请类型"),
+        ("a: &x [1, 1]\nb: &y [*x, *x]\n其他规则: {crm.owner_cap: *y}", "文件：第 2 行不是有效的 YAML（不能用别名（*名字））"),
     ]
     for text, problem in cases:
         answer = preview(client, text)

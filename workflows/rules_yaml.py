@@ -103,8 +103,15 @@ def stored_value(name: str, value: Any) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """safe_load's loader, except that 21:00 stays the text 21:00: YAML 1.1 reads an unquoted time
-    as a base-60 number (1260), and a person editing the file writes times unquoted."""
+    """safe_load's loader, except that 21:00 stays the text 21:00 (YAML 1.1 reads an unquoted time
+    as a base-60 number, 1260, and a person editing the file writes times unquoted), and that aliases
+    are refused: a rules file never needs one, and a few nested ones make a value that prints
+    billions of items long in an error message."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "不能用别名（*名字）", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
