@@ -12,6 +12,7 @@
     banli dingtalk register-card-callback URL   send DingTalk card taps to URL (…/dingtalk/card)
     banli import customers FILE [--dry-run]     the customer list from Excel (CSV or XLSX; see README)
     banli export customers|followups|deals|requests|audit --format csv|xlsx --out FILE   everything, for Excel
+    banli rules export [FILE]  |  banli rules import FILE [--yes]   every rule as one YAML file, and back
     banli doctor [--public-url URL]  check each configured platform for real; exit 1 on any failure
 """
 
@@ -107,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "xlsx"), help="default: from --out's extension")
     export.add_argument("--out", required=True, metavar="FILE", help="where to write it (- : standard output, CSV)")
     export.set_defaults(run=run_export)
+
+    rules_cmd = sub.add_parser("rules", help="all the rules (routing and the others) as one YAML file")
+    rules_sub = rules_cmd.add_subparsers(required=True, metavar="action")
+    rules_out = rules_sub.add_parser("export", help="write the rules as YAML")
+    rules_out.add_argument("file", nargs="?", default="-", metavar="FILE", help="default: standard output")
+    rules_out.set_defaults(run=run_rules_export)
+    rules_in = rules_sub.add_parser("import", help="show what a rules file would change, then apply it")
+    rules_in.add_argument("file", metavar="FILE")
+    rules_in.add_argument("--yes", action="store_true", help="apply without asking")
+    rules_in.set_defaults(run=run_rules_import)
 
     dingtalk = sub.add_parser("dingtalk", help="DingTalk set-up commands")
     ding_sub = dingtalk.add_subparsers(required=True, metavar="action")
@@ -435,6 +446,78 @@ def run_export(settings: Settings, args) -> int:
     if args.out != "-":
         print(f"已导出{export.KINDS[args.what].name} {count} 行 → {args.out}")
     return 0
+
+
+def run_rules_export(settings: Settings, args) -> int:
+    """Exit 0: written; 2: the file cannot be written."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from storage.db import make_engine, session_scope
+    from workflows import audit, rules_yaml
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            text = rules_yaml.export_text(session, at=datetime.now(ZoneInfo(settings.timezone)))
+            audit.record(session, actor=None, action="rules.export", subject="rules", platform="cli")
+    finally:
+        engine.dispose()
+    if args.file == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.file, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        print(f"无法写入 cannot write {args.file}: {exc.strerror}")
+        return 2
+    print(f"已导出规则 → {args.file}")
+    return 0
+
+
+def run_rules_import(settings: Settings, args) -> int:
+    """Exit 0: applied, or nothing to change, or not confirmed; 1: the file has problems (nothing
+    changed); 2: the file cannot be read."""
+    from storage.db import make_engine, session_scope
+    from workflows import rules_import
+
+    try:
+        with open(args.file, encoding="utf-8-sig") as source:
+            text = source.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"无法读取 cannot read {args.file}: {exc}")
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            plan = rules_import.plan(session, text)
+            session.rollback()
+        print("\n".join(rules_import.report_lines(plan)))
+        if plan.problems:
+            print("文件有问题，没有改动任何规则。")
+            return 1
+        if not plan.to_change:
+            print("没有改动：文件里的规则和现在的一样。")
+            return 0
+        if not args.yes and not _confirmed(f"确认导入（改动 {len(plan.to_change)} 条）？[y/N] "):
+            print("没有导入（加 --yes 直接导入）。")
+            return 0
+        with session_scope(engine) as session:
+            done = rules_import.apply(session, text, by=None, platform="cli", expected=plan.digest)
+    except rules_import.ImportRefused as refused:
+        print(f"没有导入：{refused}")
+        return 1
+    finally:
+        engine.dispose()
+    print(f"已导入，改动了 {len(done.to_change)} 条规则（已记入审计日志）。")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(question).strip().lower() in ("y", "yes", "是")
 
 
 def run_register_card_callback(settings: Settings, args) -> int:

@@ -79,11 +79,11 @@ def test_friendly_forms_are_stored_and_audited(office, words, name, value):
     ("规则 crm.owner_cap 很多", "crm.owner_cap", "每人最多持有客户数：应为整数"),
     ("规则 crm.skip_weekends 也许", "crm.skip_weekends", "周末和节假日不推送提醒：应为 是/否"),
     ("规则 免打扰时段 晚上", "crm.quiet_hours", "免打扰时段："),
-    ("规则 免打扰时段 25:00-07:00", "crm.quiet_hours", "免打扰时段 start：时间格式应为 HH:MM"),
+    ("规则 免打扰时段 25:00-07:00", "crm.quiet_hours", "免打扰时段 开始：时间格式应为 HH:MM"),
     ("规则 oa.auto_decide 报账 72 同意", "oa.auto_decide", "到期自动处理的申请类型 申请类型：不认识「报账」"),
     ("规则 oa.auto_decide 通用 72", "oa.auto_decide", "请写成「类型 小时数 同意/拒绝」，如 通用 72 同意"),
     ("规则 oa.auto_decide 通用 72 也许", "oa.auto_decide", "到期自动处理的申请类型 通用 处理方式：应为 同意 或 拒绝"),
-    ("规则 oa.auto_decide 通用 9999 同意", "oa.auto_decide", "通用 hours：应为 1–720 之间的整数"),
+    ("规则 oa.auto_decide 通用 9999 同意", "oa.auto_decide", "通用 小时数：应为 1–720 之间的整数"),
     ("规则 oa.working_hours 18:00-09:00", "oa.working_hours", "工作时间（提醒只在此时段发）：上班时间要早于下班时间"),
     ("规则 oa.working_hours 九点", "oa.working_hours", "请写成「上班-下班」，如 09:00-18:00"),
 ])

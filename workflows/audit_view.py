@@ -31,7 +31,8 @@ ACTION_NAMES = {
     "approval_rule.create": "新增审批规则", "employee.depart": "离职交接", "console.login": "登录后台",
     "outbox.retry": "重试发送", "outbox.discard": "放弃发送", "export": "导出", "customer.merge": "合并客户",
     "customer.owner": "更换负责人", "employee.link": "关联账号", "directory.resync": "同步通讯录",
-    "approval.delegate": "设置代理", "approval.delegate_end": "取消代理",
+    "approval.delegate": "设置代理", "approval.delegate_end": "取消代理", "rules.import": "导入规则",
+    "rules.export": "导出规则",
 }
 CSV_HEADER = ("时间", "操作人", "代谁操作", "平台", "动作", "对象", "详情")
 

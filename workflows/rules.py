@@ -70,9 +70,9 @@ _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 def _quiet_hours(label: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or set(value) != {"start", "end", "release"}:
         raise InvalidRule(label, "需要 start（开始）、end（结束）和 release（补发时间），如 21:00 / 08:00 / 08:30")
-    for key in ("start", "end", "release"):
+    for key, word in (("start", "开始"), ("end", "结束"), ("release", "补发时间")):
         if not isinstance(value[key], str) or not _CLOCK.match(value[key]):
-            raise InvalidRule(f"{label} {key}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
+            raise InvalidRule(f"{label} {word}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
     return dict(value)
 
 
@@ -124,8 +124,8 @@ def _auto_decide(label: str, value: Any) -> dict[str, dict[str, Any]]:
         if kind not in REQUEST_TYPES:
             raise InvalidRule(f"{label} {kind}", f"不认识的申请类型，可用 {'、'.join(REQUEST_TYPES)}")
         if not isinstance(spec, dict) or spec.get("decision") not in ("approve", "reject"):
-            raise InvalidRule(f"{label} {kind}", "decision 应为 approve（自动同意）或 reject（自动拒绝）")
-        cleaned[kind] = {"hours": _days(1, 24 * 30)(f"{label} {kind} hours", spec.get("hours")),
+            raise InvalidRule(f"{label} {kind} 处理方式", "应为 同意（approve）或 驳回（reject）")
+        cleaned[kind] = {"hours": _days(1, 24 * 30)(f"{label} {kind} 小时数", spec.get("hours")),
                          "decision": spec["decision"]}
     return cleaned
 
@@ -133,9 +133,9 @@ def _auto_decide(label: str, value: Any) -> dict[str, dict[str, Any]]:
 def _working_hours(label: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or set(value) != {"start", "end"}:
         raise InvalidRule(label, "需要 start 和 end，如 09:00 / 18:00")
-    for key in ("start", "end"):
+    for key, word in (("start", "上班"), ("end", "下班")):
         if not isinstance(value[key], str) or not _CLOCK.match(value[key]):
-            raise InvalidRule(f"{label} {key}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
+            raise InvalidRule(f"{label} {word}", f"时间格式应为 HH:MM，收到 {value[key]!r}")
     if value["start"] >= value["end"]:
         raise InvalidRule(label, "上班时间要早于下班时间")
     return dict(value)
@@ -219,3 +219,16 @@ def _spec(name: str) -> RuleSpec:
 
 def _row(session: Session, name: str) -> Rule | None:
     return session.execute(select(Rule).where(Rule.name == name)).scalars().first()
+
+
+def reset(session: Session, name: str, *, by: Employee | None, platform: str = "") -> Any:
+    """Back to the default in code (audited). The row goes, so the page shows （默认） again."""
+    spec = _spec(name)
+    row = _row(session, name)
+    if row is None:
+        return spec.default
+    before = json.loads(row.value)
+    session.delete(row)
+    audit.record(session, actor=by, action="rule.edit", subject=f"rule:{name}", platform=platform,
+                 detail={"before": before, "after": spec.default, "reset": True})
+    return spec.default

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
 from bot.admin import (auth, customer_routes, export_routes, import_routes, people_routes, queue_routes,
-                       report_routes, rule_edit_routes)
+                       report_routes, rule_edit_routes, rule_settings_routes)
 from bot.runtime import Runtime
 from storage.db import session_scope
 from storage.models import REQUEST_TYPES, ApprovalRule
@@ -156,6 +156,7 @@ def make_blueprint(runtime: Runtime) -> Blueprint:
     report_routes.add_routes(bp, runtime)
     import_routes.add_routes(bp, runtime)
     rule_edit_routes.add_routes(bp, runtime)
+    rule_settings_routes.add_routes(bp, runtime)
     return bp
 
 

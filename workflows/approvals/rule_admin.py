@@ -59,14 +59,15 @@ def parse_rule_text(session: Session, text: str) -> RuleText:
                     no_approver=_no_approver(session, no_approver) if no_approver else "admin")
 
 
-def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employee, platform: str,
+def add_rule(session: Session, request_type: str, words: RuleText, *, by: Employee | None, platform: str,
              priority: int | None = None, active: bool = True) -> ApprovalRule:
     validate(request_type, words)
     if priority is None:  # after the type's existing rules, so it never shadows them by surprise
         priority = last_priority(session, request_type) + 10
     rule = ApprovalRule(request_type=request_type, priority=priority, condition=words.condition,
                         steps=json.dumps(words.steps, ensure_ascii=False), cc=json.dumps(words.cc),
-                        no_approver=words.no_approver, active=active, updated_by=by.id, updated_at=utcnow())
+                        no_approver=words.no_approver, active=active, updated_by=by.id if by else None,
+                        updated_at=utcnow())
     session.add(rule)
     session.flush()
     keep_version(session, rule, by=by)
@@ -161,7 +162,7 @@ def warnings(session: Session, request_type: str) -> dict[int, Dead]:
     return dead_rules(in_order(session, request_type), request_type)
 
 
-def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform: str,
+def change_rule(session: Session, rule: ApprovalRule, *, by: Employee | None, platform: str,
                 words: RuleText | None = None, active: bool | None = None, priority: int | None = None,
                 request_type: str | None = None) -> None:
     """Save a change as the rule's next version, audited with before and after. A rule moved to
@@ -181,7 +182,7 @@ def change_rule(session: Session, rule: ApprovalRule, *, by: Employee, platform:
     if priority is not None:
         rule.priority = priority
     rule.version += 1
-    rule.updated_by, rule.updated_at = by.id, utcnow()
+    rule.updated_by, rule.updated_at = (by.id if by else None), utcnow()  # None: the CLI
     session.add(rule)
     keep_version(session, rule, by=by)
     audit.record(session, actor=by, action="approval_rule.edit", subject=f"approval_rule:{rule.id}",
