@@ -183,7 +183,7 @@ class Customer(SQLModel, table=True):
 
 class CustomerNameChange(SQLModel, table=True):
     """A customer was added, renamed (name, 简称, region or stored forms) or removed: one row per change,
-    written by a database trigger (migration 0019_customer_name_changes), so every writer — the ORM, a bulk import, a merge,
+    written by a database trigger (migration 0015_customer_name_changes), so every writer — the ORM, a bulk import, a merge,
     SQL typed by hand — is seen. Each process's in-memory name matcher reads the rows after the last
     one it applied instead of fingerprinting the whole customer table on every lookup
     (workflows/customer_index.py). The nightly purge forgets rows older than a day."""

@@ -6,16 +6,16 @@ count(id), max(id) and sum(length(match_forms)) over the whole customer table on
 trigger on `customer` writes one row per insert, delete, or update of a column the matcher reads;
 a process reads the rows after the last one it applied (an index range, usually empty).
 
-Revision ID: 0019_customer_name_changes
-Revises: 0013_rule_versions
+Revision ID: 0015_customer_name_changes
+Revises: 0014_queue_health
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0019_customer_name_changes'
-down_revision = '0013_rule_versions'
+revision = '0015_customer_name_changes'
+down_revision = '0014_queue_health'
 branch_labels = None
 depends_on = None
 
