@@ -157,6 +157,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def startup_cron_finished(stack: "Stack") -> None:
+    """Wait until the cron slots a stack claimed at start (its catch-up) have run: a nightly slot still
+    running (the directory sync) would race a test's own work. Which slots are within their catch-up
+    depends on the time of day, so wait for all of them, not for one by name."""
+    wait_for(lambda: stack.count("outbox", "WHERE kind = 'cron'") >= 1
+             and stack.count("outbox", "WHERE kind = 'cron' AND status = 'pending'") == 0)
+
+
 def assert_nothing_happened(stack: "Stack") -> None:
     """A refused callback leaves no trace: no delivery, no outbox row, no employee, nothing sent."""
     settle(0.4)

@@ -108,8 +108,11 @@ def test_a_rep_and_a_manager_use_banli_in_the_simulator(demo_factory, phone, sho
     manager_option = page.locator(f"#person option[value={MANAGER.key}]")
     expect(manager_option).to_contain_text("条新消息")
     page.select_option("#person", MANAGER.key)
-    team = page.locator(".wecom-card").filter(has_text="团队跟进")
+    # The team digest links to the team's report page: on WeCom a text message (only text makes an
+    # address tappable there), with the link last.
+    team = page.locator(".row .bubble").filter(has_text="团队跟进")
     expect(team).to_be_visible()
+    expect(team).to_contain_text("团队报表：http")
     expect(page.locator(".wecom-card", has_text="办理 · 主菜单")).to_have_count(0)  # her screen, not the rep's
     shoot(page, "04-manager-push.png")
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from storage.db import session_scope
 from storage.models import ApprovalRequest, ApprovalTask, Deal, Employee, PaymentPlan
-from test_browser import open_console, phone, shoot  # noqa: F401 — fixtures
+from test_browser import LAPTOP, open_console, phone, shoot  # noqa: F401 — fixtures
 from test_sim import MANAGER, demo_factory  # noqa: F401 — fixture
 from workflows import console as console_access, rules
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from banli.cli import main
 from bot.dingtalk.event_crypto import EventCrypto, signature
-from conftest import DINGTALK_EVENT_AES_KEY, DINGTALK_EVENT_TOKEN, TEST_REDIS, settle, wait_for
+from conftest import DINGTALK_EVENT_AES_KEY, DINGTALK_EVENT_TOKEN, TEST_REDIS, settle, startup_cron_finished, wait_for
 from storage.db import session_scope
 from storage.models import AuditLog, Customer, Department, Employee, Identity, OwnershipChange
 from workflows import roles
@@ -56,9 +56,9 @@ def company(stack_factory, monkeypatch, tmp_path):
     else:
         monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
-    # The nightly directory slot fires once at start (catch-up); once a test has synced, that slot
-    # would run a sync of its own beside the test's and take its changes (a leaver counted there).
-    wait_for(lambda: stack.count("outbox", "WHERE key LIKE 'cron:directory:%' AND status = 'sent'") == 1)
+    # The nightly directory slot fires at start when within its catch-up (before 21:40 Shanghai); once a
+    # test has synced, that slot would run a sync of its own beside the test's and take its changes.
+    startup_cron_finished(stack)
     return stack
 
 

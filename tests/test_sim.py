@@ -451,10 +451,14 @@ def test_banli_demo_command_seeds_serves_the_simulator_and_answers(tmp_path):
 def test_jumping_to_eight_brings_the_managers_daily_team_digest(sim):
     assert sim.chat("wecom", MANAGER.key)["messages"] == []
     requests.post(f"{sim.url}/sim/api/clock", json={"jump": "morning"}, timeout=5)
+    # It links to the team's report page, so on WeCom it is a text message (only text makes an
+    # address tappable there): 【团队跟进 · …】, a line per rep, the link last.
     digest = wait_for(lambda: [m for m in sim.bot_messages("wecom", MANAGER.key)
-                               if _title(m).startswith("团队跟进")], timeout=15)[0]
-    team = [f["keyname"] for f in digest["card"].get("horizontal_content_list", [])]
-    assert team and set(team) <= {p.name for p in PEOPLE if p.manager_key == MANAGER.key}
+                               if _title(m).lstrip("【").startswith("团队跟进")], timeout=15)[0]
+    lines = digest["text"].splitlines()
+    team = {line.split("：")[0] for line in lines if "今天" in line and "逾期" in line and "：" in line}
+    assert team and team <= {p.name for p in PEOPLE if p.manager_key == MANAGER.key}
+    assert lines[-1].startswith(f"团队报表：{sim.url}/admin/reports/followups?team=")
 
 
 def test_the_demo_database_is_seeded_once_and_reset_starts_over(tmp_path, monkeypatch):
