@@ -21,38 +21,57 @@ from pathlib import Path
 from sqlalchemy import event, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Customer, Employee  # noqa: E402
 from workflows import customer_entry, import_staging  # noqa: E402
 
-CITIES = "北京上海广州深圳杭州成都南京苏州武汉西安"
-TRADES = ["科技", "教育", "物流", "商贸", "医疗", "软件", "咨询", "建材", "食品", "传媒"]
+from company_names import company_names, homophone  # noqa: E402
+
+EXISTING = 2000
+ROWS = 10_000
 
 
-def name(i: int) -> str:
-    # distinct enough that the fuzzy matcher does not call them one another: a number spelled in
-    # characters in the middle of the name
-    digits = "零一二三四五六七八九"
-    return f"{CITIES[i % 10 * 2:i % 10 * 2 + 2]}{''.join(digits[int(d)] for d in str(i))}{TRADES[i // 10 % 10]}有限公司"
+def _phone(prefix: str, i: int) -> str:
+    return f"{prefix}{i:08d}"
 
 
 def build(session, folder: Path) -> Path:
+    """2,000 existing customers (each with a contact and phone) and the 10,000-row file; every 100
+    rows hold one row of each planted kind: a bad tier, an existing customer's exact name, an existing
+    name mistyped by sound (腾迅 for 腾讯), an existing customer's phone under a new name, and an
+    earlier row of the file again with another legal form."""
     reps = [Employee(name=f"销售{n}") for n in range(20)]
     session.add_all(reps)
     session.flush()
-    for i in range(2000):
-        customer_entry.create_validated(session, customer_entry.validate(name=name(100_000 + i)), by=None,
+    names = company_names(EXISTING + ROWS)
+    existing, fresh = names[:EXISTING], iter(names[EXISTING:])
+    for i, known in enumerate(existing):
+        contact = customer_entry.NewContact(name="王经理", phone=_phone("139", i))
+        customer_entry.create_validated(session, customer_entry.validate(name=known, contacts=[contact]), by=None,
                                         owner=reps[i % 20])
-    lines = ["客户名称,等级,负责人"]
-    for i in range(10_000):
-        if i % 100 == 50:
-            lines.append(f"{name(i)},D,销售1")  # bad: tier
-        elif i % 50 == 25:
-            lines.append(f"{name(100_000 + i % 2000)},A,销售2")  # an existing customer
-        else:
-            lines.append(f"{name(i)},B,销售{i % 20}")
+    sounds_alike = iter([h for h in map(homophone, existing) if h])
+    lines = ["客户名称,等级,负责人,联系人,电话"]
+    written: list[str] = []
+    for i in range(ROWS):
+        kind, rep, phone = i % 100, f"销售{i % 20}", _phone("138", i)
+        name = next(fresh)
+        if kind == 50:
+            lines.append(f"{name},D,{rep},李总,{phone}")  # bad: tier
+            continue
+        if kind == 10:
+            name = existing[i // 100]
+        elif kind == 20:
+            name = next(sounds_alike)
+        elif kind == 30:
+            phone = _phone("139", i // 100)
+        elif kind == 40 and written:
+            earlier = written[-40]
+            name = earlier.replace("股份有限公司", "有限公司") if "股份" in earlier else earlier.replace("有限", "股份有限", 1)
+        written.append(name)
+        lines.append(f"{name},B,{rep},李总,{phone}")
     path = folder / "customers.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -18,6 +18,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
 
@@ -113,10 +114,17 @@ HETERONYMS = {"长": ("chang", "zhang"), "行": ("hang", "xing"), "重": ("chong
 
 def pairs_of(text: str) -> Pairs:
     """Characters with their toneless syllables; pypinyin reads phrases (银行 = yin hang)."""
+    return list(zip(text, _syllables(text)))
+
+
+@lru_cache(maxsize=65536)
+def _syllables(text: str) -> tuple[str, ...]:
+    # pypinyin is most of what reading a name costs, and one name is read several times over (its
+    # query variants, its stored forms; a bulk import reads each row's name as both), so remember it.
     syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda chunk: [c.upper() for c in chunk])
     if len(syllables) != len(text):  # never seen, but alignment is what everything relies on
         syllables = [lazy_pinyin(c, style=Style.NORMAL, errors=lambda s: s.upper())[0] for c in text]
-    return list(zip(text, syllables))
+    return tuple(syllables)
 
 
 def other_reading(text: str, tokens: str) -> str | None:
