@@ -154,6 +154,18 @@ LAPTOP = {"width": 1280, "height": 800}
 ADMIN = next(p for p in PEOPLE if p.role == "admin")
 
 
+def open_console(page, sim, person):
+    """How an admin or a manager gets into the console: `person` types 后台 in the simulator's DingTalk
+    chat and follows the sign-in link Banli answers with. The console's page, at a laptop's width."""
+    page.goto(f"{sim.url}/sim?platform=dingtalk&person={person.key}")
+    send(page, "后台")
+    link = page.locator(".md-bubble a", has_text="打开后台")
+    console = page.context.new_page()
+    console.set_viewport_size(LAPTOP)
+    console.goto(link.get_attribute("href"))
+    return console
+
+
 def test_an_admin_opens_the_console_from_the_chat_and_reads_the_audit_log(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
     sim.send("wecom", REP.key, "后台")  # refused, and the refusal is in the log the admin reads below
@@ -214,13 +226,7 @@ def test_an_admin_reads_the_rules_dry_runs_and_reorders(demo_factory, phone, sho
     added = json.dumps(sim.wait_bot("wecom", ADMIN.key, 1)[0], ensure_ascii=False)
     new_id = re.search(r"规则#(\d+)", added).group(1)
     assert "前面" in added  # put before 金额 > 1000, which would always win
-    page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
-    send(page, "后台")
-    link = page.locator(".md-bubble a", has_text="打开后台")
-    console = page.context.new_page()
-    console.set_viewport_size(LAPTOP)
-    console.goto(link.get_attribute("href"))
+    console = open_console(phone, sim, ADMIN)
     console.get_by_role("link", name="规则").first.click()
     expect(console.locator("h1")).to_have_text("规则")
     row = console.locator(f"#rule-{new_id}")

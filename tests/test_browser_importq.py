@@ -3,7 +3,7 @@ a CSV with a duplicate (of the demo's 腾讯) and a bad row, reads the preview, 
 
 from __future__ import annotations
 
-from test_browser import ADMIN, LAPTOP, pytestmark, send, phone, shoot  # noqa: F401 — fixtures and skips
+from test_browser import ADMIN, open_console, phone, pytestmark, shoot  # noqa: F401 — fixtures and skips
 from test_sim import demo_factory  # noqa: F401 — a fixture
 
 from playwright.sync_api import expect
@@ -15,13 +15,7 @@ CSV = "\n".join(["客户名称,简称,等级,负责人", "苏州园区设计院,
 
 def test_an_admin_imports_a_csv_with_a_duplicate_and_a_bad_row(demo_factory, phone, shoot, tmp_path):  # noqa: F811
     sim = demo_factory()
-    page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
-    send(page, "后台")
-    with page.context.expect_page() as opened:
-        page.locator(".md-bubble a", has_text="打开后台").click()
-    console = opened.value
-    console.set_viewport_size(LAPTOP)
+    console = open_console(phone, sim, ADMIN)
     console.get_by_role("link", name="导入").first.click()
     expect(console.locator("h1")).to_have_text("导入客户")
     file = tmp_path / "客户表.csv"

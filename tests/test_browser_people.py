@@ -3,20 +3,14 @@ the people list, opens a customer and gives it to another rep (a real form POST 
 
 from __future__ import annotations
 
-from test_browser import ADMIN, LAPTOP, expect, phone, send, shoot  # noqa: F401 — fixtures used below
+from test_browser import ADMIN, expect, open_console, phone, shoot  # noqa: F401 — fixtures used below
 from test_browser import pytestmark  # noqa: F401 — skipped where Chromium is missing
 from test_sim import MANAGER, REP, demo_factory  # noqa: F401
 
 
 def test_an_admin_reads_the_people_page_and_changes_a_customers_owner(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
-    page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={ADMIN.key}")
-    send(page, "后台")
-    with page.context.expect_page() as opened:
-        page.locator(".md-bubble a", has_text="打开后台").click()
-    console = opened.value
-    console.set_viewport_size(LAPTOP)
+    console = open_console(phone, sim, ADMIN)
     console.get_by_role("link", name="人员").first.click()
     expect(console.locator("h1")).to_have_text("人员")
     expect(console.locator("table.people tr", has_text=REP.name).first).to_contain_text(MANAGER.name)

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from test_browser import LAPTOP, phone, send, shoot  # noqa: F401 — fixtures
+from test_browser import open_console, phone, shoot  # noqa: F401 — fixtures
 from test_sim import MANAGER, demo_factory  # noqa: F401 — fixture
 
 
 def test_a_manager_reads_the_funnel_and_weekly_followups(demo_factory, phone, shoot):  # noqa: F811
     sim = demo_factory()
-    page = phone
-    page.goto(f"{sim.url}/sim?platform=dingtalk&person={MANAGER.key}")
-    send(page, "后台")
-    link = page.locator(".md-bubble a", has_text="打开后台")
-    console = page.context.new_page()
-    console.set_viewport_size(LAPTOP)
-    console.goto(link.get_attribute("href"))
+    console = open_console(phone, sim, MANAGER)
     console.get_by_role("link", name="报表").first.click()
     expect(console.locator("h1")).to_have_text("报表")
     console.select_option("select[name=period]", "quarter")
