@@ -309,7 +309,11 @@ class CustomerIndex:
             posting = self._postings.get(token)
             if posting:
                 # idf: 科/技 are in half the names and say little; 腾 says a lot.
-                scores[np.frombuffer(posting, dtype=np.intc)] += math.log(1.0 + live / len(posting))
+                weight = math.log(1.0 + live / len(posting))
+                if len(posting) == total:  # 有限公司 is in every name: the same sum, without the gather
+                    scores += weight
+                else:
+                    scores[np.frombuffer(posting, dtype=np.intc)] += weight
         if self._dead:
             scores[np.frombuffer(self._dead, dtype=np.intc)] = 0.0
         # Most rows share only a common character or two: drop them with one cheap comparison
