@@ -162,6 +162,7 @@ _PRIVATE_USE = 0xE000  # 6,400 code points; Mandarin has ~410 toneless syllables
 _PRIVATE_USE_MORE = 0xF0000  # plane 15, should anything odd ever fill the first block
 
 
+@lru_cache(maxsize=65536)  # a symbol, once handed out, never changes; the matcher asks for the same ones often
 def symbols(tokens: str) -> str:
     """One character per syllable (a private-use code point), so string similarity counts whole
     syllables: teng xun → two symbols, and 腾迅 == 腾讯. Letters and digits stand for themselves.
