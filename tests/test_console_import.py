@@ -157,15 +157,20 @@ def test_a_manager_and_a_rep_are_refused_and_a_post_needs_the_form_token(company
     assert refusals(company, "POST /admin/import")
 
 
-def test_another_admins_preview_cannot_be_committed(company, admin):
+def second_admin(stack):
+    """王经理 made an admin too: a signed-in client and its form token."""
     from workflows import roles
 
-    form = commit_form(preview(admin, CSV.encode()).data)
-    with session_scope(company.runtime.engine) as session:
+    with session_scope(stack.runtime.engine) as session:
         roles.grant(session, session.execute(select(Employee).where(Employee.name == "王经理")).scalar_one(),
                     "admin", source="env")
-    other = session_for(company, "王经理")
-    csrf = csrf_of(other.get("/admin/import").data)
+    other = session_for(stack, "王经理")
+    return other, csrf_of(other.get("/admin/import").data)
+
+
+def test_another_admins_preview_cannot_be_committed(company, admin):
+    form = commit_form(preview(admin, CSV.encode()).data)
+    other, csrf = second_admin(company)
     answer = other.post("/admin/import/commit", data={**form, "csrf": csrf})
     assert answer.status_code == 409 and "别人上传的" in answer.data.decode()
     assert "杭州云栖科技有限公司" not in customer_names(company)
@@ -218,3 +223,11 @@ def test_commit_reuses_the_preview_plan_unless_the_data_changed(company, admin, 
     assert admin.post("/admin/import/commit", data=form).status_code == 302
     assert len(calls) == 3  # changed data: planned again (and still the same answer, so written)
     assert "苏州园区设计院" in customer_names(company)
+
+
+def test_another_admin_cannot_cancel_someone_elses_upload(company, admin):
+    form = commit_form(preview(admin, CSV.encode()).data)
+    other, csrf = second_admin(company)
+    assert other.post("/admin/import/cancel", data={**form, "csrf": csrf}).status_code == 302
+    assert admin.post("/admin/import/commit", data=form).status_code == 302  # still there for its uploader
+    assert "杭州云栖科技有限公司" in customer_names(company)
