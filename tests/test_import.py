@@ -148,6 +148,19 @@ def test_duplicates_of_existing_customers_and_within_the_file_are_reported_and_s
     assert counts(db)["customer"] == 5
 
 
+def test_names_that_sound_the_same_are_duplicates_of_a_customer_and_of_an_earlier_row(db, tmp_path, capsys):
+    path = write_csv(tmp_path / "c.csv", [
+        ["腾迅科技(深圳)有限公司", "", "A", "张三", "", "", "", "", ""],  # 迅 for 讯, as an input method types it
+        ["上海华美教育科技有限公司", "", "A", "张三", "", "", "", "", ""],
+        ["上海华镁教育科技有限公司", "", "A", "李四", "", "", "", "", ""],  # 镁 for 美
+        ["杭州云栖科技有限公司", "", "B", "李四", "", "", "", "", ""],
+    ])
+    code, out = run(capsys, path, "--dry-run")
+    assert "可创建 2 个，疑似重复 2 行" in out
+    assert "第2行「腾迅科技(深圳)有限公司」：已有客户「腾讯科技(深圳)有限公司」（负责人 张三）名称相近" in out
+    assert "第4行「上海华镁教育科技有限公司」：和第3行的名称相近" in out
+
+
 def test_xlsx_with_english_headers_numbers_as_phones_and_a_default_owner(db, tmp_path, capsys):
     book = Workbook()
     sheet = book.active

@@ -226,12 +226,13 @@ class _DuplicateFinder:
         earlier = [(-cid, reason) for cid, reason in matches if cid < 0]
         phones = [min(self.phones[p]) for p in new.phones if p in self.phones]
         in_file = [self.file_phones[p] for p in new.phones if p in self.file_phones]
-        found = (("customer", *existing[0]) if existing else ("customer", phones[0], "联系人电话相同") if phones
-                 else ("row", *earlier[0]) if earlier else ("row", in_file[0], "电话相同") if in_file else None)
+        ranked = ([("customer", cid, reason) for cid, reason in existing]
+                  + [("customer", cid, "联系人电话相同") for cid in phones]
+                  + [("row", row, reason) for row, reason in earlier] + [("row", row, "电话相同") for row in in_file])
         self.index.add(-number, new.name, forms(new.name, new.short_names))
         for phone in new.phones:
             self.file_phones.setdefault(phone, number)
-        return found
+        return ranked[0] if ranked else None
 
 
 def _describe(session: Session, found: list[tuple[int, str, tuple[str, int, str]]]) -> list[DuplicateRow]:
