@@ -227,6 +227,14 @@ def test_user_text_in_the_audit_log_is_shown_as_text(company):
     assert "<a href=\"dtmd" not in page
 
 
+def test_audit_details_read_as_chinese_words(company):
+    client = signed_in(company, "zhaozong")
+    client.post("/admin/logout")  # refused: no form token
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert "尝试的操作：POST /admin/logout · 原因：表单缺少校验码" in page
+    assert "attempted" not in page and "csrf_missing" not in page
+
+
 def test_filters_by_person_object_action_and_date(company):
     _audit_rows(company)
     client = signed_in(company, "zhaozong")

@@ -5,7 +5,10 @@ clear messages for a bad upload, admins only, CSRF — on the real routes and th
 from __future__ import annotations
 
 import io
+import os
 import re
+import time
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
@@ -154,15 +157,77 @@ def test_a_manager_and_a_rep_are_refused_and_a_post_needs_the_form_token(company
     assert refusals(company, "POST /admin/import")
 
 
-def test_another_admins_preview_cannot_be_committed(company, admin):
+def second_admin(stack):
+    """王经理 made an admin too: a signed-in client and its form token."""
     from workflows import roles
 
-    form = commit_form(preview(admin, CSV.encode()).data)
-    with session_scope(company.runtime.engine) as session:
+    with session_scope(stack.runtime.engine) as session:
         roles.grant(session, session.execute(select(Employee).where(Employee.name == "王经理")).scalar_one(),
                     "admin", source="env")
-    other = session_for(company, "王经理")
-    csrf = csrf_of(other.get("/admin/import").data)
+    other = session_for(stack, "王经理")
+    return other, csrf_of(other.get("/admin/import").data)
+
+
+def test_another_admins_preview_cannot_be_committed(company, admin):
+    form = commit_form(preview(admin, CSV.encode()).data)
+    other, csrf = second_admin(company)
     answer = other.post("/admin/import/commit", data={**form, "csrf": csrf})
     assert answer.status_code == 409 and "别人上传的" in answer.data.decode()
     assert "杭州云栖科技有限公司" not in customer_names(company)
+
+
+def staged_files(stack) -> list[str]:
+    folder = Path(stack.runtime.settings.files_dir) / "import-staging"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_row_without_an_owner_says_what_to_do_on_the_web_page(company, admin):
+    page = preview(admin, f"{HEADER}\n无锡锡山物流有限公司,,C,,\n".encode()).data.decode()
+    assert "负责人是空的" in page and "放进公海" in page
+    assert "--owner-default" not in page
+
+
+def test_commit_and_cancel_delete_the_staged_file_and_uploads_expire_old_ones(company, admin):
+    form = commit_form(preview(admin, CSV.encode()).data)
+    assert any(name.endswith(".csv") for name in staged_files(company))
+    assert admin.post("/admin/import/commit", data=form).status_code == 302
+    assert [name for name in staged_files(company) if not name.endswith(".json")] == []  # only the note is left
+
+    form = commit_form(preview(admin, CSV.encode()).data)
+    cancelled = admin.post("/admin/import/cancel", data=form)
+    assert cancelled.status_code == 302 and not any(form["token"] in name for name in staged_files(company))
+    assert "不存在或已失效" in admin.get(f"/admin/import?token={form['token']}").data.decode()
+
+    old = commit_form(preview(admin, CSV.encode()).data)["token"]
+    folder = Path(company.runtime.settings.files_dir) / "import-staging"
+    for path in folder.glob(f"{old}*"):
+        os.utime(path, (time.time() - 25 * 3600,) * 2)  # left in a closed tab yesterday
+    fresh = commit_form(preview(admin, CSV.encode()).data)["token"]
+    names = staged_files(company)
+    assert not any(old in name for name in names) and any(fresh in name for name in names)
+
+
+def test_commit_reuses_the_preview_plan_unless_the_data_changed(company, admin, monkeypatch):
+    from workflows import importing
+
+    real, calls = importing.plan, []
+    monkeypatch.setattr(importing, "plan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    form = commit_form(preview(admin, CSV.encode()).data)
+    assert admin.post("/admin/import/commit", data=form).status_code == 302
+    assert len(calls) == 1  # the preview's; the commit read the saved plan
+
+    form = commit_form(preview(admin, f"{HEADER}\n苏州园区设计院,,B,张三,\n".encode()).data)
+    with session_scope(company.runtime.engine) as session:  # someone adds another customer meanwhile
+        customer_entry.create_validated(session, customer_entry.validate(name="南通港闸物流有限公司"), by=None,
+                                        owner=None)
+    assert admin.post("/admin/import/commit", data=form).status_code == 302
+    assert len(calls) == 3  # changed data: planned again (and still the same answer, so written)
+    assert "苏州园区设计院" in customer_names(company)
+
+
+def test_another_admin_cannot_cancel_someone_elses_upload(company, admin):
+    form = commit_form(preview(admin, CSV.encode()).data)
+    other, csrf = second_admin(company)
+    assert other.post("/admin/import/cancel", data={**form, "csrf": csrf}).status_code == 302
+    assert admin.post("/admin/import/commit", data=form).status_code == 302  # still there for its uploader
+    assert "杭州云栖科技有限公司" in customer_names(company)

@@ -3,6 +3,9 @@ delegate's validation, the hand-over previewed then done once, linking, re-sync,
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 
 from storage.db import session_scope
@@ -90,7 +93,11 @@ def test_resync_queues_the_nightly_directory_job_once_a_minute(company):  # noqa
     for _ in range(2):
         assert client.post("/admin/people/resync", data={"csrf": token}).status_code == 302
     assert len(rows(company, "SELECT id FROM outbox WHERE kind = 'cron' AND key LIKE 'cron:directory:web:%'")) == 1
-    assert "上次同步" in client.get("/admin/people").get_data(as_text=True)
+    queued = rows(company, "SELECT due_at FROM outbox WHERE kind = 'cron' AND key LIKE 'cron:directory:web:%'")[0][0]
+    queued = queued if isinstance(queued, datetime) else datetime.fromisoformat(str(queued))
+    local = queued.replace(tzinfo=queued.tzinfo or timezone.utc).astimezone(ZoneInfo(company.runtime.settings.timezone))
+    page = client.get("/admin/people").get_data(as_text=True)
+    assert f"上次同步：{local:%Y-%m-%d %H:%M}" in page  # the company's clock, not UTC
     assert session_for(company, "王经理").post("/admin/people/resync", data={"csrf": token}).status_code in (400, 403)
 
 
@@ -104,6 +111,9 @@ def test_an_owner_change_is_audited_and_told_to_the_new_owner(company):  # noqa:
     assert "负责人已从张三改为李四" in manager.get(f"/admin/customers/{tencent}?notice=负责人已从张三改为李四").get_data(as_text=True)
     detail = rows(company, "SELECT detail FROM audit_log WHERE action = 'customer.owner'")[0][0]
     assert '"before": {"owner": "张三"' in detail and '"after": {"owner": "李四"' in detail
+    history = manager.get(f"/admin/customers/{tencent}").get_data(as_text=True)  # read as words, not JSON
+    assert "修改前：（负责人 张三，负责人编号 " in history and "修改后：（负责人 李四" in history
+    assert "{&#34;" not in history and '{"' not in history and "owner_id" not in history
     assert rows(company, "SELECT recipient FROM outbox WHERE key LIKE 'owner:%%'") == [("lisi",)]
     stranger = employee(company, "孙五").id
     refused = manager.post(f"/admin/customers/{tencent}/owner", data={"csrf": token, "owner": stranger})

@@ -10,13 +10,14 @@ import sys
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from banli.cli import main
 from storage.db import make_engine, session_scope
 from storage.models import Contact, Customer, Employee
-from workflows import customer_entry
+from workflows import customers
 from workflows.matching import refresh_forms
 
 HEADER = ["客户名称", "简称", "等级", "负责人", "行业", "地区", "联系人", "电话", "备注"]
@@ -105,6 +106,17 @@ def test_a_real_run_with_bad_rows_is_refused_whole_unless_told_to_skip_them(db, 
     assert actions == [("customer.create", "cli")] * 3 + [("customer.import", "cli")]
 
 
+def test_imported_customers_are_found_by_name_in_chat_straight_away(db, tmp_path, capsys):
+    # Written in bulk, they still carry the matching forms a one-by-one create stores.
+    assert run(capsys, write_csv(tmp_path / "c.csv", GOOD))[0] == 0
+    with session_scope(db) as session:
+        imported = session.query(Customer).filter(Customer.id > 1).order_by(Customer.id).all()
+        stored = [c.match_forms for c in imported]
+        assert stored == [refresh_forms(c) and c.match_forms for c in imported]
+        found = customers.index(session).match("杭州云栖")
+    assert found.decision == "accept" and found.candidates[0].name == "杭州云栖科技有限公司"
+
+
 def test_importing_the_same_file_again_creates_no_duplicates(db, tmp_path, capsys):
     path = write_csv(tmp_path / "c.csv", GOOD)
     assert run(capsys, path)[0] == 0
@@ -134,6 +146,19 @@ def test_duplicates_of_existing_customers_and_within_the_file_are_reported_and_s
     code, out = run(capsys, path, "--allow-duplicates")
     assert code == 0 and "已导入 4 个客户" in out
     assert counts(db)["customer"] == 5
+
+
+def test_names_that_sound_the_same_are_duplicates_of_a_customer_and_of_an_earlier_row(db, tmp_path, capsys):
+    path = write_csv(tmp_path / "c.csv", [
+        ["腾迅科技(深圳)有限公司", "", "A", "张三", "", "", "", "", ""],  # 迅 for 讯, as an input method types it
+        ["上海华美教育科技有限公司", "", "A", "张三", "", "", "", "", ""],
+        ["上海华镁教育科技有限公司", "", "A", "李四", "", "", "", "", ""],  # 镁 for 美
+        ["杭州云栖科技有限公司", "", "B", "李四", "", "", "", "", ""],
+    ])
+    code, out = run(capsys, path, "--dry-run")
+    assert "可创建 2 个，疑似重复 2 行" in out
+    assert "第2行「腾迅科技(深圳)有限公司」：已有客户「腾讯科技(深圳)有限公司」（负责人 张三）名称相近" in out
+    assert "第4行「上海华镁教育科技有限公司」：和第3行的名称相近" in out
 
 
 def test_xlsx_with_english_headers_numbers_as_phones_and_a_default_owner(db, tmp_path, capsys):
@@ -174,21 +199,19 @@ def test_owner_default_pool_and_unusable_inputs(db, tmp_path, capsys):
         assert conn.execute(text("SELECT owner_id FROM customer WHERE id > 1")).scalars().all() == [None]
 
 
-def test_a_database_error_midway_writes_nothing(db, tmp_path, capsys, monkeypatch):
-    real = customer_entry.create_validated
-    made = []
+def test_a_database_error_midway_writes_nothing(db, tmp_path, capsys):
+    # The customers are written, then the connection drops at their contacts: nothing may stay.
+    def lose_connection(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO CONTACT"):
+            raise OperationalError(statement, {}, Exception("connection lost"))
 
-    def failing(session, new, **kwargs):
-        if len(made) == 2:
-            raise OperationalError("INSERT INTO customer", {}, Exception("connection lost"))
-        made.append(new.name)
-        return real(session, new, **kwargs)
-
-    monkeypatch.setattr(customer_entry, "create_validated", failing)
-    code, out = run(capsys, write_csv(tmp_path / "c.csv", GOOD))
-    assert made == ["上海华美教育科技有限公司", "杭州云栖科技有限公司"]  # two were written before the failure …
+    event.listen(Engine, "before_cursor_execute", lose_connection)
+    try:
+        code, out = run(capsys, write_csv(tmp_path / "c.csv", GOOD))
+    finally:
+        event.remove(Engine, "before_cursor_execute", lose_connection)
     assert code == 1 and "没有写入任何数据" in out
-    assert counts(db) == NOTHING_YET  # … and rolled back with it
+    assert counts(db) == NOTHING_YET
 
 
 def test_the_real_banli_command(db, tmp_path):

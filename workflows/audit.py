@@ -52,12 +52,13 @@ def refused(session: Session, *, actor: Employee | None, attempted: str, why: st
 
 
 def record_many(session: Session, *, action: str, entries: list[tuple[str, dict[str, Any]]],
-                at: datetime | None = None) -> None:
-    """`record` by Banli itself for many subjects in one statement (the 公海 sweep's releases):
-    `entries` are (subject, detail) pairs."""
+                at: datetime | None = None, actor: Employee | None = None, platform: str = "") -> None:
+    """`record` for many subjects in one statement (the 公海 sweep's releases, a bulk import's new
+    customers): `entries` are (subject, detail) pairs; `actor` None means Banli itself."""
     if not entries:
         return
     when = at or utcnow()
     session.execute(insert(AuditLog.__table__), [
-        dict(at=when, actor_id=None, on_behalf_of_id=None, platform="system", action=action, subject=subject,
+        dict(at=when, actor_id=actor.id if actor else None, on_behalf_of_id=None,
+             platform=platform or ("system" if actor is None else ""), action=action, subject=subject,
              detail=json.dumps(detail, ensure_ascii=False, default=str)) for subject, detail in entries])

@@ -129,18 +129,56 @@ def _row(result, tz: str) -> AuditRow:
                     actor=actor or ("办理（系统）" if entry.actor_id is None else f"#{entry.actor_id}"),
                     on_behalf_of=behalf or "", platform=entry.platform, action=entry.action,
                     action_name=ACTION_NAMES.get(entry.action, entry.action), subject=entry.subject,
-                    detail=_detail(entry.detail))
+                    detail=detail_text(entry.detail))
 
 
-def _detail(raw: str) -> str:
-    """`{"attempted": "x", "why": "y"}` → `attempted：x · why：y`; anything else as stored."""
+# The detail keys the code writes, as an admin reads them; any other key shows as written.
+DETAIL_NAMES = {
+    "after": "修改后", "amount": "金额", "applied": "已生效", "approver": "审批人", "approvers": "审批人",
+    "attempted": "尝试的操作", "audit_rows": "审计记录", "bad": "有问题的行", "before": "修改前", "by": "经办人",
+    "chain": "审批链", "comment": "意见", "contacts": "联系人数", "content": "内容", "created": "新建",
+    "customer_id": "客户编号", "customers": "客户数", "customers_to": "客户交给", "deal_id": "商机编号",
+    "duplicates": "疑似重复", "ended": "结束", "expected_close": "预计成交", "file": "文件", "first": "第一条",
+    "followup": "跟进", "format": "格式", "from": "原来", "from_owner_id": "原负责人编号", "from_step": "原来的步骤",
+    "identities": "账号", "into": "并入", "key": "键", "kind": "类型", "last": "最后一条", "latitude": "纬度",
+    "left_over": "剩下", "longitude": "经度", "media_id": "图片编号", "merged": "合并的", "method": "方式",
+    "moved": "移过来的记录", "name": "名称", "next_at": "下次", "owner": "负责人", "owner_id": "负责人编号",
+    "photo": "照片", "photos": "照片数", "place": "地点", "platform": "平台", "reason": "原因",
+    "references": "移过来的记录", "reopened": "重新打开", "role": "角色", "rows": "行数", "rule": "规则",
+    "rule_version": "规则版本", "said_step": "说的步骤", "scope": "范围", "sent": "已发送", "source": "来源",
+    "stage": "阶段", "step": "步骤", "task": "任务", "tasks": "任务数", "tasks_to": "任务交给", "text": "文字",
+    "tier": "等级", "title": "标题", "to": "改为", "to_step": "新的步骤", "version": "版本", "via": "途径",
+    "what": "内容", "who": "谁", "why": "原因",
+}
+# Code words some details hold as values.
+VALUE_NAMES = {"import": "导入", "create": "新建", "chat": "聊天", "web": "后台", "cli": "命令行",
+               "csrf_missing": "表单缺少校验码", "csrf_wrong": "表单校验码不对", "not_admin": "不是管理员",
+               "not_admin_or_manager": "不是管理员或经理"}
+
+
+def detail_text(raw: str) -> str:
+    """An audit row's JSON detail as an admin reads it: `{"attempted": "x", "why": "y"}` →
+    `尝试的操作：x · 原因：y`, a before/after pair nested in brackets, yes/no and lists in words;
+    text that is not a JSON object as stored. Shared by the audit page and a customer's page."""
     try:
         data = json.loads(raw or "{}")
     except ValueError:
         return raw
     if not isinstance(data, dict):
         return raw
-    return " · ".join(f"{k}：{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
+    return " · ".join(f"{DETAIL_NAMES.get(k, k)}：{_value(v)}" for k, v in data.items())
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if value is None or value == "":
+        return "无"
+    if isinstance(value, dict):
+        return "（" + "，".join(f"{DETAIL_NAMES.get(k, k)} {_value(v)}" for k, v in value.items()) + "）"
+    if isinstance(value, list):
+        return "、".join(_value(v) for v in value) or "无"
+    return VALUE_NAMES.get(value, str(value)) if isinstance(value, str) else str(value)
 
 
 def _cell(value: str) -> str:

@@ -21,7 +21,7 @@ from storage.db import fit_key, insert_ignore
 from storage.models import (CUSTOMER_STATUSES, TIERS, Contact, Customer, Employee, OwnershipChange, Outbox,
                             utcnow)
 from workflows import audit, customers
-from workflows.matching import refresh_forms, split_short_names
+from workflows.matching import CANDIDATES, refresh_forms, split_short_names
 
 # A new name this close to an existing name or 简称 is "likely the same customer": below the
 # matcher's accept line (90), because a warning costs one tap and a duplicate costs a fight over who
@@ -175,12 +175,13 @@ def find_duplicates(session: Session, name: str, short_names: Iterable[str] = ()
     return [Duplicate(session.get(Customer, cid), reason) for cid, reason in found.items()]
 
 
-def name_matches(index, name: str, short_names: Iterable[str] = ()) -> list[tuple[int, str]]:
+def name_matches(index, name: str, short_names: Iterable[str] = (), *,
+                 candidates: int = CANDIDATES) -> list[tuple[int, str]]:
     """(customer id, reason) for every indexed customer whose name or 简称 is close to these; the
-    reason is the strongest match's, strongest customers first."""
+    reason is the strongest match's, strongest customers first. `candidates`: the matcher's shortlist."""
     best: dict[int, tuple[float, str]] = {}
     for query, reason in [(name, "名称相近")] + [(s, f"简称「{s}」相近") for s in short_names if s]:
-        for candidate in index.match(query).candidates:
+        for candidate in index.match(query, candidates=candidates).candidates:
             if candidate.score >= DUPLICATE_SCORE and candidate.score > best.get(candidate.customer_id, (0.0, ""))[0]:
                 same = candidate.score >= 100
                 best[candidate.customer_id] = (candidate.score, reason.replace("相近", "相同") if same else reason)

@@ -1,7 +1,12 @@
 """The console's customer import, kept server-side between 预览 and 确认导入: the uploaded file is
 stored under a random token (only the admin who uploaded it may use it), the preview is the same
-`importing.plan` the CLI runs, and the commit re-plans the stored file, checks it still says what the
-preview said (the customer list may have changed in between), then writes it in one transaction.
+`importing.plan` the CLI runs, and the commit writes it in one transaction. The preview's plan is kept
+beside the file with a fingerprint of the data it was checked against (customers, contacts,
+employees); the commit reuses it when nothing changed since, else re-plans the stored file and checks
+it still says what the preview said.
+
+Staged files do not pile up: 确认导入 and 取消 delete theirs, and each upload deletes any left for
+longer than STAGED_FOR (a preview abandoned in a closed tab).
 
 The stored file is claimed (renamed) before the commit, so a second 确认导入 — a double click, a
 reload — finds nothing and writes nothing; a failed commit puts the file back for another try.
@@ -9,10 +14,12 @@ reload — finds nothing and writes nothing; a failed commit puts the file back 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +27,11 @@ from sqlmodel import Session
 
 from storage.models import Employee
 from workflows import importing
+from workflows.customer_entry import NewContact, NewCustomer
 
 KINDS = (".csv", ".xlsx")
 MAX_BYTES = 10 * 1024 * 1024  # a 10,000-row customer list is about 1 MB as CSV
+STAGED_FOR = 24 * 3600  # seconds an unconfirmed upload is kept
 
 
 class StagingError(Exception):
@@ -47,6 +56,7 @@ def stage(root: Path, data: bytes, filename: str, *, uploader_id: int) -> str:
         raise importing.ImportFileError("上传的文件是空的")
     token = secrets.token_hex(16)
     folder = _folder(root)
+    expire(root)
     (folder / f"{token}{suffix}").write_bytes(data)
     (folder / f"{token}.json").write_text(json.dumps({"uploader": uploader_id, "filename": filename[:200]}))
     return token
@@ -56,8 +66,13 @@ def preview(session: Session, root: Path, token: str, *, uploader_id: int, owner
             allow_duplicates: bool = False) -> Staged:
     """Plan the staged file; writes nothing."""
     path, meta = _find(root, token, uploader_id)
-    planned = importing.plan(session, path, owner_default=owner_default or None, allow_duplicates=allow_duplicates)
-    return Staged(token, meta["filename"], planned, digest(planned))
+    options = {"owner_default": owner_default, "allow_duplicates": allow_duplicates}
+    version = importing.data_version(session)
+    planned = _plan(session, path, options)
+    signed = digest(planned)
+    _plan_path(root, token).write_text(json.dumps({"options": options, "version": version, "digest": signed,
+                                                   "plan": dataclasses.asdict(planned)}, ensure_ascii=False))
+    return Staged(token, meta["filename"], planned, signed)
 
 
 def commit(session: Session, root: Path, token: str, *, expected: str, actor: Employee, owner_default: str = "",
@@ -70,8 +85,8 @@ def commit(session: Session, root: Path, token: str, *, expected: str, actor: Em
         os.rename(path, claimed)  # atomic: of two 确认导入 at once, one wins
     except FileNotFoundError:
         raise StagingError("这个预览已经导入过了（或已失效），没有再写入。") from None
-    planned = importing.plan(session, claimed, owner_default=owner_default or None,
-                             allow_duplicates=allow_duplicates)
+    options = {"owner_default": owner_default, "allow_duplicates": allow_duplicates}
+    planned = _saved_plan(session, root, token, options, expected) or _plan(session, claimed, options)
     if digest(planned) != expected:
         os.rename(claimed, path)
         raise StagingError("预览之后客户数据有变化，导入的内容会和预览不一样：请重新预览后再确认。")
@@ -80,10 +95,35 @@ def commit(session: Session, root: Path, token: str, *, expected: str, actor: Em
 
 
 def finish(root: Path, token: str) -> None:
-    """After the commit: the staged file is gone for good (its note stays, so a second 确认导入 is
-    told it was already imported)."""
+    """After the commit: the staged file and its plan are gone for good (its note stays until it
+    expires, so a second 确认导入 is told it was already imported)."""
     for path in _folder(root).glob(f"{token}-claimed.*"):
         path.unlink(missing_ok=True)
+    _plan_path(root, token).unlink(missing_ok=True)
+
+
+def cancel(root: Path, token: str, *, uploader_id: int) -> None:
+    """取消: the uploader's staged file, its plan and its note are deleted; anything else is left alone."""
+    try:
+        _find(root, token, uploader_id)
+    except StagingError:
+        return
+    for path in _folder(root).glob(f"{token}*"):
+        path.unlink(missing_ok=True)
+
+
+def expire(root: Path, *, older_than: float = STAGED_FOR) -> int:
+    """Delete staged files, plans and notes last written more than `older_than` seconds ago; how many."""
+    cutoff = time.time() - older_than
+    gone = 0
+    for path in _folder(root).iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                gone += 1
+        except FileNotFoundError:  # another worker's upload swept it first
+            pass
+    return gone
 
 
 def release(root: Path, token: str) -> None:
@@ -97,6 +137,44 @@ def digest(planned: importing.Plan) -> str:
     shown = [[r.row, r.customer.name, r.owner_id] for r in planned.to_create]
     shown.append([[b.row for b in planned.bad], [d.row for d in planned.duplicates]])
     return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def _plan(session: Session, path: Path, options: dict) -> importing.Plan:
+    return importing.plan(session, path, owner_default=options["owner_default"] or None,
+                          allow_duplicates=options["allow_duplicates"], owner_hint=WEB_OWNER_HINT)
+
+
+# What a web user does about a row without an owner (the CLI's hint names its --owner-default option).
+WEB_OWNER_HINT = "可以在表里填上负责人，或重新上传时把「负责人是空的行」选成「放进公海」"
+
+
+def _saved_plan(session: Session, root: Path, token: str, options: dict, expected: str) -> importing.Plan | None:
+    """The preview's plan, if it was made with these options and the data it was checked against
+    is as it was then (so planning again would give the same answer); else None."""
+    try:
+        saved = json.loads(_plan_path(root, token).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if saved.get("options") != options or saved.get("digest") != expected:
+        return None
+    if saved.get("version") != importing.data_version(session):
+        return None
+    return _plan_from(saved["plan"])
+
+
+def _plan_from(data: dict) -> importing.Plan:
+    def customer(c: dict) -> NewCustomer:
+        return NewCustomer(**{**c, "contacts": [NewContact(**x) for x in c["contacts"]]})
+
+    return importing.Plan(rows_read=data["rows_read"], ignored_columns=data["ignored_columns"],
+                          to_create=[importing.PlannedRow(r["row"], customer(r["customer"]), r["owner_id"])
+                                     for r in data["to_create"]],
+                          bad=[importing.BadRow(**b) for b in data["bad"]],
+                          duplicates=[importing.DuplicateRow(**d) for d in data["duplicates"]])
+
+
+def _plan_path(root: Path, token: str) -> Path:
+    return _folder(root) / f"{token}.plan"
 
 
 def _folder(root: Path) -> Path:

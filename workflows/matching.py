@@ -14,6 +14,7 @@ on each customer (`Customer.match_forms`), which `refresh_forms` writes on creat
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -171,7 +172,11 @@ class CustomerIndex:
         self._sounds: list[str] = []  # the same forms as syllable symbols
         self._form_counts = array("H")  # forms per row
         self._alias_counts = array("H")  # how many of them are 简称 (they come first)
-        self._regions: list[tuple[str, ...]] = []
+        # Each row's regions as a number into a table of the distinct tuples (a few hundred places at
+        # most), so the place penalty is worked out once per distinct tuple, not once per candidate.
+        self._region_ids = array("i")
+        self._region_table: list[tuple[str, ...]] = [()]
+        self._region_number: dict[tuple[str, ...], int] = {(): 0}
         self._row_of: dict[int, int] = {}  # customer id → row number
         self._postings: dict[str, array] = {}  # character or syllable symbol → row numbers
         self._dead = array("i")  # removed row numbers, still in postings until compaction
@@ -212,7 +217,7 @@ class CustomerIndex:
         self._sounds.append(sys.intern(_SEP.join(sounds)))
         self._form_counts.append(len(texts))
         self._alias_counts.append(aliases)
-        self._regions.append(regions)
+        self._region_ids.append(self._region_id(regions))
         self._row_of[customer_id] = number
         for token in _tokens(texts, sounds):
             self._postings.setdefault(token, array("i")).append(number)
@@ -229,23 +234,42 @@ class CustomerIndex:
             _drop(self._alias, hash(alias), customer_id)
         self._ids[number] = -1
         self._names[number] = self._texts[number] = self._sounds[number] = ""
-        self._regions[number] = ()
+        self._region_ids[number] = 0
         self._dead.append(number)
+
+    def _region_id(self, regions: tuple[str, ...]) -> int:
+        number = self._region_number.get(regions)
+        if number is None:
+            number = self._region_number[regions] = len(self._region_table)
+            self._region_table.append(regions)
+        return number
+
+    def copy(self) -> "CustomerIndex":
+        """An independent index with the same rows: a bulk import adds its file's rows to a copy of the
+        shared index and checks every row against both at once, leaving the shared one untouched."""
+        twin = CustomerIndex()
+        with self._lock:
+            for name in ("_ids", "_names", "_texts", "_sounds", "_form_counts", "_alias_counts", "_region_ids",
+                         "_region_table", "_region_number", "_row_of", "_dead", "_legal", "_alias"):
+                setattr(twin, name, copy.copy(getattr(self, name)))
+            twin._postings = {token: array("i", rows) for token, rows in self._postings.items()}
+        return twin
 
     def _aliases_of(self, number: int) -> list[str]:
         return self._texts[number].split(_SEP)[:self._alias_counts[number]]
 
     def _compact(self) -> None:
         live = [(self._ids[n], self._names[n], self._texts[n].split(_SEP), self._sounds[n].split(_SEP),
-                 self._alias_counts[n], self._regions[n]) for n in self._row_of.values()]
+                 self._alias_counts[n], self._region_table[self._region_ids[n]]) for n in self._row_of.values()]
         self._reset()
         for row in sorted(live):
             self._insert(*row)
 
     # -- matching ------------------------------------------------------------------------------------
 
-    def match(self, query: str, *, prefer: Iterable[int] = frozenset()) -> MatchResult:
-        """Decide what `query` names. `prefer`: customer ids that win ties (the rep's own, recent)."""
+    def match(self, query: str, *, prefer: Iterable[int] = frozenset(), candidates: int = CANDIDATES) -> MatchResult:
+        """Decide what `query` names. `prefer`: customer ids that win ties (the rep's own, recent).
+        `candidates`: the stage-1 shortlist; a caller that only wants close matches may ask for fewer."""
         prefer = frozenset(prefer)
         variants = query_variants(query)
         if not variants:
@@ -254,7 +278,7 @@ class CustomerIndex:
             exact = self._exact_legal(exact_key(query))
             if exact:
                 return decide(query, [(100.0, self._ids[n], self._names[n]) for n in exact], prefer)
-            numbers = self._shortlist(variants)
+            numbers = self._shortlist(variants, candidates)
             scored = self._score(variants, numbers)
         return decide(query, scored, prefer)
 
@@ -263,10 +287,11 @@ class CustomerIndex:
         rows = (self._row_of[cid] for cid in self._legal.get(hash(key), ()))
         return [n for n in rows if exact_key(self._names[n]) == key]
 
-    def _shortlist(self, variants: list[QueryVariant]) -> list[int]:
+    def _shortlist(self, variants: list[QueryVariant], candidates: int = CANDIDATES) -> list[int]:
         """Stage 1: rows sharing the most informative characters and syllables with the query, plus
         every exact 简称 hit (美团 shares nothing with 北京三快在线科技)."""
-        numbers = set(self._top_rows(_tokens([v.text for v in variants], [symbols(v.tokens) for v in variants])))
+        tokens = _tokens([v.text for v in variants], [symbols(v.tokens) for v in variants])
+        numbers = set(self._top_rows(tokens, candidates))
         for variant in variants:
             for cid in self._alias.get(hash(variant.text), ()):
                 number = self._row_of[cid]
@@ -274,7 +299,7 @@ class CustomerIndex:
                     numbers.add(number)
         return sorted(numbers)
 
-    def _top_rows(self, tokens: set[str]) -> list[int]:
+    def _top_rows(self, tokens: set[str], candidates: int = CANDIDATES) -> list[int]:
         total = len(self._ids)
         if not total:
             return []
@@ -284,7 +309,11 @@ class CustomerIndex:
             posting = self._postings.get(token)
             if posting:
                 # idf: 科/技 are in half the names and say little; 腾 says a lot.
-                scores[np.frombuffer(posting, dtype=np.intc)] += math.log(1.0 + live / len(posting))
+                weight = math.log(1.0 + live / len(posting))
+                if len(posting) == total:  # 有限公司 is in every name: the same sum, without the gather
+                    scores += weight
+                else:
+                    scores[np.frombuffer(posting, dtype=np.intc)] += weight
         if self._dead:
             scores[np.frombuffer(self._dead, dtype=np.intc)] = 0.0
         # Most rows share only a common character or two: drop them with one cheap comparison
@@ -293,9 +322,9 @@ class CustomerIndex:
         if top <= 0.0:
             return []
         hits = np.flatnonzero(scores >= top * 0.25)
-        if len(hits) <= CANDIDATES:
+        if len(hits) <= candidates:
             return hits.tolist()
-        best = np.argpartition(-scores[hits], CANDIDATES)[:CANDIDATES]
+        best = np.argpartition(-scores[hits], candidates)[:candidates]
         return hits[best].tolist()
 
     def _score(self, variants: list[QueryVariant], numbers: list[int]) -> list[tuple[float, int, str]]:
@@ -303,16 +332,17 @@ class CustomerIndex:
         cut to what the policy needs (all within LEAD of the best, and at least TOP + 1)."""
         if not numbers:
             return []
-        texts = _SEP.join(self._texts[n] for n in numbers).split(_SEP)
-        sounds = _SEP.join(self._sounds[n] for n in numbers).split(_SEP)
+        texts = _SEP.join([self._texts[n] for n in numbers]).split(_SEP)
+        sounds = _SEP.join([self._sounds[n] for n in numbers]).split(_SEP)
         counts = np.frombuffer(self._form_counts, dtype=np.uint16)[numbers].astype(np.intp)
         owner = np.repeat(np.arange(len(numbers)), counts)
         by_chars = process.cdist([v.text for v in variants], texts, scorer=fuzz.ratio, dtype=np.float32)
         by_sound = process.cdist([symbols(v.tokens) for v in variants], sounds, scorer=fuzz.ratio,
                                  dtype=np.float32) - SYLLABLE_HANDICAP
         best = np.maximum(by_chars, by_sound)
+        heads = "".join([text[:1] or _SEP for text in texts])  # one character per text, even an empty one
         for i, variant in enumerate(variants):
-            _abbreviations(variant.text, texts, best[i])
+            _abbreviations(variant.text, texts, heads, best[i])
         best -= self._penalties(variants, numbers)[:, owner]
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         per_row = np.maximum.reduceat(best.max(axis=0), starts)
@@ -323,11 +353,16 @@ class CustomerIndex:
     def _penalties(self, variants: list[QueryVariant], numbers: list[int]) -> np.ndarray:
         """(variants × rows): what each variant's guesses cost against each customer."""
         out = np.zeros((len(variants), len(numbers)), dtype=np.float32)
+        distinct = inverse = None
         for i, variant in enumerate(variants):
             out[i] = variant.penalty
             if variant.regions:
+                if distinct is None:
+                    ids = np.frombuffer(self._region_ids, dtype=np.intc)[numbers]
+                    distinct, inverse = np.unique(ids, return_inverse=True)
                 wanted = set(variant.regions)
-                out[i] += [_place_penalty(variant, wanted, self._regions[n]) for n in numbers]
+                per_tuple = [_place_penalty(variant, wanted, self._region_table[n]) for n in distinct.tolist()]
+                out[i] += np.asarray(per_tuple, dtype=np.float32)[inverse]
         return out
 
 
@@ -367,13 +402,13 @@ def _tokens(texts: Iterable[str], syllables: Iterable[str]) -> set[str]:
     return out
 
 
-def _abbreviations(query: str, texts: list[str], scores: np.ndarray) -> None:
+def _abbreviations(query: str, texts: list[str], heads: str, scores: np.ndarray) -> None:
     """招行 for 招商银行, 中石化 for 中国石油化工: same first character, the rest in order. A bare
     place (深圳) abbreviates every company named after it, so it abbreviates nothing."""
     if not 2 <= len(query) <= MAX_ABBREVIATION or is_place(query):
         return
-    first = query[0]
-    for j in [j for j, text in enumerate(texts) if text[0] == first]:
+    first = query[0]  # `heads`: each text's first character, searched in C rather than a Python loop
+    for j in [m.start() for m in re.finditer(re.escape(first), heads)]:
         text = texts[j]
         if len(text) > len(query) and scores[j] < ABBREVIATION and _subsequence(query, text):
             scores[j] = ABBREVIATION

@@ -18,8 +18,10 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
+from pypinyin.seg.simpleseg import seg
 
 # A form is a list of (character, syllable) pairs so that cutting the text cuts its pinyin the same
 # way; non-Chinese characters carry themselves upper-cased (a Latin "a" must not equal 啊's "a").
@@ -113,10 +115,24 @@ HETERONYMS = {"长": ("chang", "zhang"), "行": ("hang", "xing"), "重": ("chong
 
 def pairs_of(text: str) -> Pairs:
     """Characters with their toneless syllables; pypinyin reads phrases (银行 = yin hang)."""
-    syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda chunk: [c.upper() for c in chunk])
+    return list(zip(text, _syllables(text)))
+
+
+@lru_cache(maxsize=65536)
+def _syllables(text: str) -> tuple[str, ...]:
+    # pypinyin is most of what reading a name costs, and one name is read several times over (its
+    # query variants, its stored forms; a bulk import reads each row's name as both), so remember it.
+    syllables = [s for word in seg(text) for s in _word_syllables(word)]
     if len(syllables) != len(text):  # never seen, but alignment is what everything relies on
         syllables = [lazy_pinyin(c, style=Style.NORMAL, errors=lambda s: s.upper())[0] for c in text]
-    return list(zip(text, syllables))
+    return tuple(syllables)
+
+
+@lru_cache(maxsize=65536)
+def _word_syllables(word: str) -> tuple[str, ...]:
+    # pypinyin cuts a text into words and reads each word on its own, so reading word by word is the
+    # same reading; and words repeat across names (深圳, 科技, 有限公司) where whole names do not.
+    return tuple(lazy_pinyin([word], style=Style.NORMAL, errors=lambda chunk: [c.upper() for c in chunk]))
 
 
 def other_reading(text: str, tokens: str) -> str | None:
@@ -146,6 +162,7 @@ _PRIVATE_USE = 0xE000  # 6,400 code points; Mandarin has ~410 toneless syllables
 _PRIVATE_USE_MORE = 0xF0000  # plane 15, should anything odd ever fill the first block
 
 
+@lru_cache(maxsize=65536)  # a symbol, once handed out, never changes; the matcher asks for the same ones often
 def symbols(tokens: str) -> str:
     """One character per syllable (a private-use code point), so string similarity counts whole
     syllables: teng xun → two symbols, and 腾迅 == 腾讯. Letters and digits stand for themselves.
@@ -171,6 +188,7 @@ def _new_symbol(n: int) -> str:
 
 
 _ORG_PAIRS = [(form, pairs_of(form)) for form in ORG_FORMS]
+_ORG_LAST_SOUNDS = frozenset(form_pairs[-1][1] for _, form_pairs in _ORG_PAIRS)
 
 
 def strip_org_forms(pairs: Pairs) -> tuple[Pairs, list[str]]:
@@ -178,7 +196,7 @@ def strip_org_forms(pairs: Pairs) -> tuple[Pairs, list[str]]:
     least half their characters are right, so a typo in 有限公司 does not stay in the name."""
     removed: list[str] = []
     changed = True
-    while changed:
+    while changed and pairs and pairs[-1][1] in _ORG_LAST_SOUNDS:  # every form must match by sound
         changed = False
         for form, form_pairs in _ORG_PAIRS:
             n = len(form_pairs)

@@ -261,13 +261,14 @@ def queue_resync(session: Session, *, by: Employee, now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class LastSync:
-    at: datetime | None
+    at: str  # in the company's time zone, 2026-12-03 09:40; "—" when unknown
     state: str  # 等待执行 / 已完成 / 失败
     summary: list[str] = field(default_factory=list)
 
 
-def last_sync(session: Session) -> LastSync | None:
-    """The latest run of the directory job (nightly or asked for), with what it reported."""
+def last_sync(session: Session, *, tz: str) -> LastSync | None:
+    """The latest run of the directory job (nightly or asked for), with what it reported; its time
+    in the company's time zone `tz` (the database holds UTC)."""
     row = session.execute(select(Outbox).where(Outbox.kind == "cron", Outbox.key.like(f"cron:{JOB}:%"))
                           .order_by(Outbox.id.desc())).scalars().first()
     if row is None:
@@ -277,7 +278,8 @@ def last_sync(session: Session) -> LastSync | None:
     lines = [f"{PLATFORMS.get(p, p)}：{_sync_line(r)}" for p, r in sorted(result.items())]
     if row.status == "dead" and row.last_error:
         lines.append(row.last_error[:200])
-    return LastSync(row.sent_at or row.due_at, state, lines)
+    moment = row.sent_at or row.due_at
+    return LastSync(moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if moment else "—", state, lines)
 
 
 def _sync_line(report) -> str:
@@ -328,7 +330,7 @@ def customer_page(session: Session, viewer: Employee, team: frozenset[int] | Non
         page.audit_rows.append({"at": entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
                                 "who": names.get(entry.actor_id, "办理") if entry.actor_id else "办理",
                                 "action": audit_view.ACTION_NAMES.get(entry.action, entry.action),
-                                "detail": entry.detail})
+                                "detail": audit_view.detail_text(entry.detail)})
     return page
 
 

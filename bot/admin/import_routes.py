@@ -1,6 +1,6 @@
 """/admin/import (admins): upload a customer list (CSV or XLSX), see what would happen — rows to add,
 likely duplicates, bad rows with their Excel row number — with nothing written, then 确认导入 writes
-exactly that in one transaction. workflows/import_staging.py keeps the file between the two steps."""
+exactly that in one transaction, or 取消 throws the upload away. workflows/import_staging.py keeps the file between the two steps."""
 
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ def add_routes(bp: Blueprint, runtime: Runtime) -> None:
         import_staging.finish(root, token)
         return redirect(url_for("admin.import_page", done=f"{len(created)}:{len(staged.plan.duplicates)}:"
                                                            f"{len(staged.plan.bad)}"))
+
+
+    @bp.post("/import/cancel")
+    @auth.signed_in(runtime, admin_only=True)
+    def import_cancel():
+        import_staging.cancel(root, request.form.get("token", ""), uploader_id=g.viewer.employee.id)
+        return redirect(url_for("admin.import_page"))
 
 
 def _options(form) -> dict:

@@ -29,7 +29,7 @@ def add_routes(bp: Blueprint, runtime: Runtime) -> None:
             found = people_view.people(session, team=g.viewer.team, today=today(), **args)
             return render_template("admin/people.html", viewer=g.viewer, people=found, asked=args,
                                    states=people_view.STATES,
-                                   last_sync=people_view.last_sync(session) if g.viewer.admin else None,
+                                   last_sync=people_view.last_sync(session, tz=runtime.settings.timezone) if g.viewer.admin else None,
                                    notice=request.args.get("notice", "")[:200])
 
     @bp.get("/people/<int:person_id>")
