@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import text
 
-from conftest import photo_bytes, wait_for
+from conftest import photo_bytes, startup_cron_finished, wait_for
 from storage.db import session_scope
 from storage.models import Customer, Employee, FollowUp, Identity
 from workflows.matching import refresh_forms
@@ -67,6 +67,11 @@ def sales_team(stack_factory, **settings):
         for short, days in (("招行", 1), ("腾讯", 2)):
             session.add(FollowUp(customer_id=made[short].id, employee_id=rep.id, method="电话", content="旧记录",
                                  happened_at=SATURDAY_10AM - timedelta(days=days)))
+    # At the clock's Saturday 10:00 every nightly slot is within its catch-up, so the stack runs the
+    # 公海 sweep, the directory sync … at start, in its worker. Let them finish on this data before a
+    # test adds its own: a sweep still running would release the test's untouched customers.
+    if settings.get("start_workers", True):
+        startup_cron_finished(stack)
     return stack
 
 
