@@ -37,7 +37,7 @@ class CronJob:
 
 def purge_old_records(runtime: Any, session: Session) -> dict[str, Any]:
     """Forget finished outbox rows after 30 days — long past any platform's redelivery of a callback —,
-    customer name changes after a day (every process's matcher has applied them by then), and
+    customer name changes after a week (every live matcher has applied them by then), and
     processes not seen for a day (restarted or moved: the queue page lists only recent ones)."""
     now = runtime.now()
     return {"outbox": outbox.purge_done(session, before=now - timedelta(days=30)),

@@ -186,7 +186,7 @@ class CustomerNameChange(SQLModel, table=True):
     written by a database trigger (migration 0015_customer_name_changes), so every writer — the ORM, a bulk import, a merge,
     SQL typed by hand — is seen. Each process's in-memory name matcher reads the rows after the last
     one it applied instead of fingerprinting the whole customer table on every lookup
-    (workflows/customer_index.py). The nightly purge forgets rows older than a day."""
+    (workflows/customer_index.py). The nightly purge forgets rows older than a week."""
 
     __tablename__ = "customer_name_change"
     # AUTOINCREMENT: SQLite would otherwise hand out a purged top seq again, and a process that had
