@@ -24,10 +24,10 @@ from sqlmodel import Session
 from cards import Card
 from storage.models import ApiCallCount
 from workflows import roles
+from workflows.identity import PLATFORM_NAMES
 from workflows.pushes import Pusher
 
 WARN_SHARE = 0.8
-PLATFORM_NAMES = {"dingtalk": "钉钉", "wecom": "企业微信"}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from storage import outbox
 from storage.db import insert_ignore
 from storage.models import Conversation, Employee, EmployeeRole, Identity, Outbox, utcnow
 
+# The platforms by the names people know them (pages, cards).
+PLATFORM_NAMES = {"wecom": "企业微信", "dingtalk": "钉钉"}
+
 
 @dataclass(frozen=True)
 class DirectoryEntry:

@@ -26,7 +26,6 @@ from workflows import audit, audit_view, customers, directory_leavers, identity,
 from workflows.approvals import away, requests
 from workflows.customer_views import CLOSED_STAGES, mask_phone
 
-PLATFORMS = {"wecom": "企业微信", "dingtalk": "钉钉"}
 STATES = {"active": "在职", "awaiting": "待交接", "departed": "已离职"}
 HISTORY_ROWS = 200  # a customer page shows this many of each kind, newest first
 
@@ -72,7 +71,7 @@ def people(session: Session, *, team: frozenset[int] | None, name: str = "", dep
 def _row(session: Session, person: Employee, today: date) -> PersonRow:
     ids: dict[str, list[str]] = {}
     for found in identity.identities_of(session, person.id):
-        ids.setdefault(PLATFORMS.get(found.platform, found.platform), []).append(found.user_id)
+        ids.setdefault(identity.PLATFORM_NAMES.get(found.platform, found.platform), []).append(found.user_id)
     manager = session.get(Employee, person.manager_id) if person.manager_id else None
     return PersonRow(person, ids, manager.name if manager else "", [roles.name_of(r) for r in roles.roles_of(session, person)],
                      delegate_text(session, person, today), state_of(person))
@@ -236,7 +235,7 @@ def link_plan(session: Session, keep: Employee, other_id: str) -> tuple[Employee
 
 def link(session: Session, keep: Employee, other: Employee, *, by: Employee, now: datetime) -> str:
     """`banli employees link`, from the console: the same move, audited with who did it."""
-    names = [f"{PLATFORMS.get(i.platform, i.platform)} {i.user_id}" for i in identity.identities_of(session, other.id)]
+    names = [f"{identity.PLATFORM_NAMES.get(i.platform, i.platform)} {i.user_id}" for i in identity.identities_of(session, other.id)]
     moved = identity.link_identities(session, keep, other)
     audit.record(session, actor=by, action="employee.link", subject=f"employee:{keep.id}", platform="web",
                  detail={"merged": other.id, "references": moved, "identities": names}, at=now)
@@ -275,7 +274,7 @@ def last_sync(session: Session, *, tz: str) -> LastSync | None:
         return None
     state = {"pending": "等待执行", "sent": "已完成", "dead": "失败"}.get(row.status, row.status)
     result = json.loads(row.result or "{}")
-    lines = [f"{PLATFORMS.get(p, p)}：{_sync_line(r)}" for p, r in sorted(result.items())]
+    lines = [f"{identity.PLATFORM_NAMES.get(p, p)}：{_sync_line(r)}" for p, r in sorted(result.items())]
     if row.status == "dead" and row.last_error:
         lines.append(row.last_error[:200])
     moment = row.sent_at or row.due_at
